@@ -1,0 +1,67 @@
+# Portcullis build. `make test` is what CI runs (.ci/run) on a fresh Debian 12 machine as root.
+SHELL := /bin/bash
+DEB_PACKAGES := ruby-dev ruby-rspec ruby-rack ruby-rack-test puma rake ruby-benchmark-ips \
+                ruby-railties ruby-actionpack libclang-dev pkg-config
+CARGO ?= cargo
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
+EXT_SO := lib/portcullis/portcullis.so
+RSPEC ?= rspec
+
+.PHONY: all test deps toolchain ext rust-test lint rspec gem-test bench bench-rust bench-ruby demo clean
+
+all: ext
+
+# Install whatever Debian packages are missing (apt-get update first, so a new machine works).
+deps:
+	@missing=""; for p in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "make: installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+toolchain:
+	@$(CARGO) clippy --version >/dev/null 2>&1 || rustup component add clippy
+	@$(CARGO) fmt --version >/dev/null 2>&1 || rustup component add rustfmt
+
+# Build the release extension and copy it where lib/portcullis.rb looks first.
+ext: deps
+	$(CARGO) build --release -p portcullis-ext
+	cp $(TARGET_DIR)/release/libportcullis.so $(EXT_SO)
+
+rust-test:
+	$(CARGO) test --workspace
+
+lint: toolchain
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) fmt --all --check
+
+rspec: ext
+	$(RSPEC)
+
+# Build the gem, install it into a scratch GEM_HOME with RubyGems' cargo builder, and
+# verify a chain through the installed copy.
+gem-test: deps
+	rm -rf tmp/gem && mkdir -p tmp/gem
+	gem build portcullis.gemspec -o tmp/gem/portcullis.gem
+	GEM_HOME=$(CURDIR)/tmp/gem/home gem install --local --no-document tmp/gem/portcullis.gem
+	cd tmp && GEM_HOME=$(CURDIR)/tmp/gem/home GEM_PATH=$(CURDIR)/tmp/gem/home ruby ../spec/installed_gem_check.rb
+
+test: deps toolchain ext rust-test lint rspec gem-test
+	@echo "make test: all green"
+
+bench: bench-rust bench-ruby
+
+bench-rust:
+	$(CARGO) bench -p portcullis-benches
+
+bench-ruby: ext
+	@for f in benches/ruby/*.rb; do echo "== $$f"; ruby -Ilib $$f || exit 1; done
+
+demo: ext
+	ruby -Ilib examples/demo/run.rb
+
+clean:
+	$(CARGO) clean
+	rm -rf tmp $(EXT_SO)

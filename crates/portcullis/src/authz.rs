@@ -1,0 +1,1 @@
+//! authz (to be filled in).

@@ -1,0 +1,1 @@
+//! command (to be filled in).

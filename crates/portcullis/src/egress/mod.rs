@@ -1,0 +1,1 @@
+//! egress (to be filled in).

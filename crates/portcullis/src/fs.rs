@@ -1,0 +1,1 @@
+//! fs (to be filled in).

@@ -1,0 +1,36 @@
+//! # Portcullis
+//!
+//! Keeps a compromised or hostile request inside the box. mTLS proves *who* is calling;
+//! Portcullis decides *what they may reach*:
+//!
+//! - [`identity`]: verify client certificate chains (rustls-webpki) and turn them into an
+//!   [`identity::Identity`].
+//! - [`authz`]: map identities to named permissions, default deny.
+//! - [`egress`]: decide which URLs and exact IP addresses the app may connect to.
+//! - [`fs`]: open files strictly beneath a root, on disk, without check-then-use races.
+//! - [`command`]: build argv from typed, untrusted values; never a shell.
+//!
+//! Every capability has its own `#[non_exhaustive]` error enum; each error has a stable
+//! machine code (see [`ErrorCode`]) and a message that says what was wrong.
+#![deny(unsafe_code)] // opt-outs: `fs` (openat2) and `command` (rlimits in the child), each commented
+#![warn(missing_docs)]
+
+pub mod authz;
+pub mod command;
+pub mod egress;
+pub mod fs;
+pub mod identity;
+
+/// A stable, machine-readable code carried by every Portcullis error
+/// (`cert.expired`, `egress.reserved_address`, `path.escape`, …).
+///
+/// Codes never change once published; messages may be reworded.
+///
+/// ```
+/// use portcullis::ErrorCode;
+/// fn log(e: &dyn ErrorCode) -> String { format!("{}: {}", e.code(), e) }
+/// ```
+pub trait ErrorCode: std::error::Error {
+    /// The stable code, `capability.reason`.
+    fn code(&self) -> &'static str;
+}

@@ -1,0 +1,61 @@
+//! Running Rust work without holding Ruby's GVL, so other Puma threads keep going.
+//!
+//! magnus has no GVL-release API, so this calls `rb_thread_call_without_gvl` directly.
+//! The closure must not touch any Ruby object: it gets owned Rust data and returns owned
+//! Rust data; Ruby objects are built after the GVL is back.
+#![allow(unsafe_code)] // the one FFI call below; its safety argument is written next to it
+#![allow(dead_code)] // used by the capability bindings that call into slow core work
+
+use std::ffi::c_void;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+struct Slot<F, R> {
+    work: Option<F>,
+    result: Option<std::thread::Result<R>>,
+}
+
+extern "C" fn trampoline<F: FnOnce() -> R, R>(data: *mut c_void) -> *mut c_void {
+    // SAFETY: `data` is the `&mut Slot<F, R>` passed by `without_gvl` below, alive for the
+    // whole call, and only this function touches it while the GVL is released.
+    let slot = unsafe { &mut *(data as *mut Slot<F, R>) };
+    if let Some(work) = slot.work.take() {
+        // A panic must never unwind across the C frame of the Ruby VM.
+        slot.result = Some(catch_unwind(AssertUnwindSafe(work)));
+    }
+    std::ptr::null_mut()
+}
+
+/// Runs `work` with the GVL released and returns its result. A panic inside `work` is
+/// caught and returned as `Err(message)` instead of crossing into the VM.
+pub(crate) fn without_gvl<F, R>(work: F) -> Result<R, String>
+where
+    F: FnOnce() -> R + Send,
+    R: Send,
+{
+    let mut slot = Slot { work: Some(work), result: None };
+    // SAFETY: `trampoline::<F, R>` matches the expected signature; `slot` outlives the call;
+    // no unblocking function is given, so Ruby waits for `work` to finish (it is bounded).
+    unsafe {
+        rb_sys::rb_thread_call_without_gvl(
+            Some(trampoline::<F, R>),
+            &mut slot as *mut Slot<F, R> as *mut c_void,
+            None,
+            std::ptr::null_mut(),
+        );
+    }
+    match slot.result {
+        Some(Ok(r)) => Ok(r),
+        Some(Err(p)) => Err(panic_message(&p)),
+        None => Err("portcullis: work did not run".to_owned()),
+    }
+}
+
+fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic".to_owned()
+    }
+}

@@ -1,0 +1,25 @@
+//! The Ruby extension: thin wrappers over the `portcullis` core crate.
+//!
+//! Rule of the house: this crate converts types and maps errors. Policy decisions live in
+//! the core; if you find yourself writing one here, move it there.
+
+mod authz;
+mod command;
+mod egress;
+mod errors;
+mod fs;
+mod gvl;
+mod identity;
+
+use magnus::{Error, Ruby};
+
+#[magnus::init(name = "portcullis")]
+fn init(ruby: &Ruby) -> Result<(), Error> {
+    let module = ruby.define_module("Portcullis")?;
+    identity::init(ruby, module)?;
+    authz::init(ruby, module)?;
+    egress::init(ruby, module)?;
+    fs::init(ruby, module)?;
+    command::init(ruby, module)?;
+    Ok(())
+}

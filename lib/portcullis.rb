@@ -1,0 +1,23 @@
+# frozen_string_literal: true
+
+require_relative "portcullis/version"
+require_relative "portcullis/error"
+
+# Load the native extension. Locations, in order:
+#   portcullis/portcullis.so         - `make` copies the cargo build here
+#   portcullis/X.Y/portcullis.so     - precompiled (fat) gems, one per Ruby minor version
+#   portcullis.so                    - RubyGems' cargo builder puts it flat in lib/
+native = [
+  File.join(__dir__, "portcullis", "portcullis.so"),
+  File.join(__dir__, "portcullis", RUBY_VERSION[/\A\d+\.\d+/], "portcullis.so"),
+  File.join(__dir__, "portcullis.so")
+].find { |path| File.exist?(path) }
+raise LoadError, "portcullis: native extension not found; run `make ext` (or reinstall the gem)" unless native
+
+require native
+
+# Portcullis keeps a hostile request inside the box: it verifies mutual-TLS client
+# certificates into identities, authorizes them, confines outbound URLs, file access and
+# commands. See README.md for a tour.
+module Portcullis
+end
