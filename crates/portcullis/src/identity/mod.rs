@@ -1,1 +1,53 @@
-//! identity (to be filled in).
+//! Client certificate chains in, [`Identity`] out.
+//!
+//! Owned by the identity capability: trust store, chain verification (rustls-webpki),
+//! the verification cache, certificate decoding and certificate sources.
+
+mod dn;
+
+pub use dn::{attribute_oid, Attribute, DistinguishedName, DnParseError};
+
+use std::net::IpAddr;
+
+/// Who a verified client is: everything later decisions (authz, logging) may rely on.
+///
+/// Only [`TrustStore`-verified](self) chains produce an `Identity`; it is never built from
+/// a header or a string alone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Identity {
+    /// Subject DN of the leaf.
+    pub subject: DistinguishedName,
+    /// Issuer DN of the leaf.
+    pub issuer: DistinguishedName,
+    /// The leaf's most specific commonName, if any.
+    pub common_name: Option<String>,
+    /// dNSName SANs.
+    pub dns_names: Vec<String>,
+    /// uniformResourceIdentifier SANs (including the SPIFFE ID, if any).
+    pub uris: Vec<String>,
+    /// rfc822Name SANs.
+    pub emails: Vec<String>,
+    /// iPAddress SANs.
+    pub ips: Vec<IpAddr>,
+    /// The SPIFFE ID, when the leaf carries exactly one `spiffe://` URI SAN.
+    pub spiffe_id: Option<String>,
+    /// Serial number, lowercase hex, no leading zero bytes.
+    pub serial: String,
+    /// SHA-256 of the leaf's DER, lowercase hex.
+    pub fingerprint: String,
+    /// notBefore, seconds since the Unix epoch.
+    pub not_before: i64,
+    /// notAfter, seconds since the Unix epoch.
+    pub not_after: i64,
+    /// SHA-256 fingerprints (lowercase hex) of the verified path: leaf first, anchor last.
+    pub chain_fingerprints: Vec<String>,
+}
+
+impl Identity {
+    /// The trust domain of the SPIFFE ID (`example.org` in `spiffe://example.org/ns/x`).
+    pub fn spiffe_trust_domain(&self) -> Option<&str> {
+        let rest = self.spiffe_id.as_deref()?.strip_prefix("spiffe://")?;
+        Some(rest.split('/').next().unwrap_or(rest))
+    }
+}
