@@ -12,7 +12,10 @@ fn class(ruby: &Ruby, name: &str) -> ExceptionClass {
     static PORTCULLIS: Lazy<RModule> = Lazy::new(|ruby| {
         ruby.class_object()
             .const_get("Portcullis")
-            .unwrap_or_else(|_| ruby.define_module("Portcullis").unwrap_or_else(|_| unreachable!()))
+            .unwrap_or_else(|_| {
+                ruby.define_module("Portcullis")
+                    .unwrap_or_else(|_| unreachable!())
+            })
     });
     ruby.get_inner(&PORTCULLIS)
         .const_get::<_, ExceptionClass>(name)
@@ -24,7 +27,9 @@ pub(crate) fn raise_with_code(ruby: &Ruby, class_name: &str, code: &str, message
     let klass = class(ruby, class_name);
     match klass.new_instance((message,)) {
         Ok(exc) => {
-            if let Err(e) = exc.funcall::<_, _, magnus::Value>("instance_variable_set", ("@code", code)) {
+            if let Err(e) =
+                exc.funcall::<_, _, magnus::Value>("instance_variable_set", ("@code", code))
+            {
                 return e;
             }
             Error::from(exc)

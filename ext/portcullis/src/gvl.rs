@@ -32,7 +32,10 @@ where
     F: FnOnce() -> R + Send,
     R: Send,
 {
-    let mut slot = Slot { work: Some(work), result: None };
+    let mut slot = Slot {
+        work: Some(work),
+        result: None,
+    };
     // SAFETY: `trampoline::<F, R>` matches the expected signature; `slot` outlives the call;
     // no unblocking function is given, so Ruby waits for `work` to finish (it is bounded).
     unsafe {

@@ -76,7 +76,9 @@ pub fn attribute_oid(name: &str) -> Option<String> {
     }
     let numeric = !name.is_empty()
         && name.split('.').count() >= 2
-        && name.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+        && name
+            .split('.')
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
     numeric.then(|| name.to_owned())
 }
 
@@ -87,7 +89,11 @@ fn short_name(oid: &str) -> Option<&'static str> {
 /// Values compare case-insensitively with insignificant whitespace removed
 /// (RFC 4518 caseIgnoreMatch, simplified to what certificates use in practice).
 fn normalize(value: &str) -> String {
-    value.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase()
+    value
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
 }
 
 impl Attribute {
@@ -137,13 +143,17 @@ impl DistinguishedName {
         let mut i = 0;
         let finish = |key: &mut String, value: &mut Vec<u8>, rdn: &mut Vec<Attribute>| {
             let name = key.trim();
-            let oid = attribute_oid(name)
-                .ok_or_else(|| DnParseError { message: format!("unknown attribute type {name:?}") })?;
-            let text = String::from_utf8(std::mem::take(value))
-                .map_err(|_| DnParseError { message: format!("value of {name} is not UTF-8") })?;
+            let oid = attribute_oid(name).ok_or_else(|| DnParseError {
+                message: format!("unknown attribute type {name:?}"),
+            })?;
+            let text = String::from_utf8(std::mem::take(value)).map_err(|_| DnParseError {
+                message: format!("value of {name} is not UTF-8"),
+            })?;
             let text = text.trim().to_owned();
             if text.is_empty() {
-                return Err(DnParseError { message: format!("empty value for {name}") });
+                return Err(DnParseError {
+                    message: format!("empty value for {name}"),
+                });
             }
             rdn.push(Attribute { oid, value: text });
             key.clear();
@@ -154,7 +164,9 @@ impl DistinguishedName {
             if !in_value {
                 match b {
                     b'=' => in_value = true,
-                    b',' | b'+' => return Err(err(format!("attribute without '=' before byte {i}"))),
+                    b',' | b'+' => {
+                        return Err(err(format!("attribute without '=' before byte {i}")))
+                    }
                     _ => key.push(b as char),
                 }
                 i += 1;
@@ -162,11 +174,17 @@ impl DistinguishedName {
             }
             match b {
                 b'\\' => {
-                    let next = *bytes.get(i + 1).ok_or_else(|| err("dangling '\\' at end".to_owned()))?;
+                    let next = *bytes
+                        .get(i + 1)
+                        .ok_or_else(|| err("dangling '\\' at end".to_owned()))?;
                     if next.is_ascii_hexdigit() {
-                        let pair = bytes.get(i + 1..i + 3).ok_or_else(|| err("truncated \\HH escape".to_owned()))?;
-                        let hexstr = std::str::from_utf8(pair).map_err(|_| err("bad escape".to_owned()))?;
-                        let v = u8::from_str_radix(hexstr, 16).map_err(|_| err(format!("bad escape \\{hexstr}")))?;
+                        let pair = bytes
+                            .get(i + 1..i + 3)
+                            .ok_or_else(|| err("truncated \\HH escape".to_owned()))?;
+                        let hexstr =
+                            std::str::from_utf8(pair).map_err(|_| err("bad escape".to_owned()))?;
+                        let v = u8::from_str_radix(hexstr, 16)
+                            .map_err(|_| err(format!("bad escape \\{hexstr}")))?;
                         value.push(v);
                         i += 3;
                     } else {
@@ -244,7 +262,7 @@ impl Eq for DistinguishedName {}
 fn escape_value(v: &str, out: &mut String) {
     let len = v.chars().count();
     for (i, c) in v.chars().enumerate() {
-        let special = matches!(c, ',' | '+' | '"' | '\\' | '<' | '>' | ';' | '=')
+        let special = matches!(c, ',' | '+' | '"' | '\\' | '<' | '>' | ';')
             || (i == 0 && (c == '#' || c == ' '))
             || (i + 1 == len && c == ' ');
         if c.is_control() {
@@ -329,8 +347,13 @@ mod tests {
 
     #[test]
     fn malformed_strings_are_errors() {
-        for bad in ["", "CN", "CN=", "=a", "XX=a", "CN=a,", "CN=a\\", "CN=a\\4", ",CN=a"] {
-            assert!(DistinguishedName::parse(bad).is_err(), "{bad:?} should fail");
+        for bad in [
+            "", "CN", "CN=", "=a", "XX=a", "CN=a,", "CN=a\\", "CN=a\\4", ",CN=a",
+        ] {
+            assert!(
+                DistinguishedName::parse(bad).is_err(),
+                "{bad:?} should fail"
+            );
         }
     }
 }
