@@ -216,7 +216,7 @@ fn bad_templates_are_refused_when_built() {
             "empty integer range",
             CommandTemplate::builder("/bin/echo")
                 .placeholder("n")
-                .param("n", Param::integer(5..=1)),
+                .param("n", Param::integer(std::ops::RangeInclusive::new(5, 1))),
         ),
         (
             "NUL in a fixed argument",
