@@ -7,8 +7,8 @@
 use std::time::Duration;
 
 use magnus::{
-    function, method, prelude::*, r_hash::ForEach, Error, RArray, RClass, RHash, RModule,
-    RString, Range, Ruby, Symbol, Value,
+    function, method, prelude::*, r_hash::ForEach, Error, RArray, RClass, RHash, RModule, RString,
+    Range, Ruby, Symbol, Value,
 };
 use portcullis::command::{CommandOutput, CommandTemplate, CommandTemplateBuilder, Param, Rlimits};
 
@@ -40,7 +40,10 @@ fn text(ruby: &Ruby, value: Value, what: &str) -> Result<String, Error> {
     }
     Err(bad_template(
         ruby,
-        format!("{what} must be a String or Symbol, got {}", value.class().inspect()),
+        format!(
+            "{what} must be a String or Symbol, got {}",
+            value.class().inspect()
+        ),
     ))
 }
 
@@ -114,7 +117,10 @@ fn one_of(ruby: &Ruby, name: &str, value: Value) -> Result<Param, Error> {
     if let Some(map) = RHash::from_value(value) {
         let mut pairs = Vec::with_capacity(map.len());
         map.foreach(|k: Value, v: Value| {
-            pairs.push((text(ruby, k, "a one_of choice")?, text(ruby, v, "a one_of target")?));
+            pairs.push((
+                text(ruby, k, "a one_of choice")?,
+                text(ruby, v, "a one_of target")?,
+            ));
             Ok(ForEach::Continue)
         })?;
         return Ok(Param::one_of(pairs));
@@ -160,13 +166,29 @@ fn pattern(ruby: &Ruby, value: Value) -> Result<Param, Error> {
 
 fn integer(ruby: &Ruby, name: &str, value: Value) -> Result<Param, Error> {
     let Some(range) = Range::from_value(value) else {
-        return Err(bad_template(ruby, format!("params[:{name}]: integer must be a Range like 1..10")));
+        return Err(bad_template(
+            ruby,
+            format!("params[:{name}]: integer must be a Range like 1..10"),
+        ));
     };
-    let bound = |v: Result<Option<i64>, Error>| {
-        v.map_err(|_| bad_template(ruby, format!("params[:{name}]: integer range bounds must be Integers (64-bit) or nil")))
+    // Only Integer or nil bounds: a Float bound would be truncated silently.
+    let bound = |v: Value| -> Result<Option<i64>, Error> {
+        let refuse = || {
+            bad_template(
+                ruby,
+                format!("params[:{name}]: integer range bounds must be Integers (64-bit) or nil"),
+            )
+        };
+        if v.is_nil() {
+            Ok(None)
+        } else if v.is_kind_of(ruby.class_integer()) {
+            i64::try_convert(v).map(Some).map_err(|_| refuse())
+        } else {
+            Err(refuse())
+        }
     };
-    let lo = bound(range.beg::<Option<i64>>())?;
-    let hi = bound(range.end::<Option<i64>>())?;
+    let lo = bound(range.beg::<Value>()?)?;
+    let hi = bound(range.end::<Value>()?)?;
     let lo = lo.unwrap_or(i64::MIN);
     Ok(match (hi, range.excl()) {
         (None, _) => Param::integer(lo..),
@@ -181,12 +203,19 @@ fn rlimits(ruby: &Ruby, value: Value) -> Result<Rlimits, Error> {
         return Ok(limits);
     }
     let Some(hash) = RHash::from_value(value) else {
-        return Err(bad_template(ruby, "rlimits must be a Hash (cpu:, address_space:, file_size:, nproc:)"));
+        return Err(bad_template(
+            ruby,
+            "rlimits must be a Hash (cpu:, address_space:, file_size:, nproc:)",
+        ));
     };
     hash.foreach(|key: Value, v: Value| {
         let key = text(ruby, key, "an rlimit name")?;
-        let n = u64::try_convert(v)
-            .map_err(|_| bad_template(ruby, format!("rlimits[:{key}] must be a non-negative Integer")))?;
+        let n = u64::try_convert(v).map_err(|_| {
+            bad_template(
+                ruby,
+                format!("rlimits[:{key}] must be a non-negative Integer"),
+            )
+        })?;
         limits = match key.as_str() {
             "cpu" => limits.cpu_seconds(n),
             "address_space" => limits.address_space(n),
@@ -249,7 +278,10 @@ fn build(
     }
     let mut vars = Vec::new();
     env.foreach(|k: Value, v: Value| {
-        vars.push((text(ruby, k, "an environment variable name")?, text(ruby, v, "an environment variable value")?));
+        vars.push((
+            text(ruby, k, "an environment variable name")?,
+            text(ruby, v, "an environment variable value")?,
+        ));
         Ok(ForEach::Continue)
     })?;
     for (k, v) in vars {
@@ -258,8 +290,12 @@ fn build(
     if !timeout.is_nil() {
         let seconds = f64::try_convert(timeout)
             .map_err(|_| bad_template(ruby, "timeout must be a number of seconds"))?;
-        let timeout = Duration::try_from_secs_f64(seconds)
-            .map_err(|_| bad_template(ruby, format!("timeout {seconds} is not a usable number of seconds")))?;
+        let timeout = Duration::try_from_secs_f64(seconds).map_err(|_| {
+            bad_template(
+                ruby,
+                format!("timeout {seconds} is not a usable number of seconds"),
+            )
+        })?;
         builder = builder.timeout(timeout);
     }
     if !max_output.is_nil() {
@@ -294,19 +330,35 @@ fn values(ruby: &Ruby, hash: RHash) -> Result<Vec<(String, String)>, Error> {
             sym.name()?.into_owned()
         } else if let Some(s) = RString::from_value(key) {
             s.to_string().map_err(|_| {
-                errors::raise_with_code(ruby, CLASS, "command.unknown_param", "parameter name is not valid UTF-8")
+                errors::raise_with_code(
+                    ruby,
+                    CLASS,
+                    "command.unknown_param",
+                    "parameter name is not valid UTF-8",
+                )
             })?
         } else {
-            return Err(errors::raise_with_code(ruby, CLASS, "command.unknown_param", "parameter names must be Symbols or Strings"));
+            return Err(errors::raise_with_code(
+                ruby,
+                CLASS,
+                "command.unknown_param",
+                "parameter names must be Symbols or Strings",
+            ));
         };
         if value.is_nil() {
             return Ok(ForEach::Continue);
         }
         let invalid = |why: &str| {
-            errors::raise_with_code(ruby, CLASS, "command.invalid_value", &format!("parameter {key:?}: {why}"))
+            errors::raise_with_code(
+                ruby,
+                CLASS,
+                "command.invalid_value",
+                &format!("parameter {key:?}: {why}"),
+            )
         };
         let value = if let Some(s) = RString::from_value(value) {
-            s.to_string().map_err(|_| invalid("value is not valid UTF-8"))?
+            s.to_string()
+                .map_err(|_| invalid("value is not valid UTF-8"))?
         } else if let Some(sym) = Symbol::from_value(value) {
             sym.name()?.into_owned()
         } else if value.is_kind_of(ruby.class_integer()) {
@@ -355,7 +407,12 @@ impl RbCommand {
                 .run(values)
                 .and_then(|out| if check { out.check() } else { Ok(out) })
         })
-        .map_err(|panic| Error::new(ruby.exception_runtime_error(), format!("portcullis: {panic}")))?;
+        .map_err(|panic| {
+            Error::new(
+                ruby.exception_runtime_error(),
+                format!("portcullis: {panic}"),
+            )
+        })?;
         let out: CommandOutput = result.map_err(|e| errors::to_ruby(ruby, CLASS, &e))?;
         let array = ruby.ary_new_capa(8);
         array.push(out.code())?;
