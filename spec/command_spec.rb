@@ -143,6 +143,12 @@ RSpec.describe Portcullis::Command do
       expect(error_code { deploy.argv(1 => "x") }).to eq("command.unknown_param")
     end
 
+    it "takes keywords (or one Hash), nothing else" do
+      expect(deploy.argv({ image: "worker" })).to eq(["/bin/echo", "run", "--rm", "--", "worker:latest"])
+      expect { deploy.argv("worker") }.to raise_error(ArgumentError)
+      expect { deploy.argv({ image: "worker" }, 1) }.to raise_error(ArgumentError)
+    end
+
     it "refuses values of the wrong Ruby type, as a request could send them (?image[]=worker)" do
       [["worker"], { "a" => "worker" }, 1.5, true, Object.new].each do |value|
         expect(error_code { deploy.argv(image: value) }).to eq("command.invalid_value"), value.inspect

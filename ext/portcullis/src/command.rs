@@ -7,8 +7,8 @@
 use std::time::Duration;
 
 use magnus::{
-    function, method, prelude::*, r_hash::ForEach, Error, RArray, RClass, RHash, RModule, RString,
-    Range, Ruby, Symbol, Value,
+    function, method, prelude::*, r_hash::ForEach, Error, Integer, RArray, RClass, RHash, RModule,
+    RString, Range, Ruby, Symbol, Value,
 };
 use portcullis::command::{CommandOutput, CommandTemplate, CommandTemplateBuilder, Param, Rlimits};
 
@@ -320,11 +320,63 @@ fn build(
         .map_err(|e| errors::to_ruby(ruby, CLASS, &e))
 }
 
-/// Request values: Symbol/String keys; String, Symbol or Integer values. `nil` counts as
-/// not given (so the core reports the missing parameter); anything else (Array, Hash from
-/// `?x[]=` tricks, Float, …) is refused as an invalid value.
-fn values(ruby: &Ruby, hash: RHash) -> Result<Vec<(String, String)>, Error> {
+/// One request value as text: String, Symbol or Integer. `Ok(None)` for `nil` (counts as
+/// not given, so the core reports the missing parameter); anything else (an Array or Hash
+/// from `?x[]=` tricks, a Float, …) is refused as an invalid value.
+fn value_text(ruby: &Ruby, key: &str, value: Value) -> Result<Option<String>, Error> {
+    let invalid = |why: &str| {
+        errors::raise_with_code(
+            ruby,
+            CLASS,
+            "command.invalid_value",
+            &format!("parameter {key:?}: {why}"),
+        )
+    };
+    if value.is_nil() {
+        Ok(None)
+    } else if let Some(s) = RString::from_value(value) {
+        s.to_string()
+            .map(Some)
+            .map_err(|_| invalid("value is not valid UTF-8"))
+    } else if let Some(n) = Integer::from_value(value) {
+        match n.to_i64() {
+            Ok(n) => Ok(Some(n.to_string())),
+            Err(_) => value.funcall("to_s", ()).map(Some), // a Bignum: the core range check refuses it
+        }
+    } else if let Some(sym) = Symbol::from_value(value) {
+        Ok(Some(sym.name()?.into_owned()))
+    } else {
+        Err(invalid(&format!(
+            "value must be a String, Symbol or Integer, got {}",
+            value.class().inspect()
+        )))
+    }
+}
+
+/// Request values, keyed by Symbol or String.
+///
+/// Fast path: look up each of the template's parameters by Symbol; when that accounts for
+/// every key, no other key can be in the hash. Otherwise walk the hash (String keys,
+/// unknown or duplicate names) and let the core report what is wrong.
+fn values(
+    ruby: &Ruby,
+    template: &CommandTemplate,
+    hash: RHash,
+) -> Result<Vec<(String, String)>, Error> {
     let mut out = Vec::with_capacity(hash.len());
+    for name in template.param_names() {
+        if let Some(value) = hash.get(ruby.sym_new(name)) {
+            if let Some(text) = value_text(ruby, name, value)? {
+                out.push((name.to_owned(), text));
+            }
+            continue;
+        }
+        break;
+    }
+    if out.len() == hash.len() && out.len() == template.param_names().count() {
+        return Ok(out);
+    }
+    out.clear();
     hash.foreach(|key: Value, value: Value| {
         let key = if let Some(sym) = Symbol::from_value(key) {
             sym.name()?.into_owned()
@@ -345,31 +397,9 @@ fn values(ruby: &Ruby, hash: RHash) -> Result<Vec<(String, String)>, Error> {
                 "parameter names must be Symbols or Strings",
             ));
         };
-        if value.is_nil() {
-            return Ok(ForEach::Continue);
+        if let Some(text) = value_text(ruby, &key, value)? {
+            out.push((key, text));
         }
-        let invalid = |why: &str| {
-            errors::raise_with_code(
-                ruby,
-                CLASS,
-                "command.invalid_value",
-                &format!("parameter {key:?}: {why}"),
-            )
-        };
-        let value = if let Some(s) = RString::from_value(value) {
-            s.to_string()
-                .map_err(|_| invalid("value is not valid UTF-8"))?
-        } else if let Some(sym) = Symbol::from_value(value) {
-            sym.name()?.into_owned()
-        } else if value.is_kind_of(ruby.class_integer()) {
-            value.funcall("to_s", ())?
-        } else {
-            return Err(invalid(&format!(
-                "value must be a String, Symbol or Integer, got {}",
-                value.class().inspect()
-            )));
-        };
-        out.push((key, value));
         Ok(ForEach::Continue)
     })?;
     Ok(out)
@@ -383,8 +413,21 @@ fn output_string(ruby: &Ruby, bytes: Vec<u8>) -> RString {
 }
 
 impl RbCommand {
-    fn argv(ruby: &Ruby, rb_self: &Self, hash: RHash) -> Result<RArray, Error> {
-        let values = values(ruby, hash)?;
+    /// `argv(**values)`: defined natively so the keyword hash is not copied again.
+    fn argv(ruby: &Ruby, rb_self: &Self, args: &[Value]) -> Result<RArray, Error> {
+        let hash = match args {
+            [] => ruby.hash_new(),
+            [hash] => RHash::from_value(*hash).ok_or_else(|| {
+                errors::arg_error(ruby, "argv takes keyword arguments: argv(name: value, ...)")
+            })?,
+            _ => {
+                return Err(errors::arg_error(
+                    ruby,
+                    "argv takes keyword arguments: argv(name: value, ...)",
+                ))
+            }
+        };
+        let values = values(ruby, &rb_self.0, hash)?;
         let argv = rb_self
             .0
             .argv(values)
@@ -399,7 +442,7 @@ impl RbCommand {
     /// Returns `[status, signal, stdout, stderr, success, timed_out, stdout_truncated,
     /// stderr_truncated]` for `Portcullis::Command::Result.new`.
     fn run(ruby: &Ruby, rb_self: &Self, hash: RHash, check: bool) -> Result<RArray, Error> {
-        let values = values(ruby, hash)?;
+        let values = values(ruby, &rb_self.0, hash)?;
         let template = &rb_self.0;
         // The child runs without the GVL: other Ruby threads keep going meanwhile.
         let result = gvl::without_gvl(|| {
@@ -450,7 +493,7 @@ pub(crate) fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     let class: RClass = module.define_class("Command", ruby.class_object())?;
     class.undef_default_alloc_func();
     class.define_singleton_method("_build", function!(build, 9))?;
-    class.define_method("_argv", method!(RbCommand::argv, 1))?;
+    class.define_method("argv", method!(RbCommand::argv, -1))?;
     class.define_method("_run", method!(RbCommand::run, 2))?;
     class.define_method("program", method!(RbCommand::program, 0))?;
     class.define_method("param_names", method!(RbCommand::param_names, 0))?;
