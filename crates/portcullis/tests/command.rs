@@ -257,6 +257,11 @@ fn bad_templates_are_refused_when_built() {
             CommandTemplate::builder("/bin/echo").chdir("/bin/echo"),
         ),
         (
+            "timeout beyond MAX_TIMEOUT",
+            CommandTemplate::builder("/bin/echo")
+                .timeout(portcullis::command::MAX_TIMEOUT + std::time::Duration::from_secs(1)),
+        ),
+        (
             "zero timeout",
             CommandTemplate::builder("/bin/echo").timeout(std::time::Duration::ZERO),
         ),

@@ -137,6 +137,26 @@ fn timeout_kills_a_term_ignoring_process_and_its_children() {
 }
 
 #[test]
+fn timeout_kills_a_program_that_left_its_process_group() {
+    // The program moves itself into the test runner's own process group, out of reach of
+    // a group kill; the timeout must still kill it (by pid) rather than wait forever.
+    let t = CommandTemplate::builder("/usr/bin/perl")
+        .allow_interpreter(true)
+        .args([
+            "-e",
+            "$| = 1; setpgrp(0, getpgrp(getppid())) or die qq(setpgrp: $!); print getpgrp(0), qq(\\n); sleep 100",
+        ])
+        .timeout(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    let out = t.run(NO_VALUES).unwrap();
+    assert!(out.timed_out, "{out:?}");
+    assert_eq!(out.signal(), Some(9));
+    let moved_to: i32 = lines(&out.stdout)[0].parse().unwrap();
+    assert_eq!(moved_to, rustix::process::getpgrp().as_raw_nonzero().get());
+}
+
+#[test]
 fn children_left_behind_are_killed_when_the_program_exits() {
     // Without the group kill, the background sleep would hold stdout open until the
     // timeout; with it, the run ends when `sh` exits.

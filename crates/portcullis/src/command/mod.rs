@@ -46,6 +46,10 @@ pub const SAFE_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 /// How long a child may run when the template sets no timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The longest timeout a template may set (a week): a deadline must stay representable,
+/// and a command that needs longer is not a request-driven command.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
+
 /// How many bytes of stdout (and, separately, of stderr) are kept when the template sets no cap.
 pub const DEFAULT_MAX_OUTPUT: usize = 1024 * 1024;
 

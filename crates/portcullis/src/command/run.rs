@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use rustix::process::{
-    kill_process_group, pidfd_open, waitid, Pid, PidfdFlags, Signal, WaitId, WaitIdOptions,
+    kill_process, kill_process_group, pidfd_open, waitid, Pid, PidfdFlags, Signal, WaitId,
+    WaitIdOptions,
 };
 
 use super::{CommandError, SAFE_PATH};
@@ -214,9 +215,12 @@ struct Reaper {
 }
 
 impl Reaper {
+    /// Kills the program's process group, and the program itself in case it moved to
+    /// another group (`setpgid`). Its pid cannot have been reused: it is not reaped yet.
     fn kill_group(&self) {
-        // ESRCH (the group is already gone) is the expected failure; nothing to do then.
+        // ESRCH (already gone) is the expected failure; nothing to do then.
         let _ = kill_process_group(self.group, Signal::KILL);
+        let _ = kill_process(self.group, Signal::KILL);
     }
 
     fn wait(&mut self) -> io::Result<ExitStatus> {

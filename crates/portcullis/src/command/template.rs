@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::param::Param;
 use super::run::{self, CommandOutput, Launch, Rlimits};
-use super::{shown, CommandError, DEFAULT_MAX_OUTPUT, DEFAULT_TIMEOUT};
+use super::{shown, CommandError, DEFAULT_MAX_OUTPUT, DEFAULT_TIMEOUT, MAX_TIMEOUT};
 
 /// A program with fixed arguments and typed placeholders; requests only fill placeholders.
 ///
@@ -368,7 +368,7 @@ impl CommandTemplateBuilder {
     }
 
     /// Sets how long the child may run before its process group is killed (default
-    /// [`super::DEFAULT_TIMEOUT`]; must not be zero).
+    /// [`super::DEFAULT_TIMEOUT`]; more than zero, at most [`super::MAX_TIMEOUT`]).
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
@@ -505,8 +505,11 @@ impl CommandTemplateBuilder {
                 chdir.display()
             )));
         }
-        if self.timeout.is_zero() {
-            return Err(CommandError::bad_template("timeout must not be zero"));
+        if self.timeout.is_zero() || self.timeout > MAX_TIMEOUT {
+            return Err(CommandError::bad_template(format!(
+                "timeout {:?} must be more than zero and at most {:?}",
+                self.timeout, MAX_TIMEOUT
+            )));
         }
 
         Ok(CommandTemplate {
