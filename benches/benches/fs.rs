@@ -42,7 +42,11 @@ fn open_close(c: &mut Criterion) {
         b.iter(|| drop(black_box(walk.open(black_box(NAME)).unwrap())))
     });
     group.bench_function("realpath_prefix_check_open", |b| {
-        b.iter(|| drop(black_box(realpath_prefix_open(&root_path, black_box(NAME)).unwrap())))
+        b.iter(|| {
+            drop(black_box(
+                realpath_prefix_open(&root_path, black_box(NAME)).unwrap(),
+            ))
+        })
     });
     group.bench_function("saferoot_refuse_escape", |b| {
         b.iter(|| black_box(safe.open(black_box("assets/../../etc/passwd")).is_err()))

@@ -14,7 +14,7 @@ NAME = "assets/css/site.css"
 def median_ns_per_op(&block)
   samples = Array.new(ROUNDS) do
     start = Process.clock_gettime(Process::CLOCK_MONOTONIC, :nanosecond)
-    BATCH.times(&block)
+    BATCH.times { block.call }
     (Process.clock_gettime(Process::CLOCK_MONOTONIC, :nanosecond) - start).fdiv(BATCH)
   end
   samples.sort[ROUNDS / 2]
@@ -42,7 +42,7 @@ Dir.mktmpdir("portcullis-fs-bench") do |tmp|
     "SafeRoot#read" => -> { root.read(NAME) },
     "File.binread" => -> { File.binread(full) }
   }
-  variants.each_value { |v| 2000.times(&v) } # warm up
+  variants.each_value { |v| 2000.times { v.call } } # warm up
   results = variants.transform_values { |v| median_ns_per_op(&v) }
   baseline = results.fetch("File.open + close")
   puts format("%-42s %10s %8s", "variant", "ns/op", "ratio")

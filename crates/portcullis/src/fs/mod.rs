@@ -32,8 +32,7 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
 use rustix::fs::{
-    fcntl_setfl, fstat, mkdirat, renameat_with, unlinkat, AtFlags, Dir, FileType, Mode, OFlags,
-    RenameFlags,
+    fstat, mkdirat, renameat_with, unlinkat, AtFlags, Dir, FileType, Mode, OFlags, RenameFlags,
 };
 use rustix::io::Errno;
 
@@ -340,7 +339,7 @@ impl SafeRoot {
     pub fn open(&self, name: impl Name) -> Result<File, PathError> {
         let checked = self.checked(name.name_bytes())?;
         let fd = self.resolve(&checked, OFlags::RDONLY | OFlags::NONBLOCK, Mode::empty())?;
-        regular_file(checked.text, fd, OFlags::empty())
+        regular_file(checked.text, fd)
     }
 
     /// Reads a whole regular file beneath the root.
@@ -387,16 +386,14 @@ impl SafeRoot {
         if options.exclusive {
             flags |= OFlags::EXCL;
         }
-        let keep = if options.append {
-            flags |= OFlags::APPEND;
+        flags |= if options.append {
             OFlags::APPEND
         } else {
-            flags |= OFlags::TRUNC;
-            OFlags::empty()
+            OFlags::TRUNC
         };
         let mode = Mode::from_bits_truncate(options.mode & FILE_MODE_MASK);
         let fd = self.resolve(&checked, flags, mode)?;
-        regular_file(checked.text, fd, keep)
+        regular_file(checked.text, fd)
     }
 
     /// Writes `data` to `name` (truncating, or refusing an existing name if `exclusive`).
@@ -682,14 +679,15 @@ fn with_full_name(err: PathError, name: String) -> PathError {
     }
 }
 
-/// Checks that `fd` is a regular file and drops the `O_NONBLOCK` used to open it safely.
-fn regular_file(name: &str, fd: OwnedFd, keep: OFlags) -> Result<File, PathError> {
+/// Checks that `fd` is a regular file. It was opened `O_NONBLOCK` so that a FIFO could not
+/// hang the open; the flag stays, since it has no effect on regular files (open(2)), and
+/// clearing it would cost a syscall on every open.
+fn regular_file(name: &str, fd: OwnedFd) -> Result<File, PathError> {
     let shown = || error::display_name(name.as_bytes());
     let stat = fstat(&fd).map_err(|errno| os_error(shown(), errno))?;
     if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
         return Err(PathError::NotAFile { name: shown() });
     }
-    fcntl_setfl(&fd, keep).map_err(|errno| os_error(shown(), errno))?;
     Ok(File::from(fd))
 }
 
