@@ -28,6 +28,11 @@ module Portcullis
     OPEN_EXCLUSIVE = 3
     private_constant :OPEN_READ, :OPEN_TRUNCATE, :OPEN_APPEND, :OPEN_EXCLUSIVE
 
+    # The common modes, looked up without a regexp on the hot path.
+    SIMPLE_MODES = { "r" => OPEN_READ, "rb" => OPEN_READ, "w" => OPEN_TRUNCATE, "wb" => OPEN_TRUNCATE,
+                     "a" => OPEN_APPEND, "ab" => OPEN_APPEND }.freeze
+    private_constant :SIMPLE_MODES
+
     MODE_PATTERN = /\A(?<access>[rwa])(?<binary>b)?(?<encoding>:.+)?\z/.freeze
     private_constant :MODE_PATTERN
 
@@ -45,9 +50,10 @@ module Portcullis
     # optional "b" and ":encoding"; `exclusive: true` with "w" refuses an existing file.
     # Files are created with mode 0640 (minus umask), never executable.
     def open(name, mode = "r", exclusive: false)
-      kind, file_mode = open_kind(mode, exclusive)
-      fd = _open_fd(name_string(name), kind)
-      file = File.for_fd(fd, file_mode, autoclose: true)
+      mode = mode.to_str
+      kind = (exclusive ? nil : SIMPLE_MODES[mode]) || open_kind(mode, exclusive)
+      fd = _open_fd(name.is_a?(String) ? name : name_string(name), kind)
+      file = File.for_fd(fd, mode) # autoclose is the default: the File owns the descriptor
       return file unless block_given?
 
       begin
@@ -133,12 +139,11 @@ module Portcullis
       match = MODE_PATTERN.match(mode.to_s)
       raise ArgumentError, "unsupported mode #{mode.inspect}; use r, w or a (with b and :encoding)" unless match
 
-      kind = case match[:access]
-             when "r" then OPEN_READ
-             when "a" then OPEN_APPEND
-             else exclusive ? OPEN_EXCLUSIVE : OPEN_TRUNCATE
-             end
-      [kind, mode.to_s]
+      case match[:access]
+      when "r" then OPEN_READ
+      when "a" then OPEN_APPEND
+      else exclusive ? OPEN_EXCLUSIVE : OPEN_TRUNCATE
+      end
     end
   end
 end
