@@ -94,6 +94,12 @@ RSpec.describe Portcullis::Rack::Files do
     end
   end
 
+  it "answers HEAD for a refused name with an empty 404" do
+    head "/../public2/secret"
+    expect(last_response.status).to eq(404)
+    expect(last_response.body).to eq("")
+  end
+
   it "answers 304 when not modified since, 200 when modified" do
     mtime = File.mtime(public_dir.join("page.html"))
     get "/page.html", {}, "HTTP_IF_MODIFIED_SINCE" => mtime.httpdate

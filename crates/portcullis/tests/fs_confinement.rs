@@ -657,3 +657,21 @@ mod property {
         }
     }
 }
+
+#[test]
+fn walk_bounds_the_descriptors_it_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let deep = vec!["d"; 300].join("/");
+    std::fs::create_dir_all(dir.path().join(&deep)).unwrap();
+    std::fs::write(dir.path().join(&deep).join("f"), "deep").unwrap();
+    let name = format!("{deep}/f");
+    let fast = SafeRoot::new(dir.path()).unwrap();
+    assert_eq!(fast.read(&name).unwrap(), b"deep");
+    let walk = SafeRoot::new(dir.path()).unwrap().force_walk(true);
+    assert_eq!(walk.read(&name).unwrap_err().code(), "path.too_long");
+    let shallow = format!("{}/f", vec!["d"; 200].join("/"));
+    assert!(walk
+        .metadata(shallow.trim_end_matches("/f"))
+        .unwrap()
+        .is_dir());
+}

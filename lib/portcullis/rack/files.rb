@@ -30,13 +30,14 @@ module Portcullis
         method = env["REQUEST_METHOD"]
         return method_not_allowed unless ALLOWED_VERBS.include?(method)
 
+        head = method == "HEAD"
         # PATH_INFO arrives percent-encoded; decode exactly once, as Rack::Files does,
         # and let SafeRoot judge the result (it never decodes again).
         name = ::Rack::Utils.unescape_path(env["PATH_INFO"].to_s).sub(%r{\A/+}, "")
         file = open_file(name)
-        return not_found unless file
+        return not_found(head) unless file
 
-        serve(env, name, file, head: method == "HEAD")
+        serve(env, name, file, head: head)
       end
 
       private
@@ -106,8 +107,9 @@ module Portcullis
       end
 
       # Deliberately the same answer for missing, refused and hostile names.
-      def not_found
-        [404, { "content-type" => "text/plain", "content-length" => "9", "x-cascade" => "pass" }, ["Not Found"]]
+      def not_found(head)
+        [404, { "content-type" => "text/plain", "content-length" => "9", "x-cascade" => "pass" },
+         head ? [] : ["Not Found"]]
       end
 
       # Streams `length` bytes from `offset` of an open File, then closes it.

@@ -20,6 +20,9 @@ use super::SymlinkPolicy;
 
 /// Symlinks expanded per resolution before the name counts as a loop (the kernel's limit).
 const MAX_SYMLINK_HOPS: u32 = 40;
+/// Directory handles the walk may hold at once (one per level below the root): a 4096-byte
+/// name could otherwise pin 2048 descriptors and starve the process.
+const MAX_WALK_DEPTH: usize = 256;
 /// openat2 returns EAGAIN when a concurrent rename makes `..` resolution unverifiable.
 const MAX_EAGAIN_RETRIES: u32 = 16;
 
@@ -136,6 +139,9 @@ fn walk(
             entry if !last => {
                 let fd = openat(current(root, &stack), entry, probe, Mode::empty())?;
                 match FileType::from_raw_mode(fstat(&fd)?.st_mode) {
+                    FileType::Directory if stack.len() >= MAX_WALK_DEPTH => {
+                        return Err(Refusal::Os(Errno::NAMETOOLONG));
+                    }
                     FileType::Directory => stack.push(fd),
                     FileType::Symlink => follow(&fd, &mut pending, &mut hops, policy)?,
                     _ => return Err(Refusal::Os(Errno::NOTDIR)),
