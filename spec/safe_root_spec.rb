@@ -81,6 +81,14 @@ RSpec.describe Portcullis::SafeRoot do
       expect(code_of { root.open("new.txt", "w", exclusive: true) }).to eq("path.exists")
     end
 
+    it "respects the process umask for new files" do
+      old = File.umask(0o077)
+      root.write("private.txt", "x")
+      expect(public_dir.join("private.txt").stat.mode & 0o777).to eq(0o600)
+    ensure
+      File.umask(old)
+    end
+
     it "rejects unsupported modes before touching the disk" do
       expect { root.open("index.html", "r+") }.to raise_error(ArgumentError)
     end

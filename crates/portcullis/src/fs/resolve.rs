@@ -85,17 +85,37 @@ pub(crate) fn open_beneath(
             match openat2(root, name, flags, mode, resolve) {
                 Ok(fd) => return Ok(fd),
                 Err(Errno::AGAIN) if attempts < MAX_EAGAIN_RETRIES => attempts += 1,
-                Err(Errno::NOSYS) => {
-                    OPENAT2_MISSING.store(true, Ordering::Relaxed);
-                    break;
-                }
-                // seccomp filters commonly answer EPERM for syscalls they do not know.
-                Err(Errno::PERM) => break,
-                Err(errno) => return Err(Refusal::from(errno)),
+                Err(errno) => match fallback_for(errno) {
+                    Fallback::Never => return Err(Refusal::from(errno)),
+                    Fallback::ThisCall => break,
+                    Fallback::Always => {
+                        OPENAT2_MISSING.store(true, Ordering::Relaxed);
+                        break;
+                    }
+                },
             }
         }
     }
     walk(root, name, flags, mode, policy)
+}
+
+/// What an openat2 failure means for the choice of resolver.
+#[derive(Debug, PartialEq, Eq)]
+enum Fallback {
+    /// A real answer about the name: report it.
+    Never,
+    /// openat2 was refused (seccomp commonly answers EPERM): walk this time.
+    ThisCall,
+    /// The kernel has no openat2 (ENOSYS): walk from now on.
+    Always,
+}
+
+fn fallback_for(errno: Errno) -> Fallback {
+    match errno {
+        Errno::NOSYS => Fallback::Always,
+        Errno::PERM => Fallback::ThisCall,
+        _ => Fallback::Never,
+    }
 }
 
 fn current<'a>(root: BorrowedFd<'a>, stack: &'a [OwnedFd]) -> BorrowedFd<'a> {
@@ -199,4 +219,35 @@ fn follow(
         pending.push_front(component.to_vec());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_missing_or_filtered_openat2_falls_back() {
+        assert_eq!(fallback_for(Errno::NOSYS), Fallback::Always);
+        assert_eq!(fallback_for(Errno::PERM), Fallback::ThisCall);
+        // Refusals by RESOLVE_BENEATH and ordinary failures must never be retried by the walk.
+        for errno in [
+            Errno::XDEV,
+            Errno::LOOP,
+            Errno::NOENT,
+            Errno::ACCESS,
+            Errno::INVAL,
+        ] {
+            assert_eq!(fallback_for(errno), Fallback::Never, "{errno:?}");
+        }
+    }
+
+    #[test]
+    fn refusals_keep_their_meaning() {
+        assert!(matches!(Refusal::from(Errno::XDEV), Refusal::Escape));
+        assert!(matches!(Refusal::from(Errno::LOOP), Refusal::Symlink));
+        assert!(matches!(
+            Refusal::from(Errno::NOENT),
+            Refusal::Os(Errno::NOENT)
+        ));
+    }
 }
