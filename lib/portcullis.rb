@@ -15,6 +15,9 @@ native = [
 raise LoadError, "portcullis: native extension not found; run `make ext` (or reinstall the gem)" unless native
 
 require native
+
+require_relative "portcullis/safe_root"
+require_relative "portcullis/rack/files"
 require_relative "portcullis/command"
 
 # Portcullis keeps a hostile request inside the box: it verifies mutual-TLS client
