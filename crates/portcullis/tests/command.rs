@@ -721,3 +721,128 @@ fn every_error_code_is_distinct_and_documented() {
     );
     // Run-time codes (timeout, failed, spawn_failed) are exercised in tests/command_run.rs.
 }
+
+// ---------------------------------------------------------------- path parameters
+
+mod path_param {
+    use super::*;
+    use portcullis::fs::{PathError, SafeRoot, SymlinkPolicy};
+
+    fn setup() -> (tempfile::TempDir, std::path::PathBuf, CommandTemplate) {
+        let dir = tempfile::tempdir().unwrap();
+        let root_dir = dir.path().join("files");
+        std::fs::create_dir_all(root_dir.join("sub")).unwrap();
+        std::fs::write(root_dir.join("report.txt"), b"report").unwrap();
+        std::fs::write(root_dir.join("sub/inner.txt"), b"inner").unwrap();
+        std::fs::write(root_dir.join("-rf"), b"dash").unwrap();
+        std::fs::write(dir.path().join("secret.txt"), b"secret").unwrap();
+        std::os::unix::fs::symlink("../secret.txt", root_dir.join("escape")).unwrap();
+        std::os::unix::fs::symlink("sub/inner.txt", root_dir.join("inside")).unwrap();
+        let root = SafeRoot::new(&root_dir).unwrap();
+        let canonical = root.path().to_path_buf();
+        let cat = CommandTemplate::builder("/bin/cat")
+            .end_of_options()
+            .placeholder("file")
+            .param("file", Param::path(root).max_len(64))
+            .build()
+            .unwrap();
+        (dir, canonical, cat)
+    }
+
+    fn path_code(err: &CommandError) -> &'static str {
+        assert_eq!(err.code(), "command.path", "{err}");
+        let source = std::error::Error::source(err).unwrap();
+        source.downcast_ref::<PathError>().unwrap().code()
+    }
+
+    #[test]
+    fn names_beneath_the_root_become_absolute_paths() {
+        let (_dir, root, cat) = setup();
+        let argv = cat.argv([("file", "report.txt")]).unwrap();
+        assert_eq!(
+            argv,
+            [
+                "/bin/cat".to_owned(),
+                "--".to_owned(),
+                root.join("report.txt").display().to_string()
+            ]
+        );
+        assert_eq!(cat.run([("file", "report.txt")]).unwrap().stdout, b"report");
+        assert_eq!(
+            cat.run([("file", "sub/../sub/inner.txt")]).unwrap().stdout,
+            b"inner"
+        );
+        // A symlink that stays inside resolves to its target.
+        assert_eq!(
+            cat.argv([("file", "inside")]).unwrap()[2],
+            root.join("sub/inner.txt").display().to_string()
+        );
+        // A file named "-rf": the raw name is refused, but spelled "./-rf" it becomes an
+        // absolute path, which no program reads as an option.
+        assert_eq!(
+            code(cat.argv([("file", "-rf")])),
+            "command.option_injection"
+        );
+        let argv = cat.argv([("file", "./-rf")]).unwrap();
+        assert!(argv[2].starts_with('/'));
+        assert_eq!(cat.run([("file", "./-rf")]).unwrap().stdout, b"dash");
+    }
+
+    #[test]
+    fn names_outside_the_root_are_refused() {
+        let (_dir, _root, cat) = setup();
+        let cases = [
+            ("../secret.txt", "path.escape"),
+            ("sub/../../secret.txt", "path.escape"),
+            ("/etc/passwd", "path.absolute"),
+            ("escape", "path.escape"),
+            ("missing.txt", "path.not_found"),
+            ("a\\b", "path.backslash"),
+        ];
+        for (name, expected) in cases {
+            let err = cat.argv([("file", name)]).unwrap_err();
+            assert_eq!(path_code(&err), expected, "{name}");
+            assert!(err.to_string().contains("file"), "{err}");
+        }
+        assert_eq!(code(cat.argv([("file", "a\nb")])), "command.control_char");
+        assert_eq!(
+            code(cat.argv([("file", "x".repeat(65))])),
+            "command.too_long"
+        );
+        assert_eq!(
+            code(cat.argv([("file", "--help")])),
+            "command.option_injection"
+        );
+    }
+
+    #[test]
+    fn the_roots_symlink_policy_applies() {
+        let (_dir, root, _cat) = setup();
+        let strict = SafeRoot::new(&root)
+            .unwrap()
+            .with_symlinks(SymlinkPolicy::Deny);
+        let cat = CommandTemplate::builder("/bin/cat")
+            .placeholder("file")
+            .param("file", Param::path(std::sync::Arc::new(strict)))
+            .build()
+            .unwrap();
+        assert_eq!(
+            path_code(&cat.argv([("file", "inside")]).unwrap_err()),
+            "path.symlink"
+        );
+        assert!(cat.argv([("file", "report.txt")]).is_ok());
+    }
+
+    #[test]
+    fn chdir_root_runs_in_the_roots_directory() {
+        let (_dir, root, _cat) = setup();
+        let pwd = CommandTemplate::builder("/bin/pwd")
+            .chdir_root(&SafeRoot::new(&root).unwrap())
+            .build()
+            .unwrap();
+        assert_eq!(
+            pwd.run(NO_VALUES).unwrap().stdout,
+            format!("{}\n", root.display()).into_bytes()
+        );
+    }
+}

@@ -3,7 +3,7 @@
 //! A [`CommandTemplate`] is written in code or configuration: an absolute program path
 //! (checked when the template is built, and refused if it is a shell or interpreter), fixed
 //! arguments, and placeholders. A request only fills placeholders, and every value goes
-//! through its [`Param`] type (`one_of`, `pattern`, `integer`, `literal`) before it becomes
+//! through its [`Param`] type (`one_of`, `pattern`, `integer`, `literal`, `path`) before it becomes
 //! exactly one argv element. Whatever the type, a value that starts with `-`, contains NUL,
 //! CR or LF, or exceeds its length cap is refused, so no value can become an option.
 //!
@@ -127,6 +127,17 @@ pub enum CommandError {
         value: String,
     },
 
+    /// The value of a `path` parameter was refused by its [`crate::fs::SafeRoot`]: it
+    /// escapes the root, is absolute, does not exist, goes through a refused symlink, …
+    /// `source` carries the `path.*` reason.
+    #[error("parameter {name:?}: {source}")]
+    Path {
+        /// The parameter's name.
+        name: String,
+        /// Why the root refused the name.
+        source: crate::fs::PathError,
+    },
+
     /// The value contains NUL, CR or LF.
     #[error("parameter {name:?}: value contains NUL, CR or LF; remove control characters")]
     ControlChar {
@@ -206,6 +217,7 @@ impl crate::ErrorCode for CommandError {
             Self::DuplicateParam { .. } => "command.duplicate_param",
             Self::InvalidValue { .. } => "command.invalid_value",
             Self::OptionInjection { .. } => "command.option_injection",
+            Self::Path { .. } => "command.path",
             Self::ControlChar { .. } => "command.control_char",
             Self::TooLong { .. } => "command.too_long",
             Self::Timeout { .. } => "command.timeout",

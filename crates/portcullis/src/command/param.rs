@@ -2,10 +2,12 @@
 
 use std::borrow::Cow;
 use std::ops::{Bound, RangeBounds};
+use std::sync::Arc;
 
 use regex::Regex;
 
 use super::{shown, CommandError};
+use crate::fs::SafeRoot;
 
 /// The default cap on a value's length, in bytes.
 pub const DEFAULT_MAX_LEN: usize = 4096;
@@ -45,6 +47,8 @@ pub(super) enum Kind {
     Integer { min: i64, max: i64 },
     /// Any text, taken as is (only the universal checks apply).
     Literal,
+    /// A name beneath a root; the argument is the absolute path it resolves to.
+    Path(Arc<SafeRoot>),
 }
 
 impl Param {
@@ -153,6 +157,33 @@ impl Param {
     /// ```
     pub fn literal() -> Self {
         Self::new(Kind::Literal)
+    }
+
+    /// Accepts a name beneath `root` (relative, no `..` escape, no symlink out of the root,
+    /// existing on disk: everything [`SafeRoot::resolve_for_argv`] checks) and passes the
+    /// absolute path it resolves to, so the program never sees the request's spelling.
+    /// Refusals by the root come as `command.path`, with the [`crate::fs::PathError`] as
+    /// the source. The length cap applies to the name as given.
+    ///
+    /// The program opens the path later: use roots that untrusted parties cannot write to
+    /// (see [`SafeRoot::resolve_for_argv`]).
+    ///
+    /// ```
+    /// use portcullis::command::{CommandTemplate, Param};
+    /// use portcullis::fs::SafeRoot;
+    /// let dir = tempfile::tempdir().unwrap();
+    /// std::fs::write(dir.path().join("report.txt"), b"ok").unwrap();
+    /// let cat = CommandTemplate::builder("/bin/cat")
+    ///     .end_of_options()
+    ///     .placeholder("file")
+    ///     .param("file", Param::path(SafeRoot::new(dir.path()).unwrap()))
+    ///     .build()?;
+    /// assert_eq!(cat.run([("file", "report.txt")])?.stdout, b"ok");
+    /// assert!(cat.argv([("file", "../../etc/passwd")]).is_err());
+    /// # Ok::<(), portcullis::command::CommandError>(())
+    /// ```
+    pub fn path(root: impl Into<Arc<SafeRoot>>) -> Self {
+        Self::new(Kind::Path(root.into()))
     }
 
     /// Lets values (and `one_of` targets) start with `-`. Use it only where the program
@@ -268,11 +299,34 @@ impl Param {
                 _ => return Err(invalid(format!("an integer from {min} to {max}"))),
             },
             Kind::Literal => Cow::Borrowed(raw),
+            Kind::Path(root) => {
+                let resolved = root
+                    .resolve_for_argv(raw)
+                    .map_err(|source| CommandError::Path {
+                        name: name.to_owned(),
+                        source,
+                    })?;
+                match resolved.into_os_string().into_string() {
+                    Ok(path) => Cow::Owned(path),
+                    Err(_) => {
+                        return Err(invalid("a name that resolves to a UTF-8 path".to_owned()))
+                    }
+                }
+            }
         };
         // The argument actually used gets the same checks as the raw value: a mapping or
-        // canonical form must never smuggle in what the raw value could not.
+        // canonical form must never smuggle in what the raw value could not. (A resolved
+        // path is absolute and carries the root's length; only the name was capped.)
         if argument != raw {
-            self.universal_checks(name, &argument)?;
+            if matches!(self.kind, Kind::Path(_)) {
+                if argument.bytes().any(|b| matches!(b, b'\0' | b'\r' | b'\n')) {
+                    return Err(CommandError::ControlChar {
+                        name: name.to_owned(),
+                    });
+                }
+            } else {
+                self.universal_checks(name, &argument)?;
+            }
         }
         Ok(argument)
     }

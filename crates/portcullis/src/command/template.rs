@@ -367,6 +367,13 @@ impl CommandTemplateBuilder {
         self
     }
 
+    /// Runs the child in `root`'s directory (its canonical path, as the root resolved it
+    /// when opened).
+    #[must_use]
+    pub fn chdir_root(self, root: &crate::fs::SafeRoot) -> Self {
+        self.chdir(root.path())
+    }
+
     /// Sets how long the child may run before its process group is killed (default
     /// [`super::DEFAULT_TIMEOUT`]; more than zero, at most [`super::MAX_TIMEOUT`]).
     #[must_use]
