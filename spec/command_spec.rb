@@ -296,6 +296,59 @@ RSpec.describe Portcullis::Command do
     end
   end
 
+  describe "path parameters" do
+    around do |example|
+      Dir.mktmpdir do |dir|
+        @dir = File.realpath(dir)
+        FileUtils.mkdir_p(File.join(@dir, "files/sub"))
+        File.write(File.join(@dir, "files/report.txt"), "report")
+        File.write(File.join(@dir, "secret.txt"), "secret")
+        File.symlink("../secret.txt", File.join(@dir, "files/escape"))
+        File.symlink("report.txt", File.join(@dir, "files/link"))
+        example.run
+      end
+    end
+
+    let(:files) { File.join(@dir, "files") }
+
+    it "passes a name beneath a SafeRoot as the absolute path it resolves to" do
+      root = Portcullis::SafeRoot.new(files)
+      cat = described_class.new("/bin/cat", ["--", :file], params: { file: { path: root } }, chdir: root)
+      expect(cat.argv(file: "report.txt")).to eq(["/bin/cat", "--", File.join(files, "report.txt")])
+      expect(cat.run(file: "sub/../report.txt").stdout).to eq("report")
+      expect(described_class.new("/bin/pwd", chdir: root).run.stdout).to eq("#{files}\n")
+    end
+
+    it "takes a directory as a String or Pathname" do
+      [files, Pathname.new(files)].each do |dir|
+        cat = described_class.new("/bin/cat", [:file], params: { file: { path: dir } })
+        expect(cat.run(file: "link").stdout).to eq("report")
+      end
+    end
+
+    it "refuses names that leave the root (command.path)" do
+      cat = described_class.new("/bin/cat", [:file], params: { file: { path: Portcullis::SafeRoot.new(files) } })
+      ["../secret.txt", "/etc/passwd", "escape", "missing"].each do |name|
+        expect(error_code { cat.argv(file: name) }).to eq("command.path"), name
+      end
+      expect(error_code { cat.argv(file: "-rf") }).to eq("command.option_injection")
+    end
+
+    it "keeps the SafeRoot's symlink policy" do
+      strict = described_class.new("/bin/cat", [:file],
+                                   params: { file: { path: Portcullis::SafeRoot.new(files, symlinks: :deny) } })
+      expect(error_code { strict.argv(file: "link") }).to eq("command.path")
+      expect(strict.argv(file: "report.txt").last).to eq(File.join(files, "report.txt"))
+    end
+
+    it "refuses a root that is not a directory (command.bad_template)" do
+      expect(error_code { described_class.new("/bin/cat", [:f], params: { f: { path: "/nonexistent" } }) })
+        .to eq("command.bad_template")
+      expect(error_code { described_class.new("/bin/cat", [:f], params: { f: { path: 42 } }) })
+        .to eq("command.bad_template")
+    end
+  end
+
   describe "#run!" do
     it "returns the Result on success" do
       expect(deploy.run!(image: "api").stdout).to eq("run --rm -- api:stable\n")

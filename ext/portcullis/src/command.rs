@@ -11,6 +11,7 @@ use magnus::{
     RString, Range, Ruby, Symbol, Value,
 };
 use portcullis::command::{CommandOutput, CommandTemplate, CommandTemplateBuilder, Param, Rlimits};
+use portcullis::fs::{SafeRoot, SymlinkPolicy};
 
 use crate::{errors, gvl};
 
@@ -64,7 +65,7 @@ fn param_from_spec(ruby: &Ruby, name: &str, spec: Value) -> Result<Param, Error>
             if param.replace(new).is_some() {
                 return Err(bad_template(
                     ruby,
-                    format!("params[:{name}] has more than one type; give exactly one of one_of, pattern, integer, literal"),
+                    format!("params[:{name}] has more than one type; give exactly one of one_of, pattern, integer, literal, path"),
                 ));
             }
             Ok(())
@@ -73,6 +74,7 @@ fn param_from_spec(ruby: &Ruby, name: &str, spec: Value) -> Result<Param, Error>
             "one_of" => set(&mut param, one_of(ruby, name, value)?)?,
             "pattern" => set(&mut param, pattern(ruby, value)?)?,
             "integer" => set(&mut param, integer(ruby, name, value)?)?,
+            "path" => set(&mut param, path(ruby, name, value)?)?,
             "literal" => {
                 if value.is_nil() || value.to_bool() {
                     set(&mut param, Param::literal())?;
@@ -89,7 +91,7 @@ fn param_from_spec(ruby: &Ruby, name: &str, spec: Value) -> Result<Param, Error>
             other => {
                 problem = Some(bad_template(
                     ruby,
-                    format!("params[:{name}]: unknown option {other:?} (one_of, pattern, integer, literal, allow_leading_dash, max_length)"),
+                    format!("params[:{name}]: unknown option {other:?} (one_of, pattern, integer, literal, path, allow_leading_dash, max_length)"),
                 ))
             }
         }
@@ -101,7 +103,9 @@ fn param_from_spec(ruby: &Ruby, name: &str, spec: Value) -> Result<Param, Error>
     let Some(mut param) = param else {
         return Err(bad_template(
             ruby,
-            format!("params[:{name}] has no type; give one of one_of, pattern, integer, literal"),
+            format!(
+                "params[:{name}] has no type; give one of one_of, pattern, integer, literal, path"
+            ),
         ));
     };
     if allow_dash {
@@ -162,6 +166,35 @@ fn pattern(ruby: &Ruby, value: Value) -> Result<Param, Error> {
         text(ruby, value, "a pattern")?
     };
     Param::pattern(&source).map_err(|e| errors::to_ruby(ruby, CLASS, &e))
+}
+
+/// `path:` takes a `Portcullis::SafeRoot` (its directory and symlink policy are used) or
+/// a directory as a String or Pathname.
+fn path(ruby: &Ruby, name: &str, value: Value) -> Result<Param, Error> {
+    let refuse = |why: String| bad_template(ruby, format!("params[:{name}]: path: {why}"));
+    let (dir, policy): (String, SymlinkPolicy) = if let Some(s) = RString::from_value(value) {
+        (
+            s.to_string()
+                .map_err(|_| refuse("the directory is not valid UTF-8".to_owned()))?,
+            SymlinkPolicy::default(),
+        )
+    } else if value.respond_to("symlinks", false)? {
+        let dir: String = value.funcall("path", ())?;
+        let symlinks: Symbol = value.funcall("symlinks", ())?;
+        let policy = match symlinks.name()?.as_ref() {
+            "deny" => SymlinkPolicy::Deny,
+            _ => SymlinkPolicy::Within,
+        };
+        (dir, policy)
+    } else if value.respond_to("to_path", false)? {
+        (value.funcall("to_path", ())?, SymlinkPolicy::default())
+    } else {
+        return Err(refuse(
+            "must be a Portcullis::SafeRoot or a directory (String, Pathname)".to_owned(),
+        ));
+    };
+    let root = SafeRoot::new(&dir).map_err(|e| refuse(e.to_string()))?;
+    Ok(Param::path(root.with_symlinks(policy)))
 }
 
 fn integer(ruby: &Ruby, name: &str, value: Value) -> Result<Param, Error> {
@@ -306,8 +339,15 @@ fn build(
     if !chdir.is_nil() {
         let dir: String = if RString::from_value(chdir).is_some() {
             text(ruby, chdir, "chdir")?
+        } else if chdir.respond_to("to_path", false)? {
+            chdir.funcall("to_path", ())? // Pathname
+        } else if chdir.respond_to("symlinks", false)? {
+            chdir.funcall("path", ())? // Portcullis::SafeRoot
         } else {
-            chdir.funcall("to_s", ())? // Pathname
+            return Err(bad_template(
+                ruby,
+                "chdir must be a String, Pathname or Portcullis::SafeRoot",
+            ));
         };
         builder = builder.chdir(dir);
     }
