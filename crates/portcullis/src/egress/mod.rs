@@ -60,6 +60,8 @@ mod url_check;
 pub use policy::{EgressPolicy, EgressPolicyBuilder, PendingUrl};
 pub use ranges::{embedded_ipv4, special_purpose_range, Embedding, SpecialRange};
 pub use resolve::{Resolve, SystemResolver};
+/// The WHATWG URL type used throughout (re-exported from the `url` crate).
+pub use url::Url;
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -78,7 +80,7 @@ use crate::ErrorCode;
 #[non_exhaustive]
 pub struct Destination {
     /// The canonical URL as parsed by the WHATWG parser; use this, not the input string.
-    pub url: url::Url,
+    pub url: Url,
     /// The host: a lowercase ASCII (punycode) name without trailing dot, or an IP literal
     /// without brackets.
     pub host: String,

@@ -544,7 +544,10 @@ impl EgressPolicy {
         }
     }
 
-    fn resolve_pending<R: Resolve + ?Sized>(
+    /// Resolves a [`PendingUrl`]'s name through `resolver` and checks every answer: the
+    /// second half of [`check_with`](Self::check_with). For an IP-literal URL the resolver
+    /// is not called.
+    pub fn resolve_pending<R: Resolve + ?Sized>(
         &self,
         pending: PendingUrl,
         resolver: &R,
