@@ -51,6 +51,34 @@
 //! assert_eq!(portcullis::ErrorCode::code(&err), "egress.reserved_address");
 //! # Ok::<(), portcullis::egress::EgressError>(())
 //! ```
+//!
+//! # Using a Destination with an HTTP client
+//!
+//! The rule is: connect to `dest.socket_addrs()` and nothing else, use `dest.host` for SNI,
+//! certificate verification and `Host`, turn off proxies (a proxy resolves the name again)
+//! and automatic redirects (each hop must go through [`EgressPolicy::check_redirect`]).
+//!
+//! With **reqwest**, a per-destination client pins the name through its resolve override:
+//!
+//! ```ignore
+//! let dest = policy.check(url)?;                       // blocks on DNS; use spawn_blocking in async code
+//! let client = reqwest::Client::builder()
+//!     .no_proxy()
+//!     .redirect(reqwest::redirect::Policy::none())
+//!     .resolve_to_addrs(&dest.host, &dest.socket_addrs())
+//!     .build()?;
+//! let response = client.get(dest.url.clone()).send().await?;
+//! if response.status().is_redirection() {
+//!     let location = response.headers()["location"].to_str()?;
+//!     let next = policy.check_redirect(&dest.url, location)?; // and build the next client from `next`
+//! }
+//! ```
+//!
+//! With **hyper** (or any client taking a connector), write the connector as
+//! `policy.check(uri)` followed by `TcpStream::connect(&dest.socket_addrs()[..])`, then the
+//! TLS handshake with `dest.host` as the server name.
+//! `crates/portcullis/examples/egress_fetch.rs` shows the same pinning with std's
+//! `TcpStream` only (it keeps the crate's dev-dependencies light).
 
 mod policy;
 mod ranges;
