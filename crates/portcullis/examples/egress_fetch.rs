@@ -66,11 +66,11 @@ fn fetch(dest: &Destination) -> io::Result<String> {
         Some(q) => format!("{}?{q}", dest.url.path()),
         None => dest.url.path().to_owned(),
     };
-    write!(
-        stream,
+    let request = format!(
         "GET {path} HTTP/1.1\r\nhost: {}:{}\r\nconnection: close\r\n\r\n",
         dest.host, dest.port
-    )?;
+    );
+    stream.write_all(request.as_bytes())?;
     let mut response = String::new();
     stream.take(64 * 1024).read_to_string(&mut response)?;
     Ok(response)
@@ -78,19 +78,25 @@ fn fetch(dest: &Destination) -> io::Result<String> {
 
 fn serve(listener: &TcpListener) {
     for mut stream in listener.incoming().flatten() {
+        let mut request = Vec::new();
         let mut buf = [0u8; 1024];
-        let n = stream.read(&mut buf).unwrap_or(0);
-        let request = String::from_utf8_lossy(&buf[..n]);
+        while !request.windows(4).any(|w| w == b"\r\n\r\n") && request.len() < 16 * 1024 {
+            match stream.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => request.extend_from_slice(buf.get(..n).unwrap_or_default()),
+            }
+        }
+        let request = String::from_utf8_lossy(&request);
         let host = request
             .lines()
             .find_map(|l| l.strip_prefix("host: "))
             .unwrap_or("?")
             .to_owned();
         let body = format!("hello from the pinned upstream (host header: {host})\n");
-        let _ = write!(
-            stream,
+        let response = format!(
             "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
             body.len()
         );
+        let _ = stream.write_all(response.as_bytes());
     }
 }
