@@ -63,10 +63,9 @@ module Portcullis
       true
     end
 
+    # true when check_ip! would succeed; false for refusals and for non-addresses.
     def allowed_ip?(address)
-      check_ip!(address)
-    rescue StandardError
-      false
+      _ip_allowed(address.to_s)
     end
   end
 

@@ -1,5 +1,6 @@
 //! Hostile tests for the egress policy: range edges, IPv4 spellings, IPv6 embeddings,
 //! URL tricks, host patterns, DNS answers, redirects, and URLs that must stay allowed.
+#![allow(clippy::unwrap_used, clippy::panic)] // test/bench helpers outside #[test] fns; a failure here is a test failure
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -20,7 +21,9 @@ fn code(r: Result<impl std::fmt::Debug, EgressError>) -> &'static str {
 }
 
 /// A resolver that answers from a fixed table and fails for unknown names.
-fn dns(table: &'static [(&'static str, &'static [&'static str])]) -> impl Fn(&str) -> io::Result<Vec<IpAddr>> {
+fn dns(
+    table: &'static [(&'static str, &'static [&'static str])],
+) -> impl Fn(&str) -> io::Result<Vec<IpAddr>> {
     move |host: &str| {
         table
             .iter()
@@ -35,7 +38,10 @@ fn no_dns(host: &str) -> io::Result<Vec<IpAddr>> {
 }
 
 fn http_policy() -> EgressPolicy {
-    EgressPolicy::builder().schemes(["http", "https"]).build().unwrap()
+    EgressPolicy::builder()
+        .schemes(["http", "https"])
+        .build()
+        .unwrap()
 }
 
 #[test]
@@ -133,33 +139,66 @@ fn ipv6_range_edges() {
         ("100:0:0:1::", "egress.reserved_address"),
         ("100:0:0:2::", "egress.reserved_address"), // outside 2000::/3
         ("2001::", "egress.reserved_address"), // Teredo, client ffff.ffff.. xor → 255.255.255.255
-        ("2001:1ff:ffff:ffff:ffff:ffff:ffff:ffff", "egress.reserved_address"),
+        (
+            "2001:1ff:ffff:ffff:ffff:ffff:ffff:ffff",
+            "egress.reserved_address",
+        ),
         ("2001:200::", "ok"),
         ("2001:db7:ffff:ffff:ffff:ffff:ffff:ffff", "ok"),
         ("2001:db8::", "egress.reserved_address"),
-        ("2001:db8:ffff:ffff:ffff:ffff:ffff:ffff", "egress.reserved_address"),
+        (
+            "2001:db8:ffff:ffff:ffff:ffff:ffff:ffff",
+            "egress.reserved_address",
+        ),
         ("2001:db9::", "ok"),
         ("3ffe:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "ok"),
         ("3fff::", "egress.reserved_address"),
-        ("3fff:0fff:ffff:ffff:ffff:ffff:ffff:ffff", "egress.reserved_address"),
+        (
+            "3fff:0fff:ffff:ffff:ffff:ffff:ffff:ffff",
+            "egress.reserved_address",
+        ),
         ("3fff:1000::", "ok"),
-        ("5eff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "egress.reserved_address"), // outside 2000::/3
+        (
+            "5eff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+            "egress.reserved_address",
+        ), // outside 2000::/3
         ("5f00::", "egress.reserved_address"),
-        ("5fff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "egress.reserved_address"),
-        ("1fff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "egress.reserved_address"),
+        (
+            "5fff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+            "egress.reserved_address",
+        ),
+        (
+            "1fff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+            "egress.reserved_address",
+        ),
         ("2000::", "ok"),
         ("3fff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "ok"),
         ("4000::", "egress.reserved_address"),
-        ("fbff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "egress.reserved_address"),
+        (
+            "fbff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+            "egress.reserved_address",
+        ),
         ("fc00::", "egress.reserved_address"),
-        ("fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "egress.reserved_address"),
+        (
+            "fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+            "egress.reserved_address",
+        ),
         ("fe80::", "egress.reserved_address"),
-        ("febf:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "egress.reserved_address"),
+        (
+            "febf:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+            "egress.reserved_address",
+        ),
         ("fec0::", "egress.reserved_address"),
-        ("feff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "egress.reserved_address"),
+        (
+            "feff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+            "egress.reserved_address",
+        ),
         ("ff00::", "egress.reserved_address"),
         ("ff02::1", "egress.reserved_address"),
-        ("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "egress.reserved_address"),
+        (
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+            "egress.reserved_address",
+        ),
         ("fd00:ec2::254", "egress.metadata"),
         ("fd00:ec2::253", "egress.reserved_address"),
         // public IPv6 that must stay allowed
@@ -179,7 +218,11 @@ fn ipv6_embeddings_are_judged_as_ipv4() {
     let table: &[(&str, &str, &str)] = &[
         ("::ffff:127.0.0.1", "egress.reserved_address", "127.0.0.1"),
         ("::ffff:7f00:1", "egress.reserved_address", "127.0.0.1"),
-        ("::ffff:169.254.169.254", "egress.metadata", "169.254.169.254"),
+        (
+            "::ffff:169.254.169.254",
+            "egress.metadata",
+            "169.254.169.254",
+        ),
         ("::ffff:10.0.0.1", "egress.reserved_address", "10.0.0.1"),
         ("::ffff:0:10.0.0.1", "egress.reserved_address", "10.0.0.1"),
         ("::127.0.0.1", "egress.reserved_address", "127.0.0.1"),
@@ -188,13 +231,29 @@ fn ipv6_embeddings_are_judged_as_ipv4() {
         ("64:ff9b::a9fe:a9fe", "egress.metadata", "169.254.169.254"),
         ("64:ff9b:1::10.0.0.1", "egress.reserved_address", "10.0.0.1"),
         // RFC 6052 /48 layout: 169.254 in bytes 6-7, 169.254 in bytes 9-10
-        ("64:ff9b:1:a9fe:a9:fe00::", "egress.metadata", "169.254.169.254"),
+        (
+            "64:ff9b:1:a9fe:a9:fe00::",
+            "egress.metadata",
+            "169.254.169.254",
+        ),
         ("2002:7f00:1::", "egress.reserved_address", "127.0.0.1"),
         ("2002:a9fe:a9fe::1", "egress.metadata", "169.254.169.254"),
-        ("2002:c0a8:101:1::1", "egress.reserved_address", "192.168.1.1"),
+        (
+            "2002:c0a8:101:1::1",
+            "egress.reserved_address",
+            "192.168.1.1",
+        ),
         // Teredo: client = !last32; !0x80fffffe = 127.0.0.1
-        ("2001:0:4136:e378:8000:63bf:80ff:fffe", "egress.reserved_address", "127.0.0.1"),
-        ("2001:0:4136:e378:8000:63bf:5601:5601", "egress.metadata", "169.254.169.254"),
+        (
+            "2001:0:4136:e378:8000:63bf:80ff:fffe",
+            "egress.reserved_address",
+            "127.0.0.1",
+        ),
+        (
+            "2001:0:4136:e378:8000:63bf:5601:5601",
+            "egress.metadata",
+            "169.254.169.254",
+        ),
     ];
     for (addr, expected, v4) in table {
         let err = policy.check_ip(ip(addr)).unwrap_err();
@@ -224,9 +283,15 @@ fn nat64_can_be_disabled() {
     let err = policy.check_ip(ip("64:ff9b::93.184.216.34")).unwrap_err();
     assert_eq!(err.code(), "egress.reserved_address");
     assert!(err.to_string().contains("allow_nat64"), "{err}");
-    assert_eq!(code(policy.check_ip(ip("64:ff9b:1::93.184.216.34"))), "egress.reserved_address");
+    assert_eq!(
+        code(policy.check_ip(ip("64:ff9b:1::93.184.216.34"))),
+        "egress.reserved_address"
+    );
     // still metadata, whatever the NAT64 setting
-    assert_eq!(code(policy.check_ip(ip("64:ff9b::a9fe:a9fe"))), "egress.metadata");
+    assert_eq!(
+        code(policy.check_ip(ip("64:ff9b::a9fe:a9fe"))),
+        "egress.metadata"
+    );
     // an explicit allow of the NAT64 prefix re-opens it, but never for metadata
     let policy = EgressPolicy::builder()
         .allow_nat64(false)
@@ -234,27 +299,35 @@ fn nat64_can_be_disabled() {
         .build()
         .unwrap();
     assert_eq!(code(policy.check_ip(ip("64:ff9b::93.184.216.34"))), "ok");
-    assert_eq!(code(policy.check_ip(ip("64:ff9b::a9fe:a9fe"))), "egress.metadata");
+    assert_eq!(
+        code(policy.check_ip(ip("64:ff9b::a9fe:a9fe"))),
+        "egress.metadata"
+    );
 }
 
 #[test]
 fn precedence_deny_metadata_allow_reserved_public() {
     let policy = EgressPolicy::builder()
-        .allow_cidrs(["10.0.0.0/8", "169.254.0.0/16", "8.8.8.0/24", "100.100.100.200/32"])
+        .allow_cidrs([
+            "10.0.0.0/8",
+            "169.254.0.0/16",
+            "8.8.8.0/24",
+            "100.100.100.200/32",
+        ])
         .deny_cidrs(["10.1.0.0/16", "8.8.8.8", "93.184.216.0/24"])
         .build()
         .unwrap();
     let table: &[(&str, &str)] = &[
-        ("10.1.2.3", "egress.denied_cidr"),        // deny beats allow
-        ("10.2.0.1", "ok"),                        // allow beats reserved
-        ("169.254.1.1", "ok"),                     // allow beats reserved
-        ("169.254.169.254", "egress.metadata"),    // metadata beats a broader allow
-        ("100.100.100.200", "ok"),                 // metadata named explicitly
-        ("8.8.8.8", "egress.denied_cidr"),         // deny beats allow
+        ("10.1.2.3", "egress.denied_cidr"),     // deny beats allow
+        ("10.2.0.1", "ok"),                     // allow beats reserved
+        ("169.254.1.1", "ok"),                  // allow beats reserved
+        ("169.254.169.254", "egress.metadata"), // metadata beats a broader allow
+        ("100.100.100.200", "ok"),              // metadata named explicitly
+        ("8.8.8.8", "egress.denied_cidr"),      // deny beats allow
         ("8.8.8.9", "ok"),
-        ("93.184.216.34", "egress.denied_cidr"),   // deny beats public
+        ("93.184.216.34", "egress.denied_cidr"), // deny beats public
         ("192.168.1.1", "egress.reserved_address"), // reserved, not allowed
-        ("1.1.1.1", "ok"),                         // public
+        ("1.1.1.1", "ok"),                       // public
         ("::ffff:10.1.2.3", "egress.denied_cidr"), // deny applies through embeddings
         ("::ffff:10.2.0.1", "ok"),
         ("2002:0a01:0203::", "egress.denied_cidr"),
@@ -268,7 +341,10 @@ fn precedence_deny_metadata_allow_reserved_public() {
         .deny_cidrs(["169.254.0.0/16"])
         .build()
         .unwrap();
-    assert_eq!(code(policy.check_ip(ip("169.254.169.254"))), "egress.denied_cidr");
+    assert_eq!(
+        code(policy.check_ip(ip("169.254.169.254"))),
+        "egress.denied_cidr"
+    );
     let err = policy.check_ip(ip("169.254.169.254")).unwrap_err();
     assert!(err.to_string().contains("169.254.0.0/16"), "{err}");
 }
@@ -278,15 +354,27 @@ fn messages_name_address_and_range() {
     let policy = EgressPolicy::default();
     let err = policy.check_ip(ip("10.9.8.7")).unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains("10.9.8.7") && msg.contains("10.0.0.0/8"), "{msg}");
+    assert!(
+        msg.contains("10.9.8.7") && msg.contains("10.0.0.0/8"),
+        "{msg}"
+    );
     let err = policy.check_ip(ip("::ffff:169.254.169.254")).unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains("IPv4-mapped") && msg.contains("169.254.169.254/32"), "{msg}");
+    assert!(
+        msg.contains("IPv4-mapped") && msg.contains("169.254.169.254/32"),
+        "{msg}"
+    );
     let err = policy
-        .check_with("https://internal.example/", &dns(&[("internal.example", &["10.0.0.5"])]))
+        .check_with(
+            "https://internal.example/",
+            &dns(&[("internal.example", &["10.0.0.5"])]),
+        )
         .unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains("internal.example") && msg.contains("10.0.0.5"), "{msg}");
+    assert!(
+        msg.contains("internal.example") && msg.contains("10.0.0.5"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -312,7 +400,11 @@ fn every_ipv4_spelling_is_judged_as_its_address() {
         "http://[2002:7f00:1::]/",
         "http://127.0.0.1./",
     ] {
-        assert_eq!(code(policy.check_with(url, &no_dns)), "egress.reserved_address", "{url}");
+        assert_eq!(
+            code(policy.check_with(url, &no_dns)),
+            "egress.reserved_address",
+            "{url}"
+        );
     }
     for url in [
         "http://169.254.169.254/latest/meta-data/",
@@ -323,10 +415,16 @@ fn every_ipv4_spelling_is_judged_as_its_address() {
         "http://[::ffff:a9fe:a9fe]/",
         "http://[fd00:ec2::254]/",
     ] {
-        assert_eq!(code(policy.check_with(url, &no_dns)), "egress.metadata", "{url}");
+        assert_eq!(
+            code(policy.check_with(url, &no_dns)),
+            "egress.metadata",
+            "{url}"
+        );
     }
     // the canonical URL is what the caller gets
-    let dest = http_policy().check_with("http://1572395042/x", &no_dns).unwrap();
+    let dest = http_policy()
+        .check_with("http://1572395042/x", &no_dns)
+        .unwrap();
     assert_eq!(dest.url.as_str(), "http://93.184.216.34/x");
     assert_eq!(dest.addrs, vec![ip("93.184.216.34")]);
     assert_eq!(dest.host, "93.184.216.34");
@@ -377,14 +475,33 @@ fn fragment_and_query_tricks_judge_the_real_host() {
         .allow_hosts(["good.example"])
         .build()
         .unwrap();
-    let resolver = dns(&[("good.example", &["93.184.216.34"]), ("evil.example", &["6.6.6.6"])]);
-    assert_eq!(code(policy.check_with("http://evil.example#@good.example", &resolver)), "egress.host_not_allowed");
-    assert_eq!(code(policy.check_with("http://evil.example?@good.example", &resolver)), "egress.host_not_allowed");
-    assert_eq!(code(policy.check_with("http://evil.example/good.example", &resolver)), "egress.host_not_allowed");
-    assert_eq!(code(policy.check_with("http://good.example.evil.example/", &resolver)), "egress.host_not_allowed");
-    let dest = policy.check_with("http://good.example#@evil.example", &resolver).unwrap();
+    let resolver = dns(&[
+        ("good.example", &["93.184.216.34"]),
+        ("evil.example", &["6.6.6.6"]),
+    ]);
+    assert_eq!(
+        code(policy.check_with("http://evil.example#@good.example", &resolver)),
+        "egress.host_not_allowed"
+    );
+    assert_eq!(
+        code(policy.check_with("http://evil.example?@good.example", &resolver)),
+        "egress.host_not_allowed"
+    );
+    assert_eq!(
+        code(policy.check_with("http://evil.example/good.example", &resolver)),
+        "egress.host_not_allowed"
+    );
+    assert_eq!(
+        code(policy.check_with("http://good.example.evil.example/", &resolver)),
+        "egress.host_not_allowed"
+    );
+    let dest = policy
+        .check_with("http://good.example#@evil.example", &resolver)
+        .unwrap();
     assert_eq!(dest.host, "good.example");
-    let dest = policy.check_with("http://good.example/?next=http://evil.example/", &resolver).unwrap();
+    let dest = policy
+        .check_with("http://good.example/?next=http://evil.example/", &resolver)
+        .unwrap();
     assert_eq!(dest.addrs, vec![ip("93.184.216.34")]);
 }
 
@@ -396,20 +513,38 @@ fn lax_mode_still_judges_the_parsed_host() {
         .build()
         .unwrap();
     // the parser repairs these; the address is still judged
-    assert_eq!(code(policy.check_with("http://%31%32%37.0.0.1/", &no_dns)), "egress.reserved_address");
-    assert_eq!(code(policy.check_with("http://user@127.0.0.1/", &no_dns)), "egress.reserved_address");
-    assert_eq!(code(policy.check_with(" http:\\\\127.0.0.1\\", &no_dns)), "egress.reserved_address");
+    assert_eq!(
+        code(policy.check_with("http://%31%32%37.0.0.1/", &no_dns)),
+        "egress.reserved_address"
+    );
+    assert_eq!(
+        code(policy.check_with("http://user@127.0.0.1/", &no_dns)),
+        "egress.reserved_address"
+    );
+    assert_eq!(
+        code(policy.check_with(" http:\\\\127.0.0.1\\", &no_dns)),
+        "egress.reserved_address"
+    );
     assert_eq!(
         code(policy.check_with("http://\u{ff11}\u{ff12}\u{ff17}\u{3002}0.0.1/", &no_dns)),
         "egress.reserved_address"
     );
-    assert_eq!(code(policy.check_with("http://user@93.184.216.34/", &no_dns)), "ok");
+    assert_eq!(
+        code(policy.check_with("http://user@93.184.216.34/", &no_dns)),
+        "ok"
+    );
 }
 
 #[test]
 fn host_patterns() {
     let policy = EgressPolicy::builder()
-        .allow_hosts(["api.example.com", "*.example.org", "BÜCHER.de.", "93.184.216.34", "[2606:4700::1111]"])
+        .allow_hosts([
+            "api.example.com",
+            "*.example.org",
+            "BÜCHER.de.",
+            "93.184.216.34",
+            "[2606:4700::1111]",
+        ])
         .deny_hosts(["*.bad.example.org", "legacy.example.org"])
         .build()
         .unwrap();
@@ -418,7 +553,10 @@ fn host_patterns() {
         ("https://api.example.com/", "ok"),
         ("https://API.Example.COM/", "ok"),
         ("https://api.example.com./", "ok"),
-        ("https://api.example.com.evil.com/", "egress.host_not_allowed"),
+        (
+            "https://api.example.com.evil.com/",
+            "egress.host_not_allowed",
+        ),
         ("https://evilapi.example.com/", "egress.host_not_allowed"),
         ("https://x.api.example.com/", "egress.host_not_allowed"),
         ("https://example.com/", "egress.host_not_allowed"),
@@ -445,7 +583,9 @@ fn host_patterns() {
     for (url, expected) in table {
         assert_eq!(code(policy.check_with(url, &resolver)), *expected, "{url}");
     }
-    let dest = policy.check_with("https://BÜCHER.de./x", &resolver).unwrap();
+    let dest = policy
+        .check_with("https://BÜCHER.de./x", &resolver)
+        .unwrap();
     assert_eq!(dest.host, "xn--bcher-kva.de");
 }
 
@@ -461,20 +601,37 @@ fn metadata_names() {
         "http://instance-data/",
         "http://instance-data.ec2.internal/",
     ] {
-        assert_eq!(code(open.check_with(url, &resolver)), "egress.metadata", "{url}");
+        assert_eq!(
+            code(open.check_with(url, &resolver)),
+            "egress.metadata",
+            "{url}"
+        );
     }
     // a wildcard does not open a metadata name; an exact entry does
-    let wildcard = EgressPolicy::builder().schemes(["http"]).allow_hosts(["*.google.internal"]).build().unwrap();
-    assert_eq!(code(wildcard.check_with("http://metadata.google.internal/", &resolver)), "egress.metadata");
+    let wildcard = EgressPolicy::builder()
+        .schemes(["http"])
+        .allow_hosts(["*.google.internal"])
+        .build()
+        .unwrap();
+    assert_eq!(
+        code(wildcard.check_with("http://metadata.google.internal/", &resolver)),
+        "egress.metadata"
+    );
     let exact = EgressPolicy::builder()
         .schemes(["http"])
         .allow_hosts(["metadata.google.internal"])
         .build()
         .unwrap();
-    assert_eq!(code(exact.check_with("http://metadata.google.internal/", &resolver)), "ok");
+    assert_eq!(
+        code(exact.check_with("http://metadata.google.internal/", &resolver)),
+        "ok"
+    );
     // ...but its address is still judged
     let to_meta = |_: &str| -> io::Result<Vec<IpAddr>> { Ok(vec![ip("169.254.169.254")]) };
-    assert_eq!(code(exact.check_with("http://metadata.google.internal/", &to_meta)), "egress.metadata");
+    assert_eq!(
+        code(exact.check_with("http://metadata.google.internal/", &to_meta)),
+        "egress.metadata"
+    );
 }
 
 #[test]
@@ -501,11 +658,23 @@ fn schemes_and_ports() {
         assert_eq!(code(default.check_with(url, &resolver)), *expected, "{url}");
     }
     let http = http_policy();
-    assert_eq!(code(http.check_with("http://example.com/", &resolver)), "ok");
-    assert_eq!(code(http.check_with("http://example.com:8080/", &resolver)), "egress.port");
+    assert_eq!(
+        code(http.check_with("http://example.com/", &resolver)),
+        "ok"
+    );
+    assert_eq!(
+        code(http.check_with("http://example.com:8080/", &resolver)),
+        "egress.port"
+    );
     let ports = EgressPolicy::builder().ports([8443]).build().unwrap();
-    assert_eq!(code(ports.check_with("https://example.com:8443/", &resolver)), "ok");
-    assert_eq!(code(ports.check_with("https://example.com/", &resolver)), "egress.port");
+    assert_eq!(
+        code(ports.check_with("https://example.com:8443/", &resolver)),
+        "ok"
+    );
+    assert_eq!(
+        code(ports.check_with("https://example.com/", &resolver)),
+        "egress.port"
+    );
 }
 
 #[test]
@@ -527,17 +696,26 @@ fn invalid_policies_are_refused() {
         assert_eq!(code(builder.build()), "egress.invalid_policy");
     }
     // host bits in a CIDR are truncated, bare addresses are /32 or /128
-    let policy = EgressPolicy::builder().allow_cidrs(["10.1.2.3/16", "fd00::1"]).build().unwrap();
+    let policy = EgressPolicy::builder()
+        .allow_cidrs(["10.1.2.3/16", "fd00::1"])
+        .build()
+        .unwrap();
     assert_eq!(code(policy.check_ip(ip("10.1.200.1"))), "ok");
     assert_eq!(code(policy.check_ip(ip("fd00::1"))), "ok");
-    assert_eq!(code(policy.check_ip(ip("fd00::2"))), "egress.reserved_address");
+    assert_eq!(
+        code(policy.check_ip(ip("fd00::2"))),
+        "egress.reserved_address"
+    );
 }
 
 #[test]
 fn dns_answers_must_all_pass() {
     let policy = EgressPolicy::default();
     let resolver = dns(&[
-        ("good.example", &["93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946"]),
+        (
+            "good.example",
+            &["93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946"],
+        ),
         ("mixed.example", &["93.184.216.34", "10.0.0.1"]),
         ("mixed6.example", &["93.184.216.34", "::ffff:127.0.0.1"]),
         ("meta.example", &["169.254.169.254"]),
@@ -545,21 +723,64 @@ fn dns_answers_must_all_pass() {
         ("empty.example", &[]),
         ("dup.example", &["93.184.216.34", "93.184.216.34"]),
     ]);
-    let dest = policy.check_with("https://good.example/", &resolver).unwrap();
+    let dest = policy
+        .check_with("https://good.example/", &resolver)
+        .unwrap();
     assert_eq!(dest.addrs.len(), 2);
     assert_eq!(dest.socket_addrs()[0].port(), 443);
-    assert_eq!(code(policy.check_with("https://mixed.example/", &resolver)), "egress.reserved_address");
-    assert_eq!(code(policy.check_with("https://mixed6.example/", &resolver)), "egress.reserved_address");
-    assert_eq!(code(policy.check_with("https://meta.example/", &resolver)), "egress.metadata");
-    assert_eq!(code(policy.check_with("https://loop.example/", &resolver)), "egress.reserved_address");
-    assert_eq!(code(policy.check_with("https://empty.example/", &resolver)), "egress.resolve_failed");
-    assert_eq!(code(policy.check_with("https://nxdomain.example/", &resolver)), "egress.resolve_failed");
-    assert_eq!(policy.check_with("https://dup.example/", &resolver).unwrap().addrs.len(), 1);
+    assert_eq!(
+        code(policy.check_with("https://mixed.example/", &resolver)),
+        "egress.reserved_address"
+    );
+    assert_eq!(
+        code(policy.check_with("https://mixed6.example/", &resolver)),
+        "egress.reserved_address"
+    );
+    assert_eq!(
+        code(policy.check_with("https://meta.example/", &resolver)),
+        "egress.metadata"
+    );
+    assert_eq!(
+        code(policy.check_with("https://loop.example/", &resolver)),
+        "egress.reserved_address"
+    );
+    assert_eq!(
+        code(policy.check_with("https://empty.example/", &resolver)),
+        "egress.resolve_failed"
+    );
+    assert_eq!(
+        code(policy.check_with("https://nxdomain.example/", &resolver)),
+        "egress.resolve_failed"
+    );
+    assert_eq!(
+        policy
+            .check_with("https://dup.example/", &resolver)
+            .unwrap()
+            .addrs
+            .len(),
+        1
+    );
     // allow_cidrs opens the internal answer; deny_cidrs closes a public one
-    let internal = EgressPolicy::builder().allow_cidrs(["10.0.0.0/24"]).build().unwrap();
-    assert_eq!(internal.check_with("https://mixed.example/", &resolver).unwrap().addrs.len(), 2);
-    let deny = EgressPolicy::builder().deny_cidrs(["93.184.216.0/24"]).build().unwrap();
-    assert_eq!(code(deny.check_with("https://good.example/", &resolver)), "egress.denied_cidr");
+    let internal = EgressPolicy::builder()
+        .allow_cidrs(["10.0.0.0/24"])
+        .build()
+        .unwrap();
+    assert_eq!(
+        internal
+            .check_with("https://mixed.example/", &resolver)
+            .unwrap()
+            .addrs
+            .len(),
+        2
+    );
+    let deny = EgressPolicy::builder()
+        .deny_cidrs(["93.184.216.0/24"])
+        .build()
+        .unwrap();
+    assert_eq!(
+        code(deny.check_with("https://good.example/", &resolver)),
+        "egress.denied_cidr"
+    );
 }
 
 #[test]
@@ -570,8 +791,12 @@ fn resolver_is_asked_for_the_normalised_name() {
         seen.borrow_mut().push(host.to_owned());
         Ok(vec![ip("93.184.216.34")])
     };
-    policy.check_with("https://WWW.Bücher.DE./", &resolver).unwrap();
-    policy.check_with("https://93.184.216.34/", &resolver).unwrap();
+    policy
+        .check_with("https://WWW.Bücher.DE./", &resolver)
+        .unwrap();
+    policy
+        .check_with("https://93.184.216.34/", &resolver)
+        .unwrap();
     assert_eq!(*seen.borrow(), vec!["www.xn--bcher-kva.de".to_owned()]);
 }
 
@@ -594,8 +819,14 @@ fn redirects_are_rechecked_hop_by_hop() {
         ("https://cdn.example.com/x", "ok"),
         ("//cdn.example.com/x", "ok"),
         ("http://cdn.example.com/x", "egress.downgrade"),
-        ("http://169.254.169.254/latest/meta-data/", "egress.downgrade"),
-        ("https://169.254.169.254/latest/meta-data/", "egress.host_not_allowed"),
+        (
+            "http://169.254.169.254/latest/meta-data/",
+            "egress.downgrade",
+        ),
+        (
+            "https://169.254.169.254/latest/meta-data/",
+            "egress.host_not_allowed",
+        ),
         ("https://evil.example.com/", "egress.host_not_allowed"),
         ("https://api.example.com:8443/", "egress.port"),
         ("https://user@cdn.example.com/", "egress.userinfo"),
@@ -610,7 +841,9 @@ fn redirects_are_rechecked_hop_by_hop() {
             "{location}"
         );
     }
-    let dest = policy.check_redirect_with(&from, "../v2/x#frag", &resolver).unwrap();
+    let dest = policy
+        .check_redirect_with(&from, "../v2/x#frag", &resolver)
+        .unwrap();
     assert_eq!(dest.url.as_str(), "https://api.example.com/v2/x#frag");
 
     // Without a host allowlist, internal targets are refused by address.
@@ -627,7 +860,11 @@ fn redirects_are_rechecked_hop_by_hop() {
         ("https://internal.example/", "egress.reserved_address"),
         ("/same-host", "ok"),
     ] {
-        assert_eq!(code(open.check_redirect_with(&from, location, &internal)), expected, "{location}");
+        assert_eq!(
+            code(open.check_redirect_with(&from, location, &internal)),
+            expected,
+            "{location}"
+        );
     }
 }
 
@@ -635,7 +872,10 @@ fn redirects_are_rechecked_hop_by_hop() {
 fn legitimate_urls_stay_allowed() {
     let policy = EgressPolicy::default();
     let resolver = dns(&[
-        ("example.com", &["93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946"]),
+        (
+            "example.com",
+            &["93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946"],
+        ),
         ("api.github.com", &["140.82.121.6"]),
         ("xn--bcher-kva.de", &["81.169.145.78"]),
         ("s3.us-east-1.amazonaws.com", &["52.216.0.1"]),
@@ -670,8 +910,13 @@ fn legitimate_urls_stay_allowed() {
 #[test]
 fn destination_pins_every_checked_answer() {
     let policy = EgressPolicy::default();
-    let resolver = dns(&[("example.com", &["93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946"])]);
-    let dest = policy.check_with("https://example.com:443/x", &resolver).unwrap();
+    let resolver = dns(&[(
+        "example.com",
+        &["93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946"],
+    )]);
+    let dest = policy
+        .check_with("https://example.com:443/x", &resolver)
+        .unwrap();
     assert_eq!(dest.host, "example.com");
     assert_eq!(dest.port, 443);
     assert_eq!(dest.url.as_str(), "https://example.com/x");
@@ -679,17 +924,26 @@ fn destination_pins_every_checked_answer() {
         dest.addrs,
         vec![
             IpAddr::V4(Ipv4Addr::new(93, 184, 216, 34)),
-            IpAddr::V6("2606:2800:220:1:248:1893:25c8:1946".parse::<Ipv6Addr>().unwrap())
+            IpAddr::V6(
+                "2606:2800:220:1:248:1893:25c8:1946"
+                    .parse::<Ipv6Addr>()
+                    .unwrap()
+            )
         ]
     );
     // the two-phase API gives the same result
     let pending = policy.check_url("https://example.com:443/x").unwrap();
     assert_eq!(pending.resolve_name(), Some("example.com"));
-    let again = policy.check_answers(pending, resolver("example.com").unwrap()).unwrap();
+    let again = policy
+        .check_answers(pending, resolver("example.com").unwrap())
+        .unwrap();
     assert_eq!(again, dest);
     // a bad answer fed to the second phase is still judged
     let pending = policy.check_url("https://example.com/").unwrap();
-    assert_eq!(code(policy.check_answers(pending, vec![ip("10.0.0.1")])), "egress.reserved_address");
+    assert_eq!(
+        code(policy.check_answers(pending, vec![ip("10.0.0.1")])),
+        "egress.reserved_address"
+    );
 }
 
 #[test]

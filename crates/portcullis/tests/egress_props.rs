@@ -1,4 +1,5 @@
 //! Property tests: an IPv4 address gets the same verdict in every spelling that carries it.
+#![allow(clippy::unwrap_used, clippy::panic)] // test/bench helpers outside #[test] fns; a failure here is a test failure
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -18,7 +19,12 @@ fn policies() -> Vec<EgressPolicy> {
         EgressPolicy::builder().schemes(["http"]).build().unwrap(),
         EgressPolicy::builder()
             .schemes(["http"])
-            .allow_cidrs(["10.0.0.0/8", "169.254.0.0/16", "100.64.0.0/10", "127.0.0.1/32"])
+            .allow_cidrs([
+                "10.0.0.0/8",
+                "169.254.0.0/16",
+                "100.64.0.0/10",
+                "127.0.0.1/32",
+            ])
             .deny_cidrs(["10.1.0.0/16", "8.8.0.0/16", "203.0.113.7"])
             .build()
             .unwrap(),
@@ -28,17 +34,36 @@ fn policies() -> Vec<EgressPolicy> {
 /// Random addresses, biased towards the edges of the interesting ranges.
 fn ipv4() -> impl Strategy<Value = u32> {
     let interesting: Vec<u32> = [
-        "0.0.0.0", "10.0.0.0", "10.1.0.0", "100.64.0.0", "100.100.100.200", "127.0.0.0",
-        "169.254.0.0", "169.254.169.254", "169.254.170.2", "172.16.0.0", "192.0.0.0",
-        "192.0.0.192", "192.0.2.0", "192.88.99.0", "192.168.0.0", "198.18.0.0", "198.51.100.0",
-        "203.0.113.0", "224.0.0.0", "240.0.0.0", "168.63.129.16", "8.8.0.0",
+        "0.0.0.0",
+        "10.0.0.0",
+        "10.1.0.0",
+        "100.64.0.0",
+        "100.100.100.200",
+        "127.0.0.0",
+        "169.254.0.0",
+        "169.254.169.254",
+        "169.254.170.2",
+        "172.16.0.0",
+        "192.0.0.0",
+        "192.0.0.192",
+        "192.0.2.0",
+        "192.88.99.0",
+        "192.168.0.0",
+        "198.18.0.0",
+        "198.51.100.0",
+        "203.0.113.0",
+        "224.0.0.0",
+        "240.0.0.0",
+        "168.63.129.16",
+        "8.8.0.0",
     ]
     .iter()
     .map(|s| u32::from(s.parse::<Ipv4Addr>().unwrap()))
     .collect();
     prop_oneof![
         any::<u32>(),
-        (proptest::sample::select(interesting), -300i64..300).prop_map(|(base, delta)| (base as i64 + delta).clamp(0, u32::MAX as i64) as u32),
+        (proptest::sample::select(interesting), -300i64..300)
+            .prop_map(|(base, delta)| (base as i64 + delta).clamp(0, u32::MAX as i64) as u32),
     ]
 }
 

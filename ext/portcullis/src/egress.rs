@@ -14,10 +14,20 @@ use portcullis::egress::{
 
 use crate::{errors, gvl};
 
-#[magnus::wrap(class = "Portcullis::EgressPolicy", free_immediately, size, frozen_shareable)]
+#[magnus::wrap(
+    class = "Portcullis::EgressPolicy",
+    free_immediately,
+    size,
+    frozen_shareable
+)]
 struct RbEgressPolicy(Arc<EgressPolicy>);
 
-#[magnus::wrap(class = "Portcullis::Destination", free_immediately, size, frozen_shareable)]
+#[magnus::wrap(
+    class = "Portcullis::Destination",
+    free_immediately,
+    size,
+    frozen_shareable
+)]
 struct RbDestination(Destination);
 
 fn denied(ruby: &Ruby, err: &EgressError) -> Error {
@@ -95,10 +105,13 @@ impl RbEgressPolicy {
     }
 
     fn check_ip(ruby: &Ruby, rb_self: &Self, ip: String) -> Result<(), Error> {
-        let addr = parse_ip(&ip).ok_or_else(|| {
-            errors::arg_error(ruby, format!("{ip:?} is not an IP address"))
-        })?;
+        let addr = parse_ip(&ip)
+            .ok_or_else(|| errors::arg_error(ruby, format!("{ip:?} is not an IP address")))?;
         rb_self.0.check_ip(addr).map_err(|e| denied(ruby, &e))
+    }
+
+    fn ip_allowed(&self, ip: String) -> bool {
+        parse_ip(&ip).is_some_and(|addr| self.0.check_ip(addr).is_ok())
     }
 
     /// Resolves the pending name (system resolver without the GVL, or the Ruby resolver
@@ -224,8 +237,12 @@ pub(crate) fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     policy.define_singleton_method("_build", function!(build, 8))?;
     policy.define_method("_check", method!(RbEgressPolicy::check, 2))?;
     policy.define_method("_allowed", method!(RbEgressPolicy::allowed, 2))?;
-    policy.define_method("_check_redirect", method!(RbEgressPolicy::check_redirect, 3))?;
+    policy.define_method(
+        "_check_redirect",
+        method!(RbEgressPolicy::check_redirect, 3),
+    )?;
     policy.define_method("_check_ip", method!(RbEgressPolicy::check_ip, 1))?;
+    policy.define_method("_ip_allowed", method!(RbEgressPolicy::ip_allowed, 1))?;
 
     let destination = module.define_class("Destination", ruby.class_object())?;
     destination.define_method("url", method!(RbDestination::url, 0))?;

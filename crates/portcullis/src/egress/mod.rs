@@ -175,7 +175,9 @@ pub enum EgressError {
         allowed: String,
     },
     /// The policy has a host allowlist and the host matches none of its patterns.
-    #[error("host {host:?} is not in the host allowlist; add it (or a *.suffix pattern) to allow_hosts")]
+    #[error(
+        "host {host:?} is not in the host allowlist; add it (or a *.suffix pattern) to allow_hosts"
+    )]
     HostNotAllowed {
         /// The normalised host.
         host: String,

@@ -414,7 +414,11 @@ impl EgressPolicy {
     }
 
     /// The URL and name layers of [`check_redirect`](Self::check_redirect).
-    pub fn check_redirect_url(&self, from: &Url, location: &str) -> Result<PendingUrl, EgressError> {
+    pub fn check_redirect_url(
+        &self,
+        from: &Url,
+        location: &str,
+    ) -> Result<PendingUrl, EgressError> {
         if location.len() > MAX_URL_LEN {
             return Err(too_long(location));
         }
@@ -576,10 +580,12 @@ impl EgressPolicy {
                 allowed: self.schemes.join(", "),
             });
         }
-        let port = url.port_or_known_default().ok_or_else(|| EgressError::BadUrl {
-            input: shorten(url.as_str()),
-            reason: "no port".to_owned(),
-        })?;
+        let port = url
+            .port_or_known_default()
+            .ok_or_else(|| EgressError::BadUrl {
+                input: shorten(url.as_str()),
+                reason: "no port".to_owned(),
+            })?;
         if !self.ports.contains(&port) {
             return Err(EgressError::Port {
                 port,
@@ -651,7 +657,9 @@ impl EgressPolicy {
             });
         }
         if ranges::is_metadata_name(name)
-            && !self.allow_hosts.contains(&HostPattern::Exact(name.to_owned()))
+            && !self
+                .allow_hosts
+                .contains(&HostPattern::Exact(name.to_owned()))
         {
             return Err(EgressError::Metadata {
                 target: name.to_owned(),

@@ -35,7 +35,15 @@ struct V6Range {
     range: SpecialRange,
 }
 
-const fn v4(a: u8, b: u8, c: u8, d: u8, prefix: u8, cidr: &'static str, name: &'static str) -> V4Range {
+const fn v4(
+    a: u8,
+    b: u8,
+    c: u8,
+    d: u8,
+    prefix: u8,
+    cidr: &'static str,
+    name: &'static str,
+) -> V4Range {
     V4Range {
         net: u32::from_be_bytes([a, b, c, d]),
         prefix,
@@ -85,28 +93,148 @@ impl V6Range {
 static RESERVED_V4: [V4Range; 15] = [
     v4(0, 0, 0, 0, 8, "0.0.0.0/8", "\"this network\" (RFC 791)"),
     v4(10, 0, 0, 0, 8, "10.0.0.0/8", "private-use (RFC 1918)"),
-    v4(100, 64, 0, 0, 10, "100.64.0.0/10", "shared address space / CGN (RFC 6598)"),
+    v4(
+        100,
+        64,
+        0,
+        0,
+        10,
+        "100.64.0.0/10",
+        "shared address space / CGN (RFC 6598)",
+    ),
     v4(127, 0, 0, 0, 8, "127.0.0.0/8", "loopback (RFC 1122)"),
-    v4(169, 254, 0, 0, 16, "169.254.0.0/16", "link-local (RFC 3927)"),
+    v4(
+        169,
+        254,
+        0,
+        0,
+        16,
+        "169.254.0.0/16",
+        "link-local (RFC 3927)",
+    ),
     v4(172, 16, 0, 0, 12, "172.16.0.0/12", "private-use (RFC 1918)"),
-    v4(192, 0, 0, 0, 24, "192.0.0.0/24", "IETF protocol assignments (RFC 6890)"),
-    v4(192, 0, 2, 0, 24, "192.0.2.0/24", "documentation TEST-NET-1 (RFC 5737)"),
-    v4(192, 88, 99, 0, 24, "192.88.99.0/24", "deprecated 6to4 relay anycast (RFC 7526)"),
-    v4(192, 168, 0, 0, 16, "192.168.0.0/16", "private-use (RFC 1918)"),
-    v4(198, 18, 0, 0, 15, "198.18.0.0/15", "benchmarking (RFC 2544)"),
-    v4(198, 51, 100, 0, 24, "198.51.100.0/24", "documentation TEST-NET-2 (RFC 5737)"),
-    v4(203, 0, 113, 0, 24, "203.0.113.0/24", "documentation TEST-NET-3 (RFC 5737)"),
+    v4(
+        192,
+        0,
+        0,
+        0,
+        24,
+        "192.0.0.0/24",
+        "IETF protocol assignments (RFC 6890)",
+    ),
+    v4(
+        192,
+        0,
+        2,
+        0,
+        24,
+        "192.0.2.0/24",
+        "documentation TEST-NET-1 (RFC 5737)",
+    ),
+    v4(
+        192,
+        88,
+        99,
+        0,
+        24,
+        "192.88.99.0/24",
+        "deprecated 6to4 relay anycast (RFC 7526)",
+    ),
+    v4(
+        192,
+        168,
+        0,
+        0,
+        16,
+        "192.168.0.0/16",
+        "private-use (RFC 1918)",
+    ),
+    v4(
+        198,
+        18,
+        0,
+        0,
+        15,
+        "198.18.0.0/15",
+        "benchmarking (RFC 2544)",
+    ),
+    v4(
+        198,
+        51,
+        100,
+        0,
+        24,
+        "198.51.100.0/24",
+        "documentation TEST-NET-2 (RFC 5737)",
+    ),
+    v4(
+        203,
+        0,
+        113,
+        0,
+        24,
+        "203.0.113.0/24",
+        "documentation TEST-NET-3 (RFC 5737)",
+    ),
     v4(224, 0, 0, 0, 4, "224.0.0.0/4", "multicast (RFC 5771)"),
-    v4(240, 0, 0, 0, 4, "240.0.0.0/4", "reserved and limited broadcast (RFC 1112, RFC 919)"),
+    v4(
+        240,
+        0,
+        0,
+        0,
+        4,
+        "240.0.0.0/4",
+        "reserved and limited broadcast (RFC 1112, RFC 919)",
+    ),
 ];
 
 /// Cloud metadata and platform services reachable from inside a VM or container.
 static METADATA_V4: [V4Range; 5] = [
-    v4(169, 254, 169, 254, 32, "169.254.169.254/32", "cloud instance metadata (AWS, GCP, Azure, OpenStack, DigitalOcean, Oracle)"),
-    v4(169, 254, 170, 2, 32, "169.254.170.2/32", "AWS ECS task metadata and credentials"),
-    v4(169, 254, 0, 23, 32, "169.254.0.23/32", "Tencent Cloud metadata"),
-    v4(100, 100, 100, 200, 32, "100.100.100.200/32", "Alibaba Cloud metadata"),
-    v4(192, 0, 0, 192, 32, "192.0.0.192/32", "Oracle Cloud legacy metadata"),
+    v4(
+        169,
+        254,
+        169,
+        254,
+        32,
+        "169.254.169.254/32",
+        "cloud instance metadata (AWS, GCP, Azure, OpenStack, DigitalOcean, Oracle)",
+    ),
+    v4(
+        169,
+        254,
+        170,
+        2,
+        32,
+        "169.254.170.2/32",
+        "AWS ECS task metadata and credentials",
+    ),
+    v4(
+        169,
+        254,
+        0,
+        23,
+        32,
+        "169.254.0.23/32",
+        "Tencent Cloud metadata",
+    ),
+    v4(
+        100,
+        100,
+        100,
+        200,
+        32,
+        "100.100.100.200/32",
+        "Alibaba Cloud metadata",
+    ),
+    v4(
+        192,
+        0,
+        0,
+        192,
+        32,
+        "192.0.0.192/32",
+        "Oracle Cloud legacy metadata",
+    ),
 ];
 
 /// The Azure WireServer sits in public space (168.63.129.16), so it is listed on its own
@@ -147,19 +275,84 @@ pub(crate) static METADATA_NAMES: [&str; 7] = [
 static RESERVED_V6: [V6Range; 15] = [
     v6(0, 128, "::/128", "unspecified address (RFC 4291)"),
     v6(1, 128, "::1/128", "loopback (RFC 4291)"),
-    v6(0x0000_0000_0000_0000_0000_ffff_0000_0000, 96, "::ffff:0:0/96", "IPv4-mapped (RFC 4291)"),
-    v6(0x0064_ff9b_0000_0000_0000_0000_0000_0000, 96, "64:ff9b::/96", "NAT64 well-known prefix (RFC 6052)"),
-    v6(0x0064_ff9b_0001_0000_0000_0000_0000_0000, 48, "64:ff9b:1::/48", "local-use IPv4/IPv6 translation (RFC 8215)"),
-    v6(0x0100_0000_0000_0000_0000_0000_0000_0000, 64, "100::/64", "discard-only (RFC 6666)"),
-    v6(0x0100_0000_0000_0001_0000_0000_0000_0000, 64, "100:0:0:1::/64", "dummy IPv6 prefix (RFC 9780)"),
-    v6(0x2001_0000_0000_0000_0000_0000_0000_0000, 23, "2001::/23", "IETF protocol assignments (RFC 2928)"),
-    v6(0x2001_0db8_0000_0000_0000_0000_0000_0000, 32, "2001:db8::/32", "documentation (RFC 3849)"),
-    v6(0x3fff_0000_0000_0000_0000_0000_0000_0000, 20, "3fff::/20", "documentation (RFC 9637)"),
-    v6(0x5f00_0000_0000_0000_0000_0000_0000_0000, 16, "5f00::/16", "SRv6 SIDs (RFC 9602)"),
-    v6(0xfc00_0000_0000_0000_0000_0000_0000_0000, 7, "fc00::/7", "unique-local (RFC 4193)"),
-    v6(0xfe80_0000_0000_0000_0000_0000_0000_0000, 10, "fe80::/10", "link-local unicast (RFC 4291)"),
-    v6(0xfec0_0000_0000_0000_0000_0000_0000_0000, 10, "fec0::/10", "deprecated site-local (RFC 3879)"),
-    v6(0xff00_0000_0000_0000_0000_0000_0000_0000, 8, "ff00::/8", "multicast (RFC 4291)"),
+    v6(
+        0x0000_0000_0000_0000_0000_ffff_0000_0000,
+        96,
+        "::ffff:0:0/96",
+        "IPv4-mapped (RFC 4291)",
+    ),
+    v6(
+        0x0064_ff9b_0000_0000_0000_0000_0000_0000,
+        96,
+        "64:ff9b::/96",
+        "NAT64 well-known prefix (RFC 6052)",
+    ),
+    v6(
+        0x0064_ff9b_0001_0000_0000_0000_0000_0000,
+        48,
+        "64:ff9b:1::/48",
+        "local-use IPv4/IPv6 translation (RFC 8215)",
+    ),
+    v6(
+        0x0100_0000_0000_0000_0000_0000_0000_0000,
+        64,
+        "100::/64",
+        "discard-only (RFC 6666)",
+    ),
+    v6(
+        0x0100_0000_0000_0001_0000_0000_0000_0000,
+        64,
+        "100:0:0:1::/64",
+        "dummy IPv6 prefix (RFC 9780)",
+    ),
+    v6(
+        0x2001_0000_0000_0000_0000_0000_0000_0000,
+        23,
+        "2001::/23",
+        "IETF protocol assignments (RFC 2928)",
+    ),
+    v6(
+        0x2001_0db8_0000_0000_0000_0000_0000_0000,
+        32,
+        "2001:db8::/32",
+        "documentation (RFC 3849)",
+    ),
+    v6(
+        0x3fff_0000_0000_0000_0000_0000_0000_0000,
+        20,
+        "3fff::/20",
+        "documentation (RFC 9637)",
+    ),
+    v6(
+        0x5f00_0000_0000_0000_0000_0000_0000_0000,
+        16,
+        "5f00::/16",
+        "SRv6 SIDs (RFC 9602)",
+    ),
+    v6(
+        0xfc00_0000_0000_0000_0000_0000_0000_0000,
+        7,
+        "fc00::/7",
+        "unique-local (RFC 4193)",
+    ),
+    v6(
+        0xfe80_0000_0000_0000_0000_0000_0000_0000,
+        10,
+        "fe80::/10",
+        "link-local unicast (RFC 4291)",
+    ),
+    v6(
+        0xfec0_0000_0000_0000_0000_0000_0000_0000,
+        10,
+        "fec0::/10",
+        "deprecated site-local (RFC 3879)",
+    ),
+    v6(
+        0xff00_0000_0000_0000_0000_0000_0000_0000,
+        8,
+        "ff00::/8",
+        "multicast (RFC 4291)",
+    ),
 ];
 
 static NOT_GLOBAL_UNICAST: SpecialRange = SpecialRange {
@@ -250,7 +443,10 @@ pub fn embedded_ipv4(addr: Ipv6Addr) -> Option<(Ipv4Addr, Embedding)> {
         }
         // RFC 6052 /48 layout: v4 in bytes 6,7 and 9,10; byte 8 (u) and suffix zero.
         if b[8] == 0 && b[11..].iter().all(|&x| x == 0) {
-            return Some((Ipv4Addr::new(b[6], b[7], b[9], b[10]), Embedding::Nat64LocalUse));
+            return Some((
+                Ipv4Addr::new(b[6], b[7], b[9], b[10]),
+                Embedding::Nat64LocalUse,
+            ));
         }
         return None;
     }
@@ -293,7 +489,10 @@ pub(crate) fn metadata_v4(addr: Ipv4Addr) -> Option<&'static SpecialRange> {
 
 pub(crate) fn metadata_v6(addr: Ipv6Addr) -> Option<&'static SpecialRange> {
     let bits = u128::from(addr);
-    METADATA_V6.iter().find(|r| r.contains(bits)).map(|r| &r.range)
+    METADATA_V6
+        .iter()
+        .find(|r| r.contains(bits))
+        .map(|r| &r.range)
 }
 
 /// The metadata range containing `addr`, as an `ipnet` network, for the "named
@@ -325,7 +524,10 @@ pub(crate) fn metadata_net(addr: IpAddr) -> Option<(ipnet::IpNet, &'static Speci
 
 pub(crate) fn reserved_v4(addr: Ipv4Addr) -> Option<&'static SpecialRange> {
     let bits = u32::from(addr);
-    RESERVED_V4.iter().find(|r| r.contains(bits)).map(|r| &r.range)
+    RESERVED_V4
+        .iter()
+        .find(|r| r.contains(bits))
+        .map(|r| &r.range)
 }
 
 pub(crate) fn reserved_v6(addr: Ipv6Addr) -> Option<&'static SpecialRange> {
@@ -346,5 +548,5 @@ pub(crate) fn nat64_disabled() -> &'static SpecialRange {
 
 /// Whether a normalised host name (lowercase, no trailing dot) is a metadata service name.
 pub(crate) fn is_metadata_name(host: &str) -> bool {
-    METADATA_NAMES.iter().any(|n| *n == host)
+    METADATA_NAMES.contains(&host)
 }

@@ -123,7 +123,10 @@ mod tests {
 
     #[test]
     fn authority_extraction() {
-        assert_eq!(raw_authority("https://a.example:8443/x"), Some("a.example:8443"));
+        assert_eq!(
+            raw_authority("https://a.example:8443/x"),
+            Some("a.example:8443")
+        );
         assert_eq!(raw_authority("https:a.example/x"), Some("a.example"));
         assert_eq!(raw_authority("HTTP:////a.example"), Some("a.example"));
         assert_eq!(raw_authority("//a.example/x"), Some("a.example"));
