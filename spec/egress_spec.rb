@@ -134,6 +134,13 @@ RSpec.describe Portcullis::EgressPolicy do
     end
   end
 
+  it "reads binary Strings (from sockets) as UTF-8 and refuses invalid bytes" do
+    location = "https://b\xC3\xBCcher.de/".b
+    expect(http.check_redirect!("https://93.184.216.34/", location, resolver: public_dns).host).to eq("xn--bcher-kva.de")
+    expect(denial(http, "https://a.example/\xFF".b, resolver: public_dns).code).to eq("egress.bad_url")
+    expect(http.allowed?("https://a.example/\xFF".b, resolver: public_dns)).to be(false)
+  end
+
   it "re-checks redirects hop by hop and refuses downgrades" do
     dest = http.check!("https://93.184.216.34/a/b")
     expect(http.check_redirect!(dest, "../c").url).to eq("https://93.184.216.34/c")

@@ -40,12 +40,12 @@ module Portcullis
     # returns an Array of address Strings (or IPAddr); without it the system resolver runs
     # with the GVL released. Raises Portcullis::EgressDenied.
     def check!(url, resolver: nil)
-      _check(url.to_s, resolver)
+      _check(utf8(url), resolver)
     end
 
     # true when check! would succeed; false for any refusal or unusable input.
     def allowed?(url, resolver: nil)
-      _allowed(url.to_s, resolver)
+      _allowed(utf8(url), resolver)
     rescue StandardError
       false
     end
@@ -54,7 +54,7 @@ module Portcullis
     # (a String, URI or Destination): same policy, and no https -> http downgrade.
     def check_redirect!(from, location, resolver: nil)
       from = from.url if from.is_a?(Destination)
-      _check_redirect(from.to_s, location.to_s, resolver)
+      _check_redirect(utf8(from), utf8(location), resolver)
     end
 
     # Judges one IP address (String or IPAddr); raises Portcullis::EgressDenied.
@@ -62,6 +62,22 @@ module Portcullis
       _check_ip(address.to_s)
       true
     end
+
+    private
+
+    # URLs arrive as binary Strings from sockets (a Location header); read their bytes as
+    # UTF-8 and refuse bytes that are not, rather than transcoding them into another URL.
+    def utf8(value)
+      text = value.to_s
+      return text if text.encoding == Encoding::UTF_8 && text.valid_encoding?
+
+      text = text.dup.force_encoding(Encoding::UTF_8)
+      return text if text.valid_encoding?
+
+      raise EgressDenied.new("URL is not valid UTF-8: #{text.scrub.inspect[0, 200]}", code: "egress.bad_url")
+    end
+
+    public
 
     # true when check_ip! would succeed; false for refusals and for non-addresses.
     def allowed_ip?(address)
