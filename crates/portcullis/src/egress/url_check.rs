@@ -18,8 +18,16 @@ const NON_ASCII_DOTS: [char; 3] = ['\u{3002}', '\u{FF0E}', '\u{FF61}'];
 
 /// Runs every strict check on `input` (an absolute URL or a redirect `Location`).
 pub(crate) fn strict_checks(input: &str) -> Result<(), EgressError> {
+    // Fast path: printable ASCII needs no per-char Unicode classification.
+    let suspicious = input
+        .bytes()
+        .position(|b| b <= b' ' || b >= 0x7f)
+        .unwrap_or(input.len());
     if let Some((position, character)) = input
+        .get(suspicious..)
+        .unwrap_or_default()
         .char_indices()
+        .map(|(i, c)| (i + suspicious, c))
         .find(|(_, c)| c.is_control() || c.is_whitespace())
     {
         return Err(EgressError::ControlChar {
