@@ -978,3 +978,77 @@ fn error_codes_are_distinct_and_stable() {
         ]
     );
 }
+
+#[test]
+fn the_name_is_resolved_once_and_the_answers_are_pinned() {
+    // A rebinding resolver: public on the first query, loopback afterwards. The check asks
+    // once, and the Destination carries that answer; the caller never resolves again.
+    let calls = std::cell::Cell::new(0);
+    let rebinding = |_: &str| -> io::Result<Vec<IpAddr>> {
+        calls.set(calls.get() + 1);
+        Ok(vec![if calls.get() == 1 {
+            ip("93.184.216.34")
+        } else {
+            ip("127.0.0.1")
+        }])
+    };
+    let policy = EgressPolicy::default();
+    let dest = policy
+        .check_with("https://rebind.example/", &rebinding)
+        .unwrap();
+    assert_eq!(calls.get(), 1);
+    assert_eq!(dest.addrs, vec![ip("93.184.216.34")]);
+    // the second (rebound) answer is refused when asked again
+    assert_eq!(
+        code(policy.check_with("https://rebind.example/", &rebinding)),
+        "egress.reserved_address"
+    );
+}
+
+#[test]
+fn websocket_schemes_and_their_downgrade() {
+    let policy = EgressPolicy::builder()
+        .schemes(["wss", "ws"])
+        .build()
+        .unwrap();
+    let resolver = |_: &str| -> io::Result<Vec<IpAddr>> { Ok(vec![ip("93.184.216.34")]) };
+    assert_eq!(
+        policy
+            .check_with("wss://example.com/socket", &resolver)
+            .unwrap()
+            .port,
+        443
+    );
+    assert_eq!(
+        policy
+            .check_with("ws://example.com/socket", &resolver)
+            .unwrap()
+            .port,
+        80
+    );
+    assert_eq!(
+        code(policy.check_with("https://example.com/", &resolver)),
+        "egress.scheme"
+    );
+    let from = Url::parse("wss://example.com/a").unwrap();
+    assert_eq!(
+        code(policy.check_redirect_with(&from, "ws://example.com/b", &resolver)),
+        "egress.downgrade"
+    );
+}
+
+#[test]
+fn strict_checks_happen_before_the_parser_repairs_the_input() {
+    // Each of these parses to an innocent-looking URL; strict mode refuses the raw text.
+    let policy = http_policy();
+    for (raw, repaired_host) in [
+        ("http://@93.184.216.34/", "93.184.216.34"),
+        ("http://93.184.216.34\t/", "93.184.216.34"),
+        ("http:\\\\93.184.216.34\\", "93.184.216.34"),
+        ("http://%39%33.184.216.34/", "93.184.216.34"),
+    ] {
+        let parsed = Url::parse(raw).unwrap();
+        assert_eq!(parsed.host_str(), Some(repaired_host), "{raw:?}");
+        assert!(policy.check_with(raw, &no_dns).is_err(), "{raw:?}");
+    }
+}
