@@ -128,6 +128,11 @@ RSpec.describe Portcullis::EgressPolicy do
     expect(named.allowed_ip?("169.254.169.254")).to be(true)
   end
 
+  it "has no bare allocators (objects come only from checks)" do
+    expect { Portcullis::Destination.new }.to raise_error(TypeError)
+    expect { described_class.allocate }.to raise_error(TypeError)
+  end
+
   it "never raises from allowed?, whatever the input" do
     [nil, 42, "", "http://", "\u0000", "h" * 100_000, :sym, Object.new].each do |input|
       expect(http.allowed?(input)).to be(false)

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use magnus::{
-    function, method, prelude::*, Error, RArray, RModule, RString, Ruby, TryConvert, Value,
+    function, method, prelude::*, Class, Error, RArray, RModule, RString, Ruby, TryConvert, Value,
 };
 use portcullis::egress::{
     Destination, EgressError, EgressPolicy, PendingUrl, Resolve, SystemResolver, Url,
@@ -234,6 +234,8 @@ impl RbDestination {
 
 pub(crate) fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     let policy = module.define_class("EgressPolicy", ruby.class_object())?;
+    // Instances come only from `_build` / the checks, never from a bare allocate.
+    policy.undef_default_alloc_func();
     policy.define_singleton_method("_build", function!(build, 8))?;
     policy.define_method("_check", method!(RbEgressPolicy::check, 2))?;
     policy.define_method("_allowed", method!(RbEgressPolicy::allowed, 2))?;
@@ -245,6 +247,7 @@ pub(crate) fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     policy.define_method("_ip_allowed", method!(RbEgressPolicy::ip_allowed, 1))?;
 
     let destination = module.define_class("Destination", ruby.class_object())?;
+    destination.undef_default_alloc_func();
     destination.define_method("url", method!(RbDestination::url, 0))?;
     destination.define_method("host", method!(RbDestination::host, 0))?;
     destination.define_method("port", method!(RbDestination::port, 0))?;
