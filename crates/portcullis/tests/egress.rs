@@ -1052,3 +1052,11 @@ fn strict_checks_happen_before_the_parser_repairs_the_input() {
         assert!(policy.check_with(raw, &no_dns).is_err(), "{raw:?}");
     }
 }
+
+#[test]
+fn policies_and_destinations_cross_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<EgressPolicy>();
+    assert_send_sync::<portcullis::egress::Destination>();
+    assert_send_sync::<EgressError>();
+}
