@@ -224,9 +224,11 @@ impl Reaper {
     }
 
     fn wait(&mut self) -> io::Result<ExitStatus> {
-        let status = self.child.wait()?;
+        // Even a failed wait ends our claim on the pid: ECHILD means someone else in this
+        // process reaped it (a `waitpid(-1)`), and the pid may already be reused, so Drop
+        // must not signal it.
         self.reaped = true;
-        Ok(status)
+        self.child.wait()
     }
 }
 
