@@ -4,6 +4,7 @@
 //! this file converts Ruby values into a core `CommandTemplate` and back. Everything a
 //! request can influence (values) is validated by the core.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use magnus::{
@@ -398,16 +399,16 @@ fn value_text(ruby: &Ruby, key: &str, value: Value) -> Result<Option<String>, Er
 /// Fast path: look up each of the template's parameters by Symbol; when that accounts for
 /// every key, no other key can be in the hash. Otherwise walk the hash (String keys,
 /// unknown or duplicate names) and let the core report what is wrong.
-fn values(
+fn values<'t>(
     ruby: &Ruby,
-    template: &CommandTemplate,
+    template: &'t CommandTemplate,
     hash: RHash,
-) -> Result<Vec<(String, String)>, Error> {
+) -> Result<Vec<(Cow<'t, str>, String)>, Error> {
     let mut out = Vec::with_capacity(hash.len());
     for name in template.param_names() {
         if let Some(value) = hash.get(ruby.sym_new(name)) {
             if let Some(text) = value_text(ruby, name, value)? {
-                out.push((name.to_owned(), text));
+                out.push((Cow::Borrowed(name), text));
             }
             continue;
         }
@@ -438,7 +439,7 @@ fn values(
             ));
         };
         if let Some(text) = value_text(ruby, &key, value)? {
-            out.push((key, text));
+            out.push((Cow::Owned(key), text));
         }
         Ok(ForEach::Continue)
     })?;
