@@ -74,7 +74,8 @@ pub enum CommandError {
 
     /// The program, the file it resolves to, or the `#!` interpreter of a script is a shell
     /// or language interpreter (sh, bash, env, python, ruby, perl, node, …), which would treat
-    /// its arguments as code. Allowed only when the template says so explicitly.
+    /// its arguments as code; any `#!` script counts, since its interpreter runs it. Allowed
+    /// only when the template says so explicitly.
     #[error("program {path:?} runs the interpreter {interpreter:?}, which would treat its arguments as code; run a dedicated program instead, or allow interpreters explicitly for a template whose code arguments are fixed")]
     Interpreter {
         /// The program path as written in the template.

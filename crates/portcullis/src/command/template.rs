@@ -707,3 +707,84 @@ fn script_interpreter(file: &Path) -> Option<PathBuf> {
     // is still an interpreter of sorts: name it so the template author decides.
     Some(first.to_path_buf())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{is_interpreter_name, parse_element, Parsed};
+
+    #[test]
+    fn interpreter_names() {
+        for name in [
+            "sh",
+            "bash",
+            "dash",
+            "zsh",
+            "ksh93",
+            "csh",
+            "tcsh",
+            "fish",
+            "busybox",
+            "env",
+            "node",
+            "nodejs",
+            "python",
+            "python3",
+            "python3.11",
+            "ruby3.1",
+            "perl",
+            "perl5.36.0",
+            "php8.2",
+            "lua5.4",
+            "luajit",
+            "awk",
+            "mawk",
+            "tclsh8.6",
+        ] {
+            assert!(is_interpreter_name(name), "{name}");
+        }
+        for name in [
+            "shred",
+            "sha256sum",
+            "ssh",
+            "bashful",
+            "envsubst",
+            "echo",
+            "git",
+            "tar",
+            "docker",
+            "nodeinfo",
+            "cat",
+            "sleep",
+            "shasum",
+            "dashboard",
+        ] {
+            assert!(!is_interpreter_name(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn element_parser() {
+        let slot = |text: &str| match parse_element(text).unwrap() {
+            Parsed::Slot {
+                name,
+                prefix,
+                suffix,
+            } => Some((name, prefix, suffix)),
+            Parsed::Fixed(_) => None,
+        };
+        assert_eq!(
+            slot("--name={name}"),
+            Some(("name".into(), "--name=".into(), String::new()))
+        );
+        assert_eq!(
+            slot("{a}}}x"),
+            Some(("a".into(), String::new(), "}x".into()))
+        );
+        assert_eq!(slot("{{a}"), None);
+        assert_eq!(slot("{a"), None);
+        assert_eq!(slot("{1a}"), None);
+        assert_eq!(slot("é{a}é"), Some(("a".into(), "é".into(), "é".into())));
+        assert!(parse_element("{a}{b}").is_err());
+        assert!(parse_element("{a}{{b}}").is_ok());
+    }
+}
