@@ -15,6 +15,7 @@ native = [
 raise LoadError, "portcullis: native extension not found; run `make ext` (or reinstall the gem)" unless native
 
 require native
+require_relative "portcullis/identity"
 
 # Portcullis keeps a hostile request inside the box: it verifies mutual-TLS client
 # certificates into identities, authorizes them, confines outbound URLs, file access and

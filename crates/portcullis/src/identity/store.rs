@@ -99,6 +99,16 @@ impl TrustStoreBuilder {
         self
     }
 
+    /// Adds trust anchors from `input`: a PEM bundle (every certificate in it) or one DER
+    /// certificate, whichever it is.
+    pub fn ca(self, input: &[u8]) -> Self {
+        if input.first() == Some(&0x30) {
+            self.ca_der(input)
+        } else {
+            self.ca_pem(input)
+        }
+    }
+
     /// Adds one DER certificate as a trust anchor.
     pub fn ca_der(mut self, der: &[u8]) -> Self {
         match decode::decode_der(der) {
@@ -449,6 +459,7 @@ impl TrustStore {
             }
         };
         let name = profile::describe(&leaf, &leaf_fp);
+        let issuer_dn = DistinguishedName::from_x509(leaf.issuer()).to_string();
         if chain.len() > MAX_PRESENTED_CHAIN {
             return Err(CertificateError::ChainTooLong {
                 cert: name,
@@ -489,8 +500,8 @@ impl TrustStore {
         }
 
         let leaf_cert_der = CertificateDer::from(leaf_der);
-        let ee =
-            EndEntityCert::try_from(&leaf_cert_der).map_err(|e| map_webpki(e, &name, usage))?;
+        let ee = EndEntityCert::try_from(&leaf_cert_der)
+            .map_err(|e| map_webpki(e, &name, &issuer_dn, usage))?;
         let mut intermediates: Vec<CertificateDer<'_>> =
             Vec::with_capacity(chain.len() + self.intermediates.len());
         intermediates.extend(chain.iter().map(|c| CertificateDer::from(*c)));
@@ -547,7 +558,7 @@ impl TrustStore {
             Err(e) => {
                 return Err(match (e, path_refusal.into_inner()) {
                     (webpki::Error::UnknownIssuer, Some(refusal)) => refusal,
-                    (e, _) => map_webpki(e, &name, usage),
+                    (e, _) => map_webpki(e, &name, &issuer_dn, usage),
                 })
             }
         };
@@ -625,14 +636,14 @@ impl TrustStore {
     }
 }
 
-fn map_webpki(err: webpki::Error, name: &str, usage: Usage) -> CertificateError {
+fn map_webpki(err: webpki::Error, name: &str, issuer: &str, usage: Usage) -> CertificateError {
     use webpki::Error as E;
     let cert = name.to_owned();
     let secs = |t: UnixTime| i64::try_from(t.as_secs()).unwrap_or(i64::MAX);
     match err {
         E::UnknownIssuer => CertificateError::UnknownIssuer {
             cert,
-            issuer: String::from("see the certificate's issuer DN"),
+            issuer: issuer.to_owned(),
         },
         E::CertExpired { time, not_after } => CertificateError::Expired {
             cert: format!("a certificate in the chain of {name}"),
