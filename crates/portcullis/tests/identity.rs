@@ -596,3 +596,71 @@ fn shared_across_threads() {
         h.join().unwrap();
     }
 }
+
+#[test]
+fn profile_rules_refuse_malformed_certificates() {
+    let pki = pki(Alg::P256, &LeafSpec::client("c"));
+    let store = store_for(&pki.root);
+    let chain: &[&[u8]] = &[&pki.inter.der()];
+    let mut zero_serial = LeafSpec::client("zero");
+    zero_serial.serial = 0;
+    let mut underscore = LeafSpec::client("u");
+    underscore.dns = vec!["bad_name.example.com".into()];
+    let mut any_eku = LeafSpec::client("any");
+    any_eku.eku = vec![
+        ExtendedKeyUsagePurpose::ClientAuth,
+        ExtendedKeyUsagePurpose::Any,
+    ];
+    let mut deceptive_case = LeafSpec::client("API.Example.com");
+    deceptive_case.dns = vec!["api.example.com".into()];
+    let mut deceptive_ip = LeafSpec::client("192.168.001.001");
+    deceptive_ip.ips = vec!["192.168.1.1".parse().unwrap()];
+    let mut idn = LeafSpec::client("xn--pple-43d.com");
+    idn.dns = vec!["apple.com".into()];
+    for spec in [
+        zero_serial,
+        underscore,
+        any_eku,
+        deceptive_case,
+        deceptive_ip,
+        idn,
+    ] {
+        let l = leaf(Alg::P256, &pki.inter, &spec);
+        let err = store.verify(&l.der(), chain, now()).unwrap_err();
+        assert_eq!(err.code(), "cert.invalid", "{spec:?}: {err}");
+    }
+    // A CN that is simply another name (not a respelling of a SAN) is fine.
+    let mut unrelated = LeafSpec::client("billing service");
+    unrelated.dns = vec!["billing.internal".into()];
+    assert!(store
+        .verify(&leaf(Alg::P256, &pki.inter, &unrelated).der(), chain, now())
+        .is_ok());
+}
+
+#[test]
+fn expired_trust_anchor_is_refused() {
+    let old_root = {
+        let key = key(Alg::P256, 0);
+        let mut p = rcgen::CertificateParams::default();
+        p.distinguished_name
+            .push(rcgen::DnType::CommonName, "Old Root");
+        p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        p.not_before = ymd(2010, 1, 1);
+        p.not_after = ymd(2024, 1, 1);
+        Ca {
+            cert: p.self_signed(&key).unwrap(),
+            key,
+        }
+    };
+    let inter = intermediate(Alg::P256, &old_root, "I");
+    let l = leaf(Alg::P256, &inter, &LeafSpec::client("c"));
+    let store = store_for(&old_root);
+    assert_eq!(
+        code(store.verify(&l.der(), &[&inter.der()], now())),
+        "cert.expired"
+    );
+    assert!(store
+        .verify(&l.der(), &[&inter.der()], at(2023, 1, 1))
+        .is_ok());
+}

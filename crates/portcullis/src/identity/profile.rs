@@ -8,6 +8,7 @@ use std::collections::HashSet;
 
 use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::{GeneralName, ParsedExtension};
+use x509_parser::public_key::PublicKey;
 use x509_parser::x509::X509Version;
 
 use super::CertificateError;
@@ -32,8 +33,71 @@ pub(crate) fn describe(cert: &X509Certificate<'_>, fingerprint: &str) -> String 
     }
 }
 
-/// RFC 5280 rules common to every certificate in a path.
-fn common_rules(cert: &X509Certificate<'_>, role: Role) -> Result<(), String> {
+/// Whether the certificate names itself as issuer (self-issued; for roots, self-signed).
+pub(crate) fn is_self_issued(cert: &X509Certificate<'_>) -> bool {
+    cert.subject().as_raw() == cert.issuer().as_raw()
+}
+
+const OID_EC_P256: &str = "1.2.840.10045.3.1.7";
+const OID_EC_P384: &str = "1.3.132.0.34";
+const OID_EC_P521: &str = "1.3.132.0.35";
+const OID_ED25519: &str = "1.3.101.112";
+
+/// Public keys we accept in any position (CA/B Forum 6.1.5 and what ring can verify):
+/// RSA of at least 2048 bits and a multiple of 8, ECDSA on P-256/P-384/P-521, Ed25519.
+/// webpki only judges keys that verify a signature, so a leaf's own key is otherwise
+/// never looked at.
+fn key_rules(cert: &X509Certificate<'_>) -> Result<(), String> {
+    let spki = cert.public_key();
+    let alg = spki.algorithm.algorithm.to_id_string();
+    match spki.parsed() {
+        Ok(PublicKey::RSA(rsa)) => {
+            let modulus = rsa.modulus;
+            let start = modulus
+                .iter()
+                .position(|b| *b != 0)
+                .unwrap_or(modulus.len());
+            let significant = modulus.get(start..).unwrap_or(&[]);
+            let bits = significant
+                .first()
+                .map_or(0, |b| significant.len() * 8 - b.leading_zeros() as usize);
+            if bits < 2048 {
+                return Err(format!(
+                    "RSA key of {bits} bits; at least 2048 are required"
+                ));
+            }
+            if bits % 8 != 0 {
+                return Err(format!("RSA key of {bits} bits is not a multiple of 8"));
+            }
+            Ok(())
+        }
+        Ok(PublicKey::EC(_)) => {
+            let curve = spki
+                .algorithm
+                .parameters
+                .as_ref()
+                .and_then(|p| p.as_oid().ok())
+                .map(|o| o.to_id_string())
+                .unwrap_or_default();
+            if [OID_EC_P256, OID_EC_P384, OID_EC_P521].contains(&curve.as_str()) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "EC key on unsupported curve {curve:?}; use P-256 or P-384"
+                ))
+            }
+        }
+        Ok(PublicKey::DSA(_)) => Err("DSA keys are not accepted".to_owned()),
+        _ if alg == OID_ED25519 => Ok(()),
+        Ok(_) => Err(format!("unsupported public key algorithm {alg}")),
+        Err(e) => Err(format!("public key does not parse ({e})")),
+    }
+}
+
+/// RFC 5280 / CA/B Forum rules, by position in the path. Anchors are trusted by
+/// configuration, so rules that real roots commonly break (serial numbers) are not applied
+/// to them.
+fn profile_rules(cert: &X509Certificate<'_>, role: Role) -> Result<(), String> {
     let tbs = &cert.tbs_certificate;
     // 4.1.2.1: extensions require v3.
     if tbs.version != X509Version::V3 && !cert.extensions().is_empty() {
@@ -43,17 +107,19 @@ fn common_rules(cert: &X509Certificate<'_>, role: Role) -> Result<(), String> {
         return Err(format!("unknown certificate version {}", tbs.version.0 + 1));
     }
     // 4.1.2.2: serial is a positive integer of at most 20 octets.
-    let serial = cert.raw_serial();
-    if serial.len() > 21 || (serial.len() == 21 && serial.first() != Some(&0)) {
-        return Err("serial number is longer than 20 octets".to_owned());
+    if role != Role::Anchor {
+        let serial = cert.raw_serial();
+        if serial.len() > 21 || (serial.len() == 21 && serial.first() != Some(&0)) {
+            return Err("serial number is longer than 20 octets".to_owned());
+        }
+        if serial.first().is_some_and(|b| b & 0x80 != 0) {
+            return Err("serial number is negative".to_owned());
+        }
+        if serial.iter().all(|b| *b == 0) {
+            return Err("serial number is zero".to_owned());
+        }
     }
-    if serial.first().is_some_and(|b| b & 0x80 != 0) {
-        return Err("serial number is negative".to_owned());
-    }
-    if serial.iter().all(|b| *b == 0) {
-        return Err("serial number is zero".to_owned());
-    }
-    // 4.1.1.2 / 4.1.2.3: the two signature algorithm fields must agree.
+    // 4.1.1.2: the two signature algorithm fields must agree.
     if cert.signature_algorithm != tbs.signature {
         return Err("signatureAlgorithm differs from the TBS signature field".to_owned());
     }
@@ -61,23 +127,132 @@ fn common_rules(cert: &X509Certificate<'_>, role: Role) -> Result<(), String> {
     if tbs.validity.not_before > tbs.validity.not_after {
         return Err("notBefore is after notAfter".to_owned());
     }
-    // 4.2: at most one instance of each extension.
+    key_rules(cert)?;
+
+    let is_ca_role = role != Role::Leaf;
     let mut seen = HashSet::new();
+    let mut ski: Option<&[u8]> = None;
+    let mut aki_present = false;
     for ext in cert.extensions() {
+        let oid = ext.oid.to_id_string();
+        // 4.2: at most one instance of each extension.
         if !seen.insert(ext.oid.as_bytes()) {
-            return Err(format!(
-                "extension {} appears twice",
-                ext.oid.to_id_string()
-            ));
+            return Err(format!("extension {oid} appears twice"));
         }
-        if let ParsedExtension::ParseError { error } = ext.parsed_extension() {
-            return Err(format!(
-                "extension {} is malformed ({error})",
-                ext.oid.to_id_string()
-            ));
+        match ext.parsed_extension() {
+            ParsedExtension::ParseError { error } => {
+                return Err(format!("extension {oid} is malformed ({error})"))
+            }
+            // 4.2: a critical extension we cannot process must be refused.
+            ParsedExtension::UnsupportedExtension { .. } if ext.critical => {
+                return Err(format!("unknown critical extension {oid}"))
+            }
+            // 4.2.1.1: AKI is non-critical; a root's AKI names only its own key identifier.
+            ParsedExtension::AuthorityKeyIdentifier(aki) => {
+                aki_present = true;
+                if ext.critical {
+                    return Err("authorityKeyIdentifier is marked critical".to_owned());
+                }
+                if role == Role::Anchor && is_self_issued(cert) {
+                    if aki.key_identifier.is_none() {
+                        return Err("root authorityKeyIdentifier lacks keyIdentifier".to_owned());
+                    }
+                    if aki.authority_cert_issuer.is_some() || aki.authority_cert_serial.is_some() {
+                        return Err(
+                            "root authorityKeyIdentifier carries issuer/serial fields".to_owned()
+                        );
+                    }
+                }
+            }
+            // 4.2.1.2: SKI is non-critical.
+            ParsedExtension::SubjectKeyIdentifier(id) => {
+                if ext.critical {
+                    return Err("subjectKeyIdentifier is marked critical".to_owned());
+                }
+                ski = Some(id.0);
+            }
+            // 4.2.1.10: name constraints only in CAs, critical, with at least one subtree;
+            // a dNSName constraint has no leading period (that is URI syntax).
+            ParsedExtension::NameConstraints(nc) => {
+                if !is_ca_role {
+                    return Err("nameConstraints in an end-entity certificate".to_owned());
+                }
+                // RFC 5280 wants it critical; webpki (and limbo's webpki profile) accept a
+                // non-critical one on a root, so only intermediates are held to it.
+                if !ext.critical && role == Role::Intermediate {
+                    return Err("nameConstraints is not marked critical".to_owned());
+                }
+                let permitted = nc.permitted_subtrees.as_ref().map_or(0, Vec::len);
+                let excluded = nc.excluded_subtrees.as_ref().map_or(0, Vec::len);
+                if permitted + excluded == 0 {
+                    return Err("nameConstraints has no subtrees".to_owned());
+                }
+                let subtrees = nc
+                    .permitted_subtrees
+                    .iter()
+                    .chain(nc.excluded_subtrees.iter());
+                for tree in subtrees.flatten() {
+                    if let GeneralName::DNSName(d) = &tree.base {
+                        if d.starts_with('.') {
+                            return Err(format!(
+                                "nameConstraints dNSName {d:?} has a leading period"
+                            ));
+                        }
+                    }
+                }
+            }
+            // 4.2.1.11: policy constraints are critical.
+            ParsedExtension::PolicyConstraints(_) if !ext.critical => {
+                return Err("policyConstraints is not marked critical".to_owned());
+            }
+            ParsedExtension::ExtendedKeyUsage(eku) => {
+                // CA/B 7.1.2.1.2: a root carries no EKU. 7.1.2.7.6: a subscriber's EKU is
+                // non-critical and never anyExtendedKeyUsage.
+                if role == Role::Anchor && is_self_issued(cert) {
+                    return Err("root CA carries extKeyUsage".to_owned());
+                }
+                if role == Role::Leaf {
+                    if ext.critical {
+                        return Err("extKeyUsage is marked critical".to_owned());
+                    }
+                    if eku.any {
+                        return Err("extKeyUsage includes anyExtendedKeyUsage".to_owned());
+                    }
+                }
+            }
+            ParsedExtension::BasicConstraints(bc) => {
+                // 4.2.1.9: pathLenConstraint only for CAs that sign certificates.
+                if bc.path_len_constraint.is_some() && !bc.ca {
+                    return Err("pathLenConstraint on a certificate that is not a CA".to_owned());
+                }
+            }
+            _ => {}
         }
     }
-    // 4.2.1.6: a SAN extension must not be empty; an empty subject requires a critical SAN.
+    // 4.2.1.1: every certificate but a self-signed one names its issuer's key.
+    // Anchors are exempt: they are trusted by configuration, not by an issuer.
+    if !aki_present && !is_self_issued(cert) && role != Role::Anchor {
+        return Err("no authorityKeyIdentifier".to_owned());
+    }
+    if is_ca_role {
+        // 4.2.1.2: CA certificates carry a subject key identifier.
+        if ski.is_none() {
+            return Err("CA certificate has no subjectKeyIdentifier".to_owned());
+        }
+        if role == Role::Anchor && is_self_issued(cert) {
+            if let (Ok(Some(aki)), Some(ski)) = (authority_key_id(cert), ski) {
+                if aki != ski {
+                    return Err(
+                        "root authorityKeyIdentifier differs from its subjectKeyIdentifier"
+                            .to_owned(),
+                    );
+                }
+            }
+        }
+    }
+
+    // 4.2.1.6: a SAN extension is never empty; an empty subject needs a critical SAN, and
+    // only a leaf may have one (4.1.2.6: a CA's subject is non-empty).
     let san = cert
         .subject_alternative_name()
         .map_err(|e| format!("bad SAN ({e})"))?;
@@ -86,33 +261,124 @@ fn common_rules(cert: &X509Certificate<'_>, role: Role) -> Result<(), String> {
             return Err("subjectAltName extension is empty".to_owned());
         }
     }
-    if tbs.subject.iter_rdn().next().is_none() {
-        match (&san, role) {
-            (None, _) => return Err("empty subject and no subjectAltName".to_owned()),
-            (Some(san), Role::Leaf) if !san.critical => {
+    let empty_subject = tbs.subject.iter_rdn().next().is_none();
+    if empty_subject && is_ca_role {
+        return Err("CA certificate has an empty subject".to_owned());
+    }
+    if role == Role::Leaf {
+        match &san {
+            None if empty_subject => return Err("empty subject and no subjectAltName".to_owned()),
+            Some(san) if empty_subject && !san.critical => {
                 return Err("empty subject but subjectAltName is not critical".to_owned())
             }
+            Some(san) if !empty_subject && san.critical => {
+                return Err(
+                    "subjectAltName is critical although the subject is not empty".to_owned(),
+                )
+            }
             _ => {}
+        }
+        if let Some(san) = &san {
+            for name in &san.value.general_names {
+                if let GeneralName::DNSName(d) = name {
+                    check_dns_name(d)?;
+                }
+            }
         }
     }
     Ok(())
 }
 
-/// Rules for certificates that issue others (intermediates and anchors used in a path).
-fn ca_rules(cert: &X509Certificate<'_>) -> Result<(), String> {
-    let bc = cert
-        .basic_constraints()
-        .map_err(|e| format!("bad basicConstraints ({e})"))?;
-    match bc {
-        Some(bc) if bc.value.ca => {}
-        _ => return Err("issues certificates but is not a CA (basicConstraints cA)".to_owned()),
+fn authority_key_id<'a>(cert: &'a X509Certificate<'_>) -> Result<Option<&'a [u8]>, String> {
+    for ext in cert.extensions() {
+        if let ParsedExtension::AuthorityKeyIdentifier(aki) = ext.parsed_extension() {
+            return Ok(aki.key_identifier.as_ref().map(|k| k.0));
+        }
     }
-    let ku = cert
-        .key_usage()
-        .map_err(|e| format!("bad keyUsage ({e})"))?;
-    if let Some(ku) = ku {
-        if !ku.value.key_cert_sign() {
-            return Err("CA keyUsage lacks keyCertSign".to_owned());
+    Ok(None)
+}
+
+/// RFC 1034 preferred name syntax (as amended by RFC 1123), with a whole-label `*` allowed
+/// as the leftmost label: letters, digits and hyphens, no empty labels, no hyphen at either
+/// end of a label, no underscore.
+fn check_dns_name(name: &str) -> Result<(), String> {
+    let bad = || Err(format!("dNSName SAN {name:?} is not a valid host name"));
+    if name.is_empty() || name.len() > 253 {
+        return bad();
+    }
+    for (i, label) in name.split('.').enumerate() {
+        if i == 0 && label == "*" {
+            continue;
+        }
+        if label.is_empty()
+            || label.len() > 63
+            || label.starts_with('-')
+            || label.ends_with('-')
+            || !label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
+            return bad();
+        }
+    }
+    Ok(())
+}
+
+/// CA/B 7.1.4.3 asks that a commonName be a character-for-character copy of a SAN. Plenty
+/// of valid certificates carry an unrelated CN, so we refuse the deceptive cases only: a CN
+/// that names one of the SANs in another spelling (case, IP address notation), or an
+/// internationalized CN (U-label or xn-- A-label) that is not exactly one of the SANs.
+pub(crate) fn check_cn_consistent(cert: &X509Certificate<'_>) -> Result<(), String> {
+    let Ok(Some(san)) = cert.subject_alternative_name() else {
+        return Ok(());
+    };
+    let mut dns: Vec<&str> = Vec::new();
+    let mut ips: Vec<std::net::IpAddr> = Vec::new();
+    for name in &san.value.general_names {
+        match name {
+            GeneralName::DNSName(d) => dns.push(d),
+            GeneralName::IPAddress(bytes) => {
+                if let Ok(v4) = <[u8; 4]>::try_from(*bytes) {
+                    ips.push(std::net::IpAddr::from(v4));
+                } else if let Ok(v6) = <[u8; 16]>::try_from(*bytes) {
+                    ips.push(std::net::IpAddr::from(v6));
+                }
+            }
+            _ => {}
+        }
+    }
+    for cn in cert.subject().iter_common_name() {
+        let value = cn
+            .as_str()
+            .map_err(|_| "commonName is not a string".to_owned())?;
+        let exact = dns.contains(&value) || ips.iter().any(|ip| ip.to_string() == value);
+        if exact {
+            continue;
+        }
+        let deceptive = || {
+            Err(format!(
+                "commonName {value:?} is not a character-for-character copy of its subjectAltName"
+            ))
+        };
+        let internationalized = !value.is_ascii()
+            || value
+                .split('.')
+                .any(|l| l.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("xn--")));
+        if internationalized {
+            return deceptive();
+        }
+        let host = if value.contains(':') {
+            url::Host::parse(&format!("[{value}]"))
+        } else {
+            url::Host::parse(value)
+        };
+        match host {
+            Ok(url::Host::Ipv4(a)) if ips.contains(&std::net::IpAddr::V4(a)) => return deceptive(),
+            Ok(url::Host::Ipv6(a)) if ips.contains(&std::net::IpAddr::V6(a)) => return deceptive(),
+            Ok(url::Host::Domain(d)) if dns.iter().any(|s| s.eq_ignore_ascii_case(&d)) => {
+                return deceptive()
+            }
+            _ => {}
         }
     }
     Ok(())
@@ -137,16 +403,45 @@ pub(crate) fn check_leaf(cert: &X509Certificate<'_>, name: &str) -> Result<(), C
             cert: name.to_owned(),
         });
     }
-    common_rules(cert, Role::Leaf).map_err(|reason| CertificateError::Invalid {
+    profile_rules(cert, Role::Leaf).map_err(|reason| CertificateError::Invalid {
         cert: name.to_owned(),
         reason,
     })
 }
 
-/// Checks a certificate used as an issuer in a candidate path.
+/// Checks a certificate used as an issuer in a candidate path: the profile, and that it
+/// really is a CA: basicConstraints present, critical, cA set; keyUsage, if present, with
+/// keyCertSign.
 pub(crate) fn check_issuer(cert: &X509Certificate<'_>, role: Role) -> Result<(), String> {
-    common_rules(cert, role)?;
-    ca_rules(cert)
+    profile_rules(cert, role)?;
+    let bc = cert
+        .basic_constraints()
+        .map_err(|e| format!("bad basicConstraints ({e})"))?;
+    match bc {
+        Some(bc) if bc.value.ca && bc.critical => {}
+        Some(bc) if bc.value.ca => {
+            return Err("basicConstraints of a CA is not marked critical".to_owned())
+        }
+        _ => return Err("issues certificates but is not a CA (basicConstraints cA)".to_owned()),
+    }
+    let ku = cert
+        .key_usage()
+        .map_err(|e| format!("bad keyUsage ({e})"))?;
+    if let Some(ku) = ku {
+        if !ku.value.key_cert_sign() {
+            return Err("CA keyUsage lacks keyCertSign".to_owned());
+        }
+    }
+    Ok(())
+}
+
+/// Whether a CA may sign CRLs: no keyUsage, or keyUsage with cRLSign (4.2.1.3).
+pub(crate) fn may_sign_crls(cert: &X509Certificate<'_>) -> bool {
+    match cert.key_usage() {
+        Ok(Some(ku)) => ku.value.crl_sign(),
+        Ok(None) => true,
+        Err(_) => false,
+    }
 }
 
 /// The leaf's URI SANs.

@@ -196,15 +196,26 @@ impl TrustStoreBuilder {
                 .to_owned();
             // Anchors are trusted by configuration, but an anchor that is not a CA (or
             // breaks the profile) must not issue: paths through it are refused.
-            let problem = match x509_parser::parse_x509_certificate(&der) {
-                Ok((_, cert)) => profile::check_issuer(&cert, Role::Anchor).err(),
-                Err(e) => Some(format!("trust anchor does not parse ({e})")),
+            let info = match x509_parser::parse_x509_certificate(&der) {
+                Ok((_, cert)) => AnchorInfo {
+                    fingerprint: fingerprint(&der),
+                    problem: profile::check_issuer(&cert, Role::Anchor).err(),
+                    not_before: cert.validity().not_before.timestamp(),
+                    not_after: cert.validity().not_after.timestamp(),
+                    subject_raw: cert.subject().as_raw().to_vec(),
+                    may_sign_crls: profile::may_sign_crls(&cert),
+                },
+                Err(e) => AnchorInfo {
+                    fingerprint: fingerprint(&der),
+                    problem: Some(format!("trust anchor does not parse ({e})")),
+                    not_before: i64::MIN,
+                    not_after: i64::MAX,
+                    subject_raw: Vec::new(),
+                    may_sign_crls: false,
+                },
             };
             anchors.push(anchor);
-            anchor_info.push(AnchorInfo {
-                fingerprint: fingerprint(&der),
-                problem,
-            });
+            anchor_info.push(info);
         }
         let intermediates = self
             .intermediates
@@ -228,22 +239,51 @@ impl TrustStoreBuilder {
 #[derive(Debug)]
 struct AnchorInfo {
     fingerprint: String,
+    /// Why paths through this anchor are refused, if they are.
     problem: Option<String>,
+    not_before: i64,
+    not_after: i64,
+    subject_raw: Vec<u8>,
+    may_sign_crls: bool,
 }
 
-fn parse_crls(ders: &[Vec<u8>]) -> Result<Vec<CertRevocationList<'static>>, CertificateError> {
-    ders.iter()
-        .map(|der| {
-            OwnedCertRevocationList::from_der(der)
-                .map(CertRevocationList::from)
-                .map_err(|e| {
-                    CertificateError::bad_trust_store(format!(
-                        "CRL (sha256 {}) is not a usable CRL: {e:?}",
-                        fingerprint(der)
-                    ))
-                })
-        })
-        .collect()
+/// The loaded CRLs, with their issuer names (raw DER) for the cRLSign check.
+#[derive(Debug, Default)]
+struct CrlSet {
+    lists: Vec<CertRevocationList<'static>>,
+    issuers: Vec<Vec<u8>>,
+}
+
+/// id-ce-cRLNumber (2.5.29.20).
+const OID_CRL_NUMBER: &str = "2.5.29.20";
+
+fn parse_crls(ders: &[Vec<u8>]) -> Result<CrlSet, CertificateError> {
+    let mut set = CrlSet::default();
+    for der in ders {
+        let refuse = |reason: String| {
+            CertificateError::bad_trust_store(format!(
+                "CRL (sha256 {}) is not a usable CRL: {reason}",
+                fingerprint(der)
+            ))
+        };
+        let list = OwnedCertRevocationList::from_der(der).map_err(|e| refuse(format!("{e:?}")))?;
+        let (_, parsed) = x509_parser::parse_x509_crl(der).map_err(|e| refuse(format!("{e}")))?;
+        // RFC 5280 5.2.3: conforming CRLs carry a non-critical cRLNumber.
+        match parsed
+            .extensions()
+            .iter()
+            .find(|e| e.oid.to_id_string() == OID_CRL_NUMBER)
+        {
+            None => return Err(refuse("it has no cRLNumber extension".to_owned())),
+            Some(ext) if ext.critical => {
+                return Err(refuse("its cRLNumber extension is critical".to_owned()))
+            }
+            Some(_) => {}
+        }
+        set.issuers.push(parsed.issuer().as_raw().to_vec());
+        set.lists.push(CertRevocationList::from(list));
+    }
+    Ok(set)
 }
 
 /// Trust anchors, intermediates, CRLs and the purpose to verify for. Thread-safe: share one
@@ -263,7 +303,7 @@ pub struct TrustStore {
     anchors: Vec<TrustAnchor<'static>>,
     anchor_info: Vec<AnchorInfo>,
     intermediates: Vec<CertificateDer<'static>>,
-    crls: RwLock<Arc<Vec<CertRevocationList<'static>>>>,
+    crls: RwLock<Arc<CrlSet>>,
     usage: Usage,
     deny_unknown_revocation: bool,
     require_spiffe: bool,
@@ -275,7 +315,7 @@ impl std::fmt::Debug for TrustStore {
         f.debug_struct("TrustStore")
             .field("anchors", &self.anchors.len())
             .field("intermediates", &self.intermediates.len())
-            .field("crls", &self.crl_snapshot().len())
+            .field("crls", &self.crl_snapshot().lists.len())
             .field("usage", &self.usage)
             .field("deny_unknown_revocation", &self.deny_unknown_revocation)
             .field("require_spiffe", &self.require_spiffe)
@@ -347,7 +387,7 @@ impl TrustStore {
         Ok(())
     }
 
-    fn crl_snapshot(&self) -> Arc<Vec<CertRevocationList<'static>>> {
+    fn crl_snapshot(&self) -> Arc<CrlSet> {
         Arc::clone(&self.crls.read().unwrap_or_else(|p| p.into_inner()))
     }
 
@@ -476,6 +516,10 @@ impl TrustStore {
         // The leaf's own rules first: they do not depend on the path, and they name the
         // leaf precisely.
         profile::check_leaf(&leaf, &name)?;
+        profile::check_cn_consistent(&leaf).map_err(|reason| CertificateError::Invalid {
+            cert: name.clone(),
+            reason,
+        })?;
         let uris = profile::uri_sans(&leaf);
         let spiffe_id = if self.require_spiffe || profile::claims_spiffe(&uris) {
             Some(profile::check_svid(&leaf, &name)?)
@@ -512,7 +556,7 @@ impl TrustStore {
         );
 
         let crls = self.crl_snapshot();
-        let crl_refs: Vec<&CertRevocationList<'_>> = crls.iter().collect();
+        let crl_refs: Vec<&CertRevocationList<'_>> = crls.lists.iter().collect();
         let revocation = RevocationOptionsBuilder::new(&crl_refs).ok().map(|b| {
             b.with_depth(RevocationCheckDepth::Chain)
                 .with_status_policy(if self.deny_unknown_revocation {
@@ -531,7 +575,7 @@ impl TrustStore {
         let window: RefCell<(i64, i64)> = RefCell::new((leaf_nb, leaf_na));
         let anchor_index: RefCell<Option<usize>> = RefCell::new(None);
         let check_path = |path: &VerifiedPath<'_>| -> Result<(), webpki::Error> {
-            match self.check_path(path, &name) {
+            match self.check_path(path, &name, at_secs, &crls) {
                 Ok((from, until, idx)) => {
                     *window.borrow_mut() = (leaf_nb.max(from), leaf_na.min(until));
                     *anchor_index.borrow_mut() = idx;
@@ -599,7 +643,13 @@ impl TrustStore {
         &self,
         path: &VerifiedPath<'_>,
         leaf_name: &str,
+        at_secs: i64,
+        crls: &CrlSet,
     ) -> Result<(i64, i64, Option<usize>), CertificateError> {
+        // RFC 5280 4.2.1.3: a CA that issued a loaded CRL must be allowed to sign CRLs.
+        let crl_signer_ok = |subject: &[u8], may_sign: bool| {
+            may_sign || !crls.issuers.iter().any(|i| i.as_slice() == subject)
+        };
         let mut from = i64::MIN;
         let mut until = i64::MAX;
         for cert in path.intermediate_certificates() {
@@ -619,18 +669,49 @@ impl TrustStore {
                     reason,
                 }
             })?;
+            if !crl_signer_ok(parsed.subject().as_raw(), profile::may_sign_crls(&parsed)) {
+                return Err(CertificateError::Invalid {
+                    cert: profile::describe(&parsed, &fingerprint(der.as_ref())),
+                    reason: "issued a loaded CRL but its keyUsage lacks cRLSign".to_owned(),
+                });
+            }
             from = from.max(parsed.validity().not_before.timestamp());
             until = until.min(parsed.validity().not_after.timestamp());
         }
         let anchor = path.anchor();
         let index = self.anchors.iter().position(|a| std::ptr::eq(a, anchor));
         if let Some(info) = index.and_then(|i| self.anchor_info.get(i)) {
+            let anchor_name =
+                || format!("trust anchor (sha256 {}) for {leaf_name}", info.fingerprint);
             if let Some(problem) = &info.problem {
                 return Err(CertificateError::Invalid {
-                    cert: format!("trust anchor (sha256 {}) for {leaf_name}", info.fingerprint),
+                    cert: anchor_name(),
                     reason: problem.clone(),
                 });
             }
+            // webpki treats anchors as timeless; an expired root is still expired.
+            if at_secs > info.not_after {
+                return Err(CertificateError::Expired {
+                    cert: anchor_name(),
+                    not_after: info.not_after,
+                    at: at_secs,
+                });
+            }
+            if at_secs < info.not_before {
+                return Err(CertificateError::NotYetValid {
+                    cert: anchor_name(),
+                    not_before: info.not_before,
+                    at: at_secs,
+                });
+            }
+            if !crl_signer_ok(&info.subject_raw, info.may_sign_crls) {
+                return Err(CertificateError::Invalid {
+                    cert: anchor_name(),
+                    reason: "issued a loaded CRL but its keyUsage lacks cRLSign".to_owned(),
+                });
+            }
+            from = from.max(info.not_before);
+            until = until.min(info.not_after);
         }
         Ok((from, until, index))
     }
