@@ -220,11 +220,9 @@ fn profile_rules(cert: &X509Certificate<'_>, role: Role) -> Result<(), String> {
                     }
                 }
             }
-            ParsedExtension::BasicConstraints(bc) => {
-                // 4.2.1.9: pathLenConstraint only for CAs that sign certificates.
-                if bc.path_len_constraint.is_some() && !bc.ca {
-                    return Err("pathLenConstraint on a certificate that is not a CA".to_owned());
-                }
+            // 4.2.1.9: pathLenConstraint only for CAs that sign certificates.
+            ParsedExtension::BasicConstraints(bc) if bc.path_len_constraint.is_some() && !bc.ca => {
+                return Err("pathLenConstraint on a certificate that is not a CA".to_owned());
             }
             _ => {}
         }
