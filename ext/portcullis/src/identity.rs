@@ -113,7 +113,7 @@ impl RbTrustStore {
         let chain = strings(chain)?;
         let store = Arc::clone(&rb_self.inner);
         let at = unix_time(at);
-        let outcome = gvl::without_gvl(move || -> Result<Identity, CertificateError> {
+        let outcome = gvl::without_gvl(move || -> Result<Arc<Identity>, CertificateError> {
             let leaf = decode::decode_certificate(&leaf)?;
             let mut ders = Vec::with_capacity(chain.len());
             for c in &chain {
@@ -121,8 +121,8 @@ impl RbTrustStore {
             }
             let refs: Vec<&[u8]> = ders.iter().map(Vec::as_slice).collect();
             match server_name {
-                Some(name) => store.verify_server(&leaf, &refs, &name, at),
-                None => store.verify(&leaf, &refs, at),
+                Some(name) => store.verify_server(&leaf, &refs, &name, at).map(Arc::new),
+                None => store.verify_shared(&leaf, &refs, at),
             }
         });
         match outcome {
@@ -176,7 +176,7 @@ impl RbTrustStore {
     frozen_shareable
 )]
 struct RbIdentity {
-    inner: Identity,
+    inner: Arc<Identity>,
 }
 
 fn str_array(ruby: &Ruby, items: impl IntoIterator<Item = String>) -> RArray {

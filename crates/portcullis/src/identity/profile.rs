@@ -21,6 +21,27 @@ pub(crate) enum Role {
     Anchor,
 }
 
+/// A leaf's name for messages, formatted only if an error needs it.
+pub(crate) struct LeafName<'a> {
+    pub(crate) cert: &'a X509Certificate<'a>,
+    pub(crate) fingerprint: &'a str,
+}
+
+impl std::fmt::Display for LeafName<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&describe(self.cert, self.fingerprint))
+    }
+}
+
+/// An X.509 name in RFC 4514 form, formatted only if needed.
+pub(crate) struct NameDisplay<'a>(pub(crate) &'a x509_parser::x509::X509Name<'a>);
+
+impl std::fmt::Display for NameDisplay<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", super::DistinguishedName::from_x509(self.0))
+    }
+}
+
 /// A short human name for a certificate in messages: subject DN (or "(empty subject)")
 /// plus the start of its SHA-256 fingerprint.
 pub(crate) fn describe(cert: &X509Certificate<'_>, fingerprint: &str) -> String {
@@ -383,26 +404,29 @@ pub(crate) fn check_cn_consistent(cert: &X509Certificate<'_>) -> Result<(), Stri
 }
 
 /// Checks a leaf (end-entity) certificate. `name` describes it in errors.
-pub(crate) fn check_leaf(cert: &X509Certificate<'_>, name: &str) -> Result<(), CertificateError> {
+pub(crate) fn check_leaf(
+    cert: &X509Certificate<'_>,
+    name: &dyn std::fmt::Display,
+) -> Result<(), CertificateError> {
     let bc = cert
         .basic_constraints()
         .map_err(|e| CertificateError::Invalid {
-            cert: name.to_owned(),
+            cert: name.to_string(),
             reason: format!("bad basicConstraints ({e})"),
         })?;
     let ku = cert.key_usage().map_err(|e| CertificateError::Invalid {
-        cert: name.to_owned(),
+        cert: name.to_string(),
         reason: format!("bad keyUsage ({e})"),
     })?;
     let is_ca = bc.as_ref().is_some_and(|bc| bc.value.ca);
     let signs_certs = ku.as_ref().is_some_and(|ku| ku.value.key_cert_sign());
     if is_ca || signs_certs {
         return Err(CertificateError::CaAsLeaf {
-            cert: name.to_owned(),
+            cert: name.to_string(),
         });
     }
     profile_rules(cert, Role::Leaf).map_err(|reason| CertificateError::Invalid {
-        cert: name.to_owned(),
+        cert: name.to_string(),
         reason,
     })
 }
@@ -520,10 +544,10 @@ pub(crate) fn check_spiffe_id(id: &str) -> Result<(), String> {
 /// digitalSignature and neither keyCertSign nor cRLSign. Returns the SPIFFE ID.
 pub(crate) fn check_svid(
     cert: &X509Certificate<'_>,
-    name: &str,
+    name: &dyn std::fmt::Display,
 ) -> Result<String, CertificateError> {
     let fail = |reason: String| CertificateError::NotSpiffe {
-        cert: name.to_owned(),
+        cert: name.to_string(),
         reason,
     };
     let uris = uri_sans(cert);

@@ -403,6 +403,18 @@ impl TrustStore {
         at: SystemTime,
     ) -> Result<Identity, CertificateError> {
         self.verify_inner(leaf_der, chain, at, self.usage, None)
+            .map(|shared| Arc::try_unwrap(shared).unwrap_or_else(|s| (*s).clone()))
+    }
+
+    /// Like [`verify`](Self::verify), but hands back the cached `Arc` itself, so a cache hit
+    /// allocates nothing.
+    pub fn verify_shared(
+        &self,
+        leaf_der: &[u8],
+        chain: &[&[u8]],
+        at: SystemTime,
+    ) -> Result<Arc<Identity>, CertificateError> {
+        self.verify_inner(leaf_der, chain, at, self.usage, None)
     }
 
     /// Verifies a server's certificate for TLS server authentication (whatever this store's
@@ -415,6 +427,7 @@ impl TrustStore {
         at: SystemTime,
     ) -> Result<Identity, CertificateError> {
         self.verify_inner(leaf_der, chain, at, Usage::ServerAuth, Some(server_name))
+            .map(|shared| Arc::try_unwrap(shared).unwrap_or_else(|s| (*s).clone()))
     }
 
     fn cache_key(
@@ -445,7 +458,7 @@ impl TrustStore {
         at: SystemTime,
         usage: Usage,
         server_name: Option<&str>,
-    ) -> Result<Identity, CertificateError> {
+    ) -> Result<Arc<Identity>, CertificateError> {
         let at_secs = unix_seconds(at);
         if leaf_der.len() > decode::MAX_CERT_BYTES {
             return Err(CertificateError::bad_encoding(
@@ -457,9 +470,14 @@ impl TrustStore {
                 ),
             ));
         }
+        if self.cache.capacity() == 0 {
+            return self
+                .verify_uncached(leaf_der, chain, at_secs, usage, server_name)
+                .map(|v| Arc::new(v.identity));
+        }
         let key = self.cache_key(leaf_der, chain, usage, server_name);
         if let Some(hit) = self.cache.get(&key, at_secs) {
-            return Ok((*hit).clone());
+            return Ok(hit);
         }
         let generation = self.cache.generation();
         let verified = self.verify_uncached(leaf_der, chain, at_secs, usage, server_name)?;
@@ -471,7 +489,7 @@ impl TrustStore {
             verified.valid_from,
             verified.valid_until,
         );
-        Ok(Arc::try_unwrap(identity).unwrap_or_else(|shared| (*shared).clone()))
+        Ok(identity)
     }
 
     fn verify_uncached(
@@ -498,11 +516,15 @@ impl TrustStore {
                 ))
             }
         };
-        let name = profile::describe(&leaf, &leaf_fp);
-        let issuer_dn = DistinguishedName::from_x509(leaf.issuer()).to_string();
+        // Formatted only when an error needs them.
+        let name = profile::LeafName {
+            cert: &leaf,
+            fingerprint: &leaf_fp,
+        };
+        let issuer_dn = profile::NameDisplay(leaf.issuer());
         if chain.len() > MAX_PRESENTED_CHAIN {
             return Err(CertificateError::ChainTooLong {
-                cert: name,
+                cert: name.to_string(),
                 reason: format!(
                     "{} certificates presented, at most {MAX_PRESENTED_CHAIN} are accepted",
                     chain.len()
@@ -517,7 +539,7 @@ impl TrustStore {
         // leaf precisely.
         profile::check_leaf(&leaf, &name)?;
         profile::check_cn_consistent(&leaf).map_err(|reason| CertificateError::Invalid {
-            cert: name.clone(),
+            cert: name.to_string(),
             reason,
         })?;
         let uris = profile::uri_sans(&leaf);
@@ -530,14 +552,14 @@ impl TrustStore {
         let leaf_na = leaf.validity().not_after.timestamp();
         if at_secs > leaf_na {
             return Err(CertificateError::Expired {
-                cert: name,
+                cert: name.to_string(),
                 not_after: leaf_na,
                 at: at_secs,
             });
         }
         if at_secs < leaf_nb {
             return Err(CertificateError::NotYetValid {
-                cert: name,
+                cert: name.to_string(),
                 not_before: leaf_nb,
                 at: at_secs,
             });
@@ -609,12 +631,12 @@ impl TrustStore {
         if let Some(server_name) = server_name {
             let sn =
                 ServerName::try_from(server_name).map_err(|_| CertificateError::NameMismatch {
-                    cert: name.clone(),
+                    cert: name.to_string(),
                     name: server_name.to_owned(),
                 })?;
             ee.verify_is_valid_for_subject_name(&sn).map_err(|_| {
                 CertificateError::NameMismatch {
-                    cert: name.clone(),
+                    cert: name.to_string(),
                     name: server_name.to_owned(),
                 }
             })?;
@@ -642,7 +664,7 @@ impl TrustStore {
     fn check_path(
         &self,
         path: &VerifiedPath<'_>,
-        leaf_name: &str,
+        leaf_name: &dyn std::fmt::Display,
         at_secs: i64,
         crls: &CrlSet,
     ) -> Result<(i64, i64, Option<usize>), CertificateError> {
@@ -717,14 +739,19 @@ impl TrustStore {
     }
 }
 
-fn map_webpki(err: webpki::Error, name: &str, issuer: &str, usage: Usage) -> CertificateError {
+fn map_webpki(
+    err: webpki::Error,
+    name: &dyn std::fmt::Display,
+    issuer: &dyn std::fmt::Display,
+    usage: Usage,
+) -> CertificateError {
     use webpki::Error as E;
-    let cert = name.to_owned();
+    let cert = name.to_string();
     let secs = |t: UnixTime| i64::try_from(t.as_secs()).unwrap_or(i64::MAX);
     match err {
         E::UnknownIssuer => CertificateError::UnknownIssuer {
             cert,
-            issuer: issuer.to_owned(),
+            issuer: issuer.to_string(),
         },
         E::CertExpired { time, not_after } => CertificateError::Expired {
             cert: format!("a certificate in the chain of {name}"),
