@@ -664,3 +664,63 @@ fn expired_trust_anchor_is_refused() {
         .verify(&l.der(), &[&inter.der()], at(2023, 1, 1))
         .is_ok());
 }
+
+#[test]
+fn no_single_byte_change_to_a_valid_leaf_verifies() {
+    let pki = pki(Alg::P256, &LeafSpec::client("c"));
+    let store = TrustStore::builder()
+        .ca_pem(pki.root.pem().as_bytes())
+        .cache_capacity(0)
+        .build()
+        .unwrap();
+    let chain: &[&[u8]] = &[&pki.inter.der()];
+    let der = pki.leaf.der();
+    assert!(store.verify(&der, chain, now()).is_ok());
+    for i in 0..der.len() {
+        let mut mutated = der.clone();
+        mutated[i] ^= 0x01;
+        assert!(
+            store.verify(&mutated, chain, now()).is_err(),
+            "flipping bit 0 of byte {i} still verified"
+        );
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2048)) {
+        for r in [
+            decode::decode_certificate(&bytes),
+            decode::decode_der(&bytes),
+        ] {
+            if let Err(e) = r {
+                proptest::prop_assert_eq!(e.code(), "cert.bad_encoding");
+            }
+        }
+        let _ = decode::decode_certificates(&bytes);
+        let _ = decode::decode_crls(&bytes);
+        let text = String::from_utf8_lossy(&bytes);
+        let _ = decode::decode_url_escaped_pem(&text);
+        let _ = decode::decode_base64_der(&text);
+        let _ = TrustStore::builder().ca(&bytes).crls(&bytes).build();
+    }
+
+    #[test]
+    fn arbitrary_chains_never_verify(
+        leaf in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..1024),
+        extra in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..1024),
+    ) {
+        let store = shared_store();
+        let mut framed = vec![0x30, 0x82, (leaf.len() >> 8) as u8, leaf.len() as u8];
+        framed.extend(&leaf);
+        proptest::prop_assert!(store.verify(&leaf, &[&extra], now()).is_err());
+        proptest::prop_assert!(store.verify(&framed, &[&extra], now()).is_err());
+    }
+}
+
+fn shared_store() -> &'static TrustStore {
+    static STORE: std::sync::OnceLock<TrustStore> = std::sync::OnceLock::new();
+    STORE.get_or_init(|| store_for(&root(Alg::P256)))
+}
