@@ -56,10 +56,11 @@ module Portcullis
         return File.binread(item.to_path) if item.respond_to?(:to_path)
         raise TypeError, "expected a String, Pathname or OpenSSL object, got #{item.class}" unless item.is_a?(String)
         return item if item.include?("-----BEGIN") || item.getbyte(0) == 0x30
-        # Anything else short and file-like is a path (a missing file then fails to parse).
-        return File.binread(item) if item.bytesize < 4096 && !item.include?("\0") && File.file?(item)
+        # Anything else that is one short line is a path.
+        return item unless item.bytesize < 4096 && !item.match?(/[\0\n]/)
+        return File.binread(item) if File.file?(item)
 
-        item
+        raise CertificateError.new("#{item.inspect} is neither PEM, DER, nor a readable file", code: "cert.bad_trust_store")
       end
 
       def bytes(cert)

@@ -386,18 +386,31 @@ pub(crate) fn check_cn_consistent(cert: &X509Certificate<'_>) -> Result<(), Stri
         if internationalized {
             return deceptive();
         }
-        let host = if value.contains(':') {
-            url::Host::parse(&format!("[{value}]"))
-        } else {
-            url::Host::parse(value)
-        };
-        match host {
-            Ok(url::Host::Ipv4(a)) if ips.contains(&std::net::IpAddr::V4(a)) => return deceptive(),
-            Ok(url::Host::Ipv6(a)) if ips.contains(&std::net::IpAddr::V6(a)) => return deceptive(),
-            Ok(url::Host::Domain(d)) if dns.iter().any(|s| s.eq_ignore_ascii_case(&d)) => {
-                return deceptive()
+        // ASCII from here on: another spelling of a DNS SAN differs only in case.
+        if dns.iter().any(|d| d.eq_ignore_ascii_case(value)) {
+            return deceptive();
+        }
+        // Another spelling of an IP SAN (hex, octal, leading zeros, uncompressed IPv6):
+        // parse the way browsers do and compare addresses. Only IP-shaped values get here.
+        let ip_shaped = !value.is_empty()
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() || matches!(b, b'.' | b':' | b'x' | b'X'));
+        if ip_shaped && !ips.is_empty() {
+            let host = if value.contains(':') {
+                url::Host::parse(&format!("[{value}]"))
+            } else {
+                url::Host::parse(value)
+            };
+            match host {
+                Ok(url::Host::Ipv4(a)) if ips.contains(&std::net::IpAddr::V4(a)) => {
+                    return deceptive()
+                }
+                Ok(url::Host::Ipv6(a)) if ips.contains(&std::net::IpAddr::V6(a)) => {
+                    return deceptive()
+                }
+                _ => {}
             }
-            _ => {}
         }
     }
     Ok(())
