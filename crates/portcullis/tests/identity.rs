@@ -724,3 +724,11 @@ fn shared_store() -> &'static TrustStore {
     static STORE: std::sync::OnceLock<TrustStore> = std::sync::OnceLock::new();
     STORE.get_or_init(|| store_for(&root(Alg::P256)))
 }
+
+#[test]
+fn store_and_identity_are_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<TrustStore>();
+    assert_send_sync::<portcullis::identity::Identity>();
+    assert_send_sync::<CertificateError>();
+}
