@@ -13,7 +13,9 @@ use magnus::{
     function, method, prelude::*, typed_data::Obj, value::ReprValue, Error, RArray, RHash, RModule,
     RString, Ruby, Value,
 };
-use portcullis::identity::{decode, CertificateError, Identity, TrustStore, Usage};
+use portcullis::identity::{
+    decode, CertificateError, Identity, TrustStore, Usage, MAX_PRESENTED_CHAIN,
+};
 
 use crate::{errors, gvl};
 
@@ -118,6 +120,9 @@ impl RbTrustStore {
             let mut ders = Vec::with_capacity(chain.len());
             for c in &chain {
                 ders.extend(decode::decode_certificates(c)?);
+                if ders.len() > MAX_PRESENTED_CHAIN {
+                    break; // enough to be refused as too long; decode no more
+                }
             }
             let refs: Vec<&[u8]> = ders.iter().map(Vec::as_slice).collect();
             match server_name {

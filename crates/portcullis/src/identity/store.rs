@@ -470,6 +470,21 @@ impl TrustStore {
                 ),
             ));
         }
+        // Bound the work before hashing anything: at most MAX_PRESENTED_CHAIN certificates
+        // of at most MAX_CERT_BYTES each.
+        if chain.len() > MAX_PRESENTED_CHAIN {
+            let fp = fingerprint(leaf_der);
+            return Err(CertificateError::ChainTooLong {
+                cert: format!("certificate (sha256 {}…)", fp.get(..16).unwrap_or(&fp)),
+                reason: format!(
+                    "{} certificates presented, at most {MAX_PRESENTED_CHAIN} are accepted",
+                    chain.len()
+                ),
+            });
+        }
+        for c in chain {
+            decode::decode_der(c)?;
+        }
         if self.cache.capacity() == 0 {
             return self
                 .verify_uncached(leaf_der, chain, at_secs, usage, server_name)
@@ -522,18 +537,6 @@ impl TrustStore {
             fingerprint: &leaf_fp,
         };
         let issuer_dn = profile::NameDisplay(leaf.issuer());
-        if chain.len() > MAX_PRESENTED_CHAIN {
-            return Err(CertificateError::ChainTooLong {
-                cert: name.to_string(),
-                reason: format!(
-                    "{} certificates presented, at most {MAX_PRESENTED_CHAIN} are accepted",
-                    chain.len()
-                ),
-            });
-        }
-        for c in chain {
-            decode::decode_der(c)?;
-        }
 
         // The leaf's own rules first: they do not depend on the path, and they name the
         // leaf precisely.
