@@ -168,8 +168,13 @@ RSpec.describe Portcullis::TrustStore do
       expect(error_code { strict.verify(leaf.cert, chain: [inter.cert], at: now) }).to eq("cert.not_spiffe")
     end
 
-    it "raises cert.chain_too_long for an absurd presented chain" do
+    it "raises cert.chain_too_long for an absurd presented chain or a path over max_intermediates" do
       expect(error_code { store.verify(leaf.cert, chain: [inter.cert] * 17, at: now) }).to eq("cert.chain_too_long")
+      strict = described_class.new(ca: root.pem, max_intermediates: 0)
+      expect(error_code { strict.verify(leaf.cert, chain: [inter.cert], at: now) }).to eq("cert.chain_too_long")
+      expect(described_class.new(ca: root.pem, max_intermediates: 1).verify(leaf.cert, chain: [inter.cert], at: now)
+                            .common_name).to eq("api-client")
+      expect { described_class.new(ca: root.pem, max_intermediates: -1) }.to raise_error(ArgumentError)
     end
 
     it "raises cert.revoked and cert.revocation_unknown from CRLs" do

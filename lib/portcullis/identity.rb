@@ -16,10 +16,12 @@ module Portcullis
     # cache_size:    verified chains to remember; 0 disables the cache.
     # deny_unknown_revocation: with CRLs loaded, refuse certificates whose issuer has no CRL.
     # require_spiffe: every leaf must be a SPIFFE X509-SVID.
+    # max_intermediates: at most this many (logical) intermediates in a path; nil: no extra limit.
     def self.new(ca:, intermediates: [], crls: [], usage: :client, cache_size: 10_000,
-                 deny_unknown_revocation: false, require_spiffe: false)
+                 deny_unknown_revocation: false, require_spiffe: false, max_intermediates: nil)
       _build(sources(ca), sources(intermediates), sources(crls), usage.to_s, Integer(cache_size),
-             deny_unknown_revocation ? true : false, require_spiffe ? true : false)
+             deny_unknown_revocation ? true : false, require_spiffe ? true : false,
+             max_intermediates.nil? ? nil : Integer(max_intermediates))
     end
 
     # Verifies a leaf certificate (PEM, DER, or OpenSSL::X509::Certificate) with the chain the

@@ -732,3 +732,28 @@ fn store_and_identity_are_send_and_sync() {
     assert_send_sync::<portcullis::identity::Identity>();
     assert_send_sync::<CertificateError>();
 }
+
+#[test]
+fn max_intermediates_limits_the_path() {
+    let root = root(Alg::P256);
+    let i1 = intermediate(Alg::P256, &root, "I1");
+    let i2 = intermediate(Alg::P256, &i1, "I2");
+    let l = leaf(Alg::P256, &i2, &LeafSpec::client("deep"));
+    let chain: &[&[u8]] = &[&i1.der(), &i2.der()];
+    let with_max = |n| {
+        TrustStore::builder()
+            .ca_pem(root.pem().as_bytes())
+            .max_intermediates(n)
+            .build()
+            .unwrap()
+    };
+    assert!(with_max(2).verify(&l.der(), chain, now()).is_ok());
+    assert_eq!(
+        code(with_max(1).verify(&l.der(), chain, now())),
+        "cert.chain_too_long"
+    );
+    assert_eq!(
+        code(with_max(0).verify(&l.der(), chain, now())),
+        "cert.chain_too_long"
+    );
+}

@@ -50,7 +50,8 @@ struct RbTrustStore {
 }
 
 impl RbTrustStore {
-    /// `TrustStore._build(cas, intermediates, crls, usage, cache_size, deny_unknown, require_spiffe)`
+    /// `TrustStore._build(cas, intermediates, crls, usage, cache_size, deny_unknown,
+    /// require_spiffe, max_intermediates_or_nil)`
     #[allow(clippy::too_many_arguments)] // mirrors the Ruby keywords one to one
     fn build(
         ruby: &Ruby,
@@ -61,6 +62,7 @@ impl RbTrustStore {
         cache_size: i64,
         deny_unknown_revocation: bool,
         require_spiffe: bool,
+        max_intermediates: Option<i64>,
     ) -> Result<Self, Error> {
         let usage = match usage.as_str() {
             "client" | "client_auth" => Usage::ClientAuth,
@@ -79,6 +81,11 @@ impl RbTrustStore {
             .cache_capacity(capacity)
             .deny_unknown_revocation(deny_unknown_revocation)
             .require_spiffe(require_spiffe);
+        if let Some(max) = max_intermediates {
+            let max = usize::try_from(max)
+                .map_err(|_| errors::arg_error(ruby, "max_intermediates must be >= 0"))?;
+            builder = builder.max_intermediates(max);
+        }
         let cas = strings(cas)?;
         if cas.is_empty() {
             return Err(errors::arg_error(
@@ -326,7 +333,7 @@ fn decode_base64_der(ruby: &Ruby, input: String) -> Result<RString, Error> {
 pub(crate) fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     let store = module.define_class("TrustStore", ruby.class_object())?;
     store.undef_default_alloc_func();
-    store.define_singleton_method("_build", function!(RbTrustStore::build, 7))?;
+    store.define_singleton_method("_build", function!(RbTrustStore::build, 8))?;
     store.define_method("_verify", method!(RbTrustStore::verify, 4))?;
     store.define_method("_reload_crls", method!(RbTrustStore::reload_crls, 1))?;
     store.define_method("usage", method!(RbTrustStore::usage, 0))?;

@@ -78,6 +78,7 @@ pub struct TrustStoreBuilder {
     deny_unknown_revocation: bool,
     require_spiffe: bool,
     cache_capacity: Option<usize>,
+    max_intermediates: Option<usize>,
     error: Option<CertificateError>,
 }
 
@@ -172,6 +173,14 @@ impl TrustStoreBuilder {
         self
     }
 
+    /// At most `n` logical intermediates between leaf and anchor (self-issued re-keys of
+    /// the same CA do not count, as in RFC 5280 path length). Longer paths are refused with
+    /// `cert.chain_too_long`. Without this, only webpki's own depth limit applies.
+    pub fn max_intermediates(mut self, n: usize) -> Self {
+        self.max_intermediates = Some(n);
+        self
+    }
+
     /// Checks the configuration and builds the store.
     pub fn build(self) -> Result<TrustStore, CertificateError> {
         if let Some(e) = self.error {
@@ -231,6 +240,7 @@ impl TrustStoreBuilder {
             usage: self.usage,
             deny_unknown_revocation: self.deny_unknown_revocation,
             require_spiffe: self.require_spiffe,
+            max_intermediates: self.max_intermediates,
             cache: VerificationCache::new(self.cache_capacity.unwrap_or(DEFAULT_CACHE_CAPACITY)),
         })
     }
@@ -307,6 +317,7 @@ pub struct TrustStore {
     usage: Usage,
     deny_unknown_revocation: bool,
     require_spiffe: bool,
+    max_intermediates: Option<usize>,
     cache: VerificationCache,
 }
 
@@ -319,6 +330,7 @@ impl std::fmt::Debug for TrustStore {
             .field("usage", &self.usage)
             .field("deny_unknown_revocation", &self.deny_unknown_revocation)
             .field("require_spiffe", &self.require_spiffe)
+            .field("max_intermediates", &self.max_intermediates)
             .field("cache_capacity", &self.cache.capacity())
             .finish()
     }
@@ -677,6 +689,7 @@ impl TrustStore {
         };
         let mut from = i64::MIN;
         let mut until = i64::MAX;
+        let mut logical_intermediates = 0usize;
         for cert in path.intermediate_certificates() {
             let der = cert.der();
             let (_, parsed) = x509_parser::parse_x509_certificate(der.as_ref()).map_err(|e| {
@@ -699,6 +712,17 @@ impl TrustStore {
                     cert: profile::describe(&parsed, &fingerprint(der.as_ref())),
                     reason: "issued a loaded CRL but its keyUsage lacks cRLSign".to_owned(),
                 });
+            }
+            if !profile::is_self_issued(&parsed) {
+                logical_intermediates += 1;
+            }
+            if let Some(max) = self.max_intermediates {
+                if logical_intermediates > max {
+                    return Err(CertificateError::ChainTooLong {
+                        cert: leaf_name.to_string(),
+                        reason: format!("the path needs more than {max} intermediates"),
+                    });
+                }
             }
             from = from.max(parsed.validity().not_before.timestamp());
             until = until.min(parsed.validity().not_after.timestamp());
