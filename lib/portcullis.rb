@@ -15,6 +15,7 @@ native = [
 raise LoadError, "portcullis: native extension not found; run `make ext` (or reinstall the gem)" unless native
 
 require native
+require_relative "portcullis/identity"
 require_relative "portcullis/egress"
 require_relative "portcullis/http"
 
