@@ -103,6 +103,63 @@ fn bench_alg(c: &mut Criterion, label: &str, alg: Alg) {
     group.finish();
 
     paired(label, &cold, &ch, &anchors, &inters, time, now);
+    paired_hit(label, &cached, &ch, now);
+}
+
+/// A cache hit against what the cache key cost before the hit path stopped hashing with
+/// SHA-256: a SHA-256 over the same presented bytes, measured in alternating batches in
+/// the same run so machine load cancels out.
+fn paired_hit(label: &str, cached: &TrustStore, ch: &Chain, now: std::time::SystemTime) {
+    use std::time::Instant;
+    const BATCH: u32 = 2000;
+    let chain_refs: [&[u8]; 1] = [&ch.inter];
+    let hit = || {
+        black_box(
+            cached
+                .verify_shared(black_box(&ch.leaf), &chain_refs, now)
+                .unwrap(),
+        );
+    };
+    let hit_owned = || {
+        black_box(
+            cached
+                .verify(black_box(&ch.leaf), &chain_refs, now)
+                .unwrap(),
+        );
+    };
+    let sha = || {
+        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+        for part in [black_box(&ch.leaf), &ch.inter] {
+            ctx.update(&(part.len() as u64).to_be_bytes());
+            ctx.update(part);
+        }
+        black_box(ctx.finish());
+    };
+    let time_batch = |f: &dyn Fn()| {
+        let start = Instant::now();
+        for _ in 0..BATCH {
+            f();
+        }
+        start.elapsed().as_secs_f64() * 1e6 / f64::from(BATCH)
+    };
+    let (mut shared, mut owned, mut digest) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..31 {
+        shared.push(time_batch(&hit));
+        owned.push(time_batch(&hit_owned));
+        digest.push(time_batch(&sha));
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(|p, q| p.total_cmp(q));
+        v[v.len() / 2]
+    };
+    println!(
+        "paired hit {label} ({} bytes presented): verify_shared {:.2} us, verify {:.2} us, \
+         SHA-256 of the presented bytes alone {:.2} us",
+        ch.leaf.len() + ch.inter.len(),
+        median(&mut shared),
+        median(&mut owned),
+        median(&mut digest)
+    );
 }
 
 /// The machine is shared, so load drifts between criterion's sequential runs. This runs

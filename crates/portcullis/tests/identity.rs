@@ -544,6 +544,60 @@ fn crl_reload_clears_the_cache() {
 }
 
 #[test]
+fn different_chains_never_share_a_cache_entry() {
+    let mut spec = LeafSpec::server("a.example.com");
+    spec.eku = vec![
+        ExtendedKeyUsagePurpose::ClientAuth,
+        ExtendedKeyUsagePurpose::ServerAuth,
+    ];
+    let pki = pki(Alg::P256, &spec);
+    let mut other_spec = spec.clone();
+    other_spec.cn = "b.example.com".into();
+    other_spec.dns = vec!["b.example.com".into()];
+    other_spec.serial = 0x2002;
+    let other = leaf(Alg::P256, &pki.inter, &other_spec);
+    let decoy = intermediate(Alg::P256, &pki.root, "Decoy");
+    let store = store_for(&pki.root);
+    let inter = pki.inter.der();
+    let a = pki.leaf.der();
+    let b = other.der();
+
+    let id_a = store.verify(&a, &[&inter], now()).unwrap();
+    assert_eq!(store.cached_len(), 1);
+    // A different leaf under the same intermediate: its own entry, its own identity.
+    let id_b = store.verify(&b, &[&inter], now()).unwrap();
+    assert_eq!(id_b.common_name.as_deref(), Some("b.example.com"));
+    assert_ne!(id_a.fingerprint, id_b.fingerprint);
+    assert_eq!(store.cached_len(), 2);
+    // The same leaf with a different presented chain is a different cache key.
+    let id_a2 = store.verify(&a, &[&inter, &decoy.der()], now()).unwrap();
+    assert_eq!(id_a2.fingerprint, id_a.fingerprint);
+    assert_eq!(store.cached_len(), 3);
+    // Same leaf, no chain: not served from the entry that had the intermediate.
+    assert_eq!(code(store.verify(&a, &[], now())), "cert.unknown_issuer");
+    // A leaf differing from a cached one in one byte of its signature is verified, not
+    // served: the cache compares every byte.
+    let mut forged = a.clone();
+    let last = forged.len() - 1;
+    forged[last] ^= 1;
+    assert!(store.verify(&forged, &[&inter], now()).is_err());
+    // Same bytes, other purpose or other server name: separate entries.
+    assert!(store
+        .verify_server(&a, &[&inter], "a.example.com", now())
+        .is_ok());
+    assert_eq!(store.cached_len(), 4);
+    assert_eq!(
+        code(store.verify_server(&a, &[&inter], "b.example.com", now())),
+        "cert.name_mismatch"
+    );
+    assert_eq!(store.cached_len(), 4);
+    // Every earlier entry still answers with its own identity.
+    assert_eq!(store.verify(&a, &[&inter], now()).unwrap(), id_a);
+    assert_eq!(store.verify(&b, &[&inter], now()).unwrap(), id_b);
+    assert_eq!(store.cached_len(), 4);
+}
+
+#[test]
 fn cache_stays_bounded() {
     let pki = pki(Alg::P256, &LeafSpec::client("c"));
     let store = TrustStore::builder()

@@ -42,7 +42,7 @@ fn check_input_size(what: &str, input: &[u8]) -> Result<(), CertificateError> {
 
 /// Checks that `der` is exactly one DER `SEQUENCE` (definite length, nothing trailing) of
 /// at most [`MAX_CERT_BYTES`].
-fn check_der_frame(what: &str, der: &[u8]) -> Result<(), CertificateError> {
+pub(crate) fn check_der_frame(what: &str, der: &[u8]) -> Result<(), CertificateError> {
     let bad = |reason: &str| Err(CertificateError::bad_encoding(what, reason));
     if der.is_empty() {
         return bad("input is empty");

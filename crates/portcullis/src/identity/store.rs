@@ -15,7 +15,7 @@ use webpki::{
 use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::GeneralName;
 
-use super::cache::{CacheKey, VerificationCache};
+use super::cache::{Presented, VerificationCache};
 use super::dn::hex;
 use super::profile::{self, Role};
 use super::{decode, CertificateError, DistinguishedName, Identity};
@@ -442,27 +442,6 @@ impl TrustStore {
             .map(|shared| Arc::try_unwrap(shared).unwrap_or_else(|s| (*s).clone()))
     }
 
-    fn cache_key(
-        &self,
-        leaf: &[u8],
-        chain: &[&[u8]],
-        usage: Usage,
-        name: Option<&str>,
-    ) -> CacheKey {
-        let mut ctx = digest::Context::new(&digest::SHA256);
-        ctx.update(&[usage.tag()]);
-        let name = name.unwrap_or("").as_bytes();
-        ctx.update(&(name.len() as u64).to_be_bytes());
-        ctx.update(name);
-        for part in std::iter::once(leaf).chain(chain.iter().copied()) {
-            ctx.update(&(part.len() as u64).to_be_bytes());
-            ctx.update(part);
-        }
-        let mut key = [0u8; 32];
-        key.copy_from_slice(ctx.finish().as_ref());
-        key
-    }
-
     fn verify_inner(
         &self,
         leaf_der: &[u8],
@@ -495,22 +474,29 @@ impl TrustStore {
             });
         }
         for c in chain {
-            decode::decode_der(c)?;
+            decode::check_der_frame("certificate", c)?;
         }
         if self.cache.capacity() == 0 {
             return self
                 .verify_uncached(leaf_der, chain, at_secs, usage, server_name)
                 .map(|v| Arc::new(v.identity));
         }
-        let key = self.cache_key(leaf_der, chain, usage, server_name);
-        if let Some(hit) = self.cache.get(&key, at_secs) {
+        let presented = Presented {
+            usage: usage.tag(),
+            server_name: server_name.unwrap_or(""),
+            leaf: leaf_der,
+            chain,
+        };
+        let hash = self.cache.hash(&presented);
+        if let Some(hit) = self.cache.get(hash, &presented, at_secs) {
             return Ok(hit);
         }
         let generation = self.cache.generation();
         let verified = self.verify_uncached(leaf_der, chain, at_secs, usage, server_name)?;
         let identity = Arc::new(verified.identity);
         self.cache.insert(
-            key,
+            hash,
+            &presented,
             generation,
             Arc::clone(&identity),
             verified.valid_from,
