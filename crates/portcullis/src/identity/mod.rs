@@ -4,6 +4,7 @@
 //! the verification cache, certificate decoding and certificate sources.
 
 mod dn;
+pub mod source;
 
 pub use dn::{attribute_oid, Attribute, DistinguishedName, DnParseError};
 
