@@ -21,3 +21,7 @@ require native
 # commands. See README.md for a tour.
 module Portcullis
 end
+
+require_relative "portcullis/rack/client_cert"
+require_relative "portcullis/hanami"
+require_relative "portcullis/railtie" if defined?(::Rails::Railtie)

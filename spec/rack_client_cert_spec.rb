@@ -1,0 +1,166 @@
+# frozen_string_literal: true
+
+require "rack"
+require "rack/lint"
+require "rack/test"
+require "erb"
+require "logger"
+require "stringio"
+
+RSpec.describe Portcullis::Rack::ClientCert do
+  include Rack::Test::Methods
+
+  let(:world) { RackPki.world }
+  let(:good) { world[:good][0] }
+  let(:spiffe) { world[:spiffe][0] }
+  let(:stranger) { world[:stranger][0] }
+  let(:inner) do
+    lambda do |env|
+      id = env["portcullis.identity"]
+      body = id ? "hello #{id.spiffe_id || id.subject} #{env['portcullis.permissions'].join(',')}" : "anonymous"
+      [200, { "content-type" => "text/plain" }, [body]]
+    end
+  end
+  let(:rules) do
+    [{ match: { spiffe_prefix: "spiffe://example.org/ops/" }, grant: ["containers:deploy", "status:read"] },
+     { match: { issuer: "CN=Ops CA,O=MyOrg" }, grant: ["status:read"] }]
+  end
+  let(:trust_store) { RackDoubles::Store.new(world[:intermediate][0]) }
+  let(:policy) { RackDoubles::Policy.new }
+  let(:rejections) { [] }
+  let(:options) { {} }
+
+  def app
+    opts = { trust_store: trust_store, policy: policy, on_reject: ->(r, _env) { rejections << r } }.merge(options)
+    Rack::Lint.new(described_class.new(Rack::Lint.new(inner), **opts))
+  end
+
+  def peer(cert, env = {})
+    { "puma.peercert" => cert }.merge(env)
+  end
+
+  shared_examples "the door" do
+    it "passes a verified client with its identity and permissions" do
+      get "/", {}, peer(spiffe)
+      expect(last_response.status).to eq(200)
+      expect(last_response.body).to eq("hello spiffe://example.org/ops/deployer containers:deploy,status:read")
+    end
+
+    it "answers 401 without a certificate and tells only on_reject why" do
+      get "/"
+      expect(last_response.status).to eq(401)
+      expect(last_response.headers["content-type"]).to eq("text/plain")
+      expect(last_response.body).to eq("unauthorized\n")
+      expect(rejections.map(&:code)).to eq(["cert.missing"])
+    end
+
+    it "answers 401 for a certificate from an untrusted issuer, without internal detail" do
+      get "/", {}, peer(stranger)
+      expect(last_response.status).to eq(401)
+      expect(last_response.body).to eq("unauthorized\n")
+      expect(rejections.first.code).to start_with("cert.")
+      expect(rejections.first.status).to eq(401)
+    end
+
+    it "logs the reason to rack.logger" do
+      log = StringIO.new
+      get "/", {}, { "rack.logger" => Logger.new(log) }
+      expect(log.string).to include("portcullis: 401 cert.missing")
+    end
+
+    context "with per-path requirements" do
+      let(:options) { { require: { "/admin" => "admin", "POST /deploy" => "containers:deploy" } } }
+
+      it "answers 403 when the identity lacks the permission" do
+        get "/admin/users", {}, peer(spiffe)
+        expect(last_response.status).to eq(403)
+        expect(last_response.body).to eq("forbidden\n")
+        expect(rejections.map(&:code)).to eq(["authz.forbidden"])
+      end
+
+      it "is not fooled by path spellings a router would fold" do
+        ["//admin", "/./admin", "/x/../admin", "/%61dmin", "/ADMIN", "/admin;x", "/admin/", "/foo/..%2Fadmin",
+         "/admin\\x", "/x/..\\admin"].each do |path|
+          env = Rack::MockRequest.env_for("/").merge("PATH_INFO" => path, "puma.peercert" => spiffe)
+          expect(app.call(env)[0]).to eq(403), path
+        end
+        get "/administrator", {}, peer(spiffe)
+        expect(last_response.status).to eq(200)
+      end
+
+      it "applies method-specific entries (HEAD counts as GET)" do
+        post "/deploy", {}, peer(good)
+        expect(last_response.status).to eq(403)
+        post "/deploy/x", {}, peer(spiffe)
+        expect(last_response.status).to eq(200)
+        get "/deploy", {}, peer(good)
+        expect(last_response.status).to eq(200)
+      end
+    end
+
+    context "with skip" do
+      let(:options) { { skip: ["/up", %r{\A/assets/}] } }
+
+      it "lets health checks through without a certificate" do
+        get "/up"
+        expect(last_response.status).to eq(200)
+        expect(last_response.body).to eq("anonymous")
+        get "/assets/app.css"
+        expect(last_response.status).to eq(200)
+      end
+
+      it "does not skip look-alike or non-canonical paths" do
+        ["/upload", "/up/../admin", "/up/%2e%2e/admin", "//up", "/up;x", "/UP", "/up/..", "/up\\..\\admin"].each do |path|
+          env = Rack::MockRequest.env_for("/").merge("PATH_INFO" => path)
+          expect(app.call(env)[0]).to eq(401), path
+        end
+      end
+    end
+
+    context "behind a proxy" do
+      let(:options) { { source: :nginx, trusted_proxies: ["10.0.0.0/8"] } }
+      let(:header) { ERB::Util.url_encode(spiffe.to_pem) }
+
+      it "accepts the forwarded certificate from a trusted proxy" do
+        get "/", {}, { "HTTP_X_SSL_CLIENT_CERT" => header, "REMOTE_ADDR" => "10.1.2.3" }
+        expect(last_response.status).to eq(200)
+      end
+
+      it "refuses the header from anyone else with 403, whatever X-Forwarded-For says" do
+        get "/", {}, { "HTTP_X_SSL_CLIENT_CERT" => header, "REMOTE_ADDR" => "203.0.113.7",
+                       "HTTP_X_FORWARDED_FOR" => "10.1.2.3" }
+        expect(last_response.status).to eq(403)
+        expect(rejections.map(&:code)).to eq(["cert.untrusted_proxy"])
+      end
+
+      it "ignores Puma's peer certificate when a proxy source is configured" do
+        get "/", {}, peer(spiffe, "REMOTE_ADDR" => "10.1.2.3")
+        expect(last_response.status).to eq(401)
+      end
+
+      it "answers 401 for a garbled header from the trusted proxy" do
+        get "/", {}, { "HTTP_X_SSL_CLIENT_CERT" => "%ZZ", "REMOTE_ADDR" => "10.1.2.3" }
+        expect(last_response.status).to eq(401)
+        expect(rejections.map(&:code)).to eq(["cert.bad_encoding"])
+      end
+    end
+
+    it "reads WEBrick-style SSL_CLIENT_CERT when there is no Puma peer certificate" do
+      get "/", {}, { "SSL_CLIENT_CERT" => spiffe.to_pem }
+      expect(last_response.status).to eq(200)
+    end
+  end
+
+  describe "configuration errors" do
+    it "refuses bad options at boot" do
+      store = Object.new
+      expect { described_class.new(inner, trust_store: store, source: :apache) }.to raise_error(ArgumentError)
+      expect { described_class.new(inner, trust_store: store, source: :envoy) }.to raise_error(Portcullis::CertificateError)
+      expect { described_class.new(inner, trust_store: store, require: { "/a" => "x" }) }.to raise_error(ArgumentError, /policy/)
+      expect { described_class.new(inner, trust_store: store, policy: Object.new, require: { "a" => "x" }) }.to raise_error(ArgumentError)
+      expect { described_class.new(inner, trust_store: store, skip: ["up"]) }.to raise_error(ArgumentError)
+    end
+  end
+
+  include_examples "the door"
+end
