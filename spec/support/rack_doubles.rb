@@ -31,5 +31,15 @@ module RackDoubles
       perms << "status:read" if identity.issuer == "CN=Ops CA,O=MyOrg"
       perms.uniq.sort
     end
+
+    def allowed?(identity, permission)
+      permissions(identity).include?(permission)
+    end
+
+    def authorize!(identity, permission)
+      return true if allowed?(identity, permission)
+
+      raise Portcullis::Forbidden.new("not granted #{permission}", code: "authz.forbidden")
+    end
   end
 end
