@@ -1413,4 +1413,19 @@ mod tests {
             }
         }
     }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_header_values_never_panic(value in ".{0,400}", quoted in "[\\\",;= a-zA-Z%0-9:]{0,200}") {
+            for kind in [SourceKind::Nginx, SourceKind::Envoy, SourceKind::Alb, SourceKind::Traefik, SourceKind::Rfc9440] {
+                let s = source(kind);
+                for v in [value.as_str(), quoted.as_str()] {
+                    let _ = s.extract(|_| Some(v), Some("10.0.0.1"));
+                }
+            }
+            let _ = parse_xfcc(&quoted);
+            let tls = CertSource::new(SourceKind::Tls, TrustedProxies::default()).unwrap();
+            let _ = tls.extract(|_| Some(value.as_str()), None);
+        }
+    }
 }
