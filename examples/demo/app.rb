@@ -1,5 +1,6 @@
 # frozen_string_literal: true
 
+require "rack"
 require "portcullis"
 
 # The demo app: a tiny router behind Portcullis::Rack::ClientCert.
@@ -73,11 +74,11 @@ module Demo
     [200, "#{who(identity)} (#{identity.issuer})"]
   end
 
-  call :deployer, "GET", "/whoami"
+  call :deployer, "GET", "/whoami", note: "issuer matched structurally"
   call :workload, "GET", "/whoami", note: "SPIFFE ID, granted by prefix"
-  call :revoked, "GET", "/whoami"
-  call :wrong_issuer, "GET", "/whoami", note: "valid chain, wrong issuer"
-  call :foreign, "GET", "/whoami"
+  call :revoked, "GET", "/whoami", note: "OpenSSL accepted it; the CRL did not"
+  call :wrong_issuer, "GET", "/whoami", note: "valid chain, but not from Ops CA"
+  call :foreign, "GET", "/whoami", note: "never reaches the app"
   call nil, "GET", "/whoami", note: "no client certificate"
   call nil, "GET", "/up", note: "skipped health check"
 end

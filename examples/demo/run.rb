@@ -60,11 +60,11 @@ Dir.mktmpdir("portcullis-demo") do |dir|
                     response.body.strip
                   else
                     r = rejections.empty? ? nil : rejections.pop
-                    r ? "#{r.code}: #{r.message}" : response.body.strip
+                    r ? r.code : response.body.strip
                   end
         rows << [label, "#{c.verb} #{c.path}", response.code, outcome, c.note]
       rescue OpenSSL::SSL::SSLError, EOFError, Errno::ECONNRESET => e
-        rows << [label, "#{c.verb} #{c.path}", "TLS", "handshake refused by Puma/OpenSSL (#{e.class.name.split('::').last})", c.note]
+        rows << [label, "#{c.verb} #{c.path}", "-", "TLS handshake refused by OpenSSL (#{e.class.name.split('::').last})", c.note]
       end
     end
   ensure
@@ -73,14 +73,12 @@ Dir.mktmpdir("portcullis-demo") do |dir|
   end
 end
 
-header = ["client", "request", "status", "identity or reason"]
-widths = header.each_index.map { |i| ([header] + rows).map { |r| r[i].to_s.size }.max.clamp(0, 60) }
-line = ->(cols) { cols.each_with_index.map { |v, i| v.to_s[0, 60].ljust(widths[i]) }.join(" | ") }
+header = ["client", "request", "status", "identity or reason", "note"]
+widths = header.each_index.map { |i| ([header] + rows).map { |r| r[i].to_s.size }.max }
+line = ->(cols) { cols.each_with_index.map { |v, i| v.to_s.ljust(widths[i]) }.join(" | ").rstrip }
 puts line.call(header)
 puts widths.map { |w| "-" * w }.join("-+-")
-rows.each { |r| puts line.call(r[0, 4]) }
+rows.each { |r| puts line.call(r) }
 puts
-notes = rows.select { |r| r[4] }
-notes.each { |r| puts "  #{r[0]} #{r[1]}: #{r[4]}" }
-puts
+puts "Reasons are stable codes (the client only ever sees \"unauthorized\" or \"forbidden\")."
 puts "Puma stopped. Every certificate above was minted for this run and is gone."

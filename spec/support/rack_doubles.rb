@@ -6,7 +6,7 @@ require "openssl"
 # merged: they let the middleware's own logic (sources, statuses, requirements, skip) be
 # exercised. Removed once the real classes are available.
 module RackDoubles
-  Identity = Struct.new(:subject, :issuer, :spiffe_id, keyword_init: true)
+  Identity = Struct.new(:subject, :issuer, :spiffe_id, :fingerprint, keyword_init: true)
 
   class Store
     def initialize(issuer_cert)
@@ -18,7 +18,7 @@ module RackDoubles
       raise Portcullis::CertificateError.new("unknown issuer", code: "cert.unknown_issuer") unless cert.verify(@issuer.public_key)
 
       uri = cert.extensions.find { |e| e.oid == "subjectAltName" }&.value.to_s[%r{URI:(spiffe://\S+)}, 1]
-      Identity.new(subject: cert.subject.to_s(OpenSSL::X509::Name::RFC2253), issuer: cert.issuer.to_s(OpenSSL::X509::Name::RFC2253), spiffe_id: uri)
+      Identity.new(fingerprint: OpenSSL::Digest::SHA256.hexdigest(cert.to_der), subject: cert.subject.to_s(OpenSSL::X509::Name::RFC2253), issuer: cert.issuer.to_s(OpenSSL::X509::Name::RFC2253), spiffe_id: uri)
     rescue OpenSSL::X509::CertificateError, OpenSSL::PKey::PKeyError
       raise Portcullis::CertificateError.new("bad", code: "cert.bad_encoding")
     end

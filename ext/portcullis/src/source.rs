@@ -22,7 +22,38 @@ use crate::errors;
     size,
     frozen_shareable
 )]
-struct RbCertSource(CertSource);
+struct RbCertSource {
+    source: CertSource,
+    /// What `extract` reads, computed once: (name the core asks for, Rack env key).
+    keys: Vec<(String, String)>,
+}
+
+impl RbCertSource {
+    fn wrap(source: CertSource) -> Self {
+        let mut names = vec![source.header().to_owned()];
+        if source.kind() == SourceKind::Tls {
+            let prefix = source.chain_header().unwrap_or("SSL_CLIENT_CERT_CHAIN_");
+            names.extend((0..=source.limits().max_certs).map(|n| format!("{prefix}{n}")));
+        } else if let Some(chain) = source.chain_header() {
+            names.push(chain.to_owned());
+        }
+        let forwarded = source.kind().is_forwarded();
+        let keys = names
+            .into_iter()
+            .map(|name| {
+                // Headers live in the Rack env as HTTP_X_FORWARDED_CLIENT_CERT; server
+                // variables (SSL_CLIENT_CERT) under their own name.
+                let key = if forwarded {
+                    format!("HTTP_{}", name.to_ascii_uppercase().replace('-', "_"))
+                } else {
+                    name.clone()
+                };
+                (name, key)
+            })
+            .collect();
+        Self { source, keys }
+    }
+}
 
 /// A Ruby String as Rust text; a value that is not valid text becomes one that no decoder
 /// accepts, so it surfaces as `cert.bad_encoding` rather than a TypeError.
@@ -85,7 +116,7 @@ impl RbCertSource {
             source = source.with_chain_header(&h).map_err(|e| cert_err(&e))?;
         }
         let defaults = SourceLimits::default();
-        Ok(Self(source.with_limits(SourceLimits {
+        Ok(Self::wrap(source.with_limits(SourceLimits {
             max_cert_bytes: max_cert.unwrap_or(defaults.max_cert_bytes),
             max_chain_bytes: max_chain.unwrap_or(defaults.max_chain_bytes),
             max_certs: max_certs.unwrap_or(defaults.max_certs),
@@ -101,33 +132,30 @@ impl RbCertSource {
             Some(v) => text(v),
             None => env.get("REMOTE_ADDR").and_then(text),
         };
-        let source = &rb_self.0;
-        // Copy just the values the source reads out of the Ruby hash, then decide in Rust.
-        let mut names: Vec<String> = vec![source.header().to_owned()];
-        if source.kind() == SourceKind::Tls {
-            let prefix = source.chain_header().unwrap_or("SSL_CLIENT_CERT_CHAIN_");
-            names.extend((0..=source.limits().max_certs).map(|n| format!("{prefix}{n}")));
-        } else if let Some(chain) = source.chain_header() {
-            names.push(chain.to_owned());
-        }
+        let source = &rb_self.source;
         let forwarded = source.kind().is_forwarded();
-        let mut values: Vec<(String, String)> = Vec::with_capacity(names.len());
-        for name in names {
-            let found = if forwarded {
-                // Rack env (HTTP_X_FORWARDED_CLIENT_CERT), else a plain lowercase headers hash.
-                let cgi = format!("HTTP_{}", name.to_ascii_uppercase().replace('-', "_"));
-                env.get(cgi.as_str()).or_else(|| env.get(name.as_str()))
-            } else {
-                env.get(name.as_str())
-            };
-            if let Some(v) = found.and_then(text) {
-                values.push((name, v));
+        // Copy just the values the source reads out of the Ruby hash, then decide in Rust.
+        let mut values: Vec<(&str, String)> = Vec::with_capacity(2);
+        for (i, (name, key)) in rb_self.keys.iter().enumerate() {
+            let found = env.get(key.as_str()).or_else(|| {
+                // A plain headers hash with lowercase names works too.
+                if forwarded {
+                    env.get(name.as_str())
+                } else {
+                    None
+                }
+            });
+            match found.and_then(text) {
+                Some(v) => values.push((name, v)),
+                // SSL_CLIENT_CERT_CHAIN_n stops at the first gap.
+                None if !forwarded && i > 0 => break,
+                None => {}
             }
         }
         let lookup = |name: &str| {
             values
                 .iter()
-                .find(|(n, _)| n == name)
+                .find(|(n, _)| *n == name)
                 .map(|(_, v)| v.as_str())
         };
         let presented = source
@@ -144,19 +172,19 @@ impl RbCertSource {
     }
 
     fn kind(ruby: &Ruby, rb_self: &Self) -> Symbol {
-        ruby.to_symbol(rb_self.0.kind().name())
+        ruby.to_symbol(rb_self.source.kind().name())
     }
 
     fn forwarded(&self) -> bool {
-        self.0.kind().is_forwarded()
+        self.source.kind().is_forwarded()
     }
 
     fn header(&self) -> String {
-        self.0.header().to_owned()
+        self.source.header().to_owned()
     }
 
     fn trusted_proxy(&self, addr: Option<String>) -> bool {
-        self.0.trusted_proxies().contains_peer(addr.as_deref())
+        self.source.trusted_proxies().contains_peer(addr.as_deref())
     }
 }
 

@@ -46,6 +46,11 @@ module Portcullis
         @source = build_source(source, trusted_proxies, header, chain_header, max_cert_bytes, max_chain_bytes)
         @requirements = Requirements.new(require || {})
         @skip = Skip.new(skip)
+        # Puma keeps one peer-certificate object per connection: remember its DER for the
+        # connection's later requests (to_der costs microseconds every time).
+        @der_by_cert = ObjectSpace::WeakMap.new
+        # The policy is immutable, so a certificate's permissions never change; bounded.
+        @permissions_by_fingerprint = {}
         raise ArgumentError, "portcullis: require: needs a policy:" if !@requirements.empty? && policy.nil?
       end
       # rubocop:enable Metrics/ParameterLists
@@ -54,7 +59,7 @@ module Portcullis
         return @app.call(env) if @skip.match?(env)
 
         identity = verify(env)
-        permissions = @policy ? @policy.permissions(identity) : EMPTY
+        permissions = permissions_for(identity)
         missing = @requirements.for(env).reject { |perm| permissions.include?(perm) }
         unless missing.empty?
           return reject(env, 403, "authz.forbidden",
@@ -84,12 +89,25 @@ module Portcullis
         Portcullis::CertSource.new(source.to_sym, **opts)
       end
 
+      PERMISSIONS_CACHE_SIZE = 10_000
+
+      def permissions_for(identity)
+        return EMPTY unless @policy
+
+        key = identity.fingerprint
+        cached = @permissions_by_fingerprint[key]
+        return cached if cached
+
+        @permissions_by_fingerprint.clear if @permissions_by_fingerprint.size >= PERMISSIONS_CACHE_SIZE
+        @permissions_by_fingerprint[key] = @policy.permissions(identity).freeze
+      end
+
       # The verified Identity, or a raised CertificateError.
       def verify(env)
         leaf, chain =
           if !@source.forwarded? && (peer = env["puma.peercert"])
             # Puma hands over the leaf only; intermediates come from the trust store.
-            [peer.respond_to?(:to_der) ? peer.to_der : peer, EMPTY]
+            [peer.respond_to?(:to_der) ? (@der_by_cert[peer] ||= peer.to_der.freeze) : peer, EMPTY]
           else
             @source.extract(env, env["REMOTE_ADDR"])
           end
@@ -118,6 +136,16 @@ module Portcullis
       module PathNormalizer
         module_function
 
+        SUSPICIOUS = %r{[%\\;]|//|/\.\.?(?:/|\z)}.freeze
+
+        # "/a/b" lowercase, with escapes decoded and dot segments resolved.
+        def canonical(path)
+          path = path.to_s
+          return path.downcase unless SUSPICIOUS.match?(path)
+
+          "/#{segments(path).join('/')}"
+        end
+
         def segments(path)
           decoded = path.to_s.b.gsub(/%(\h\h)/) { Regexp.last_match(1).hex.chr }
           out = []
@@ -135,7 +163,7 @@ module Portcullis
       # here (it only asks for more), so paths are normalized generously and every matching
       # entry applies, not just the longest.
       class Requirements
-        Entry = Struct.new(:method, :segments, :permissions)
+        Entry = Struct.new(:method, :prefix, :prefix_dir, :permissions)
 
         def initialize(map)
           raise ArgumentError, "portcullis: require: must be a Hash" unless map.is_a?(Hash)
@@ -148,7 +176,9 @@ module Portcullis
             perms = Array(perms).map(&:to_s)
             raise ArgumentError, "portcullis: require: #{key.inspect} names no permission" if perms.empty?
 
-            Entry.new(method&.upcase, PathNormalizer.segments(path), perms.freeze).freeze
+            prefix = "/#{PathNormalizer.segments(path).join('/')}"
+            prefix = "" if prefix == "/"
+            Entry.new(method&.upcase, prefix.freeze, "#{prefix}/".freeze, perms.freeze).freeze
           end.freeze
         end
 
@@ -160,10 +190,10 @@ module Portcullis
           return EMPTY if @entries.empty?
 
           verb = env["REQUEST_METHOD"].to_s.upcase
-          segs = PathNormalizer.segments("#{env['SCRIPT_NAME']}/#{env['PATH_INFO']}")
+          path = PathNormalizer.canonical("#{env['SCRIPT_NAME']}#{env['PATH_INFO']}")
           @entries.each_with_object([]) do |e, out|
             next unless e.method.nil? || e.method == verb || (verb == "HEAD" && e.method == "GET")
-            next unless segs.first(e.segments.size) == e.segments
+            next unless path == e.prefix || path.start_with?(e.prefix_dir)
 
             out.concat(e.permissions)
           end.uniq
