@@ -151,6 +151,12 @@ RSpec.describe Portcullis::Rack::ClientCert do
     end
   end
 
+  it "does not turn the app's own CertificateError into a 401" do
+    failing = ->(_env) { raise Portcullis::CertificateError.new("app bug", code: "cert.expired") }
+    mw = described_class.new(failing, trust_store: trust_store, policy: policy)
+    expect { mw.call(Rack::MockRequest.env_for("/", "puma.peercert" => spiffe)) }.to raise_error(Portcullis::CertificateError, "app bug")
+  end
+
   describe "configuration errors" do
     it "refuses bad options at boot" do
       store = Object.new

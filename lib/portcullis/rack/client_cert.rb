@@ -58,7 +58,12 @@ module Portcullis
       def call(env)
         return @app.call(env) if @skip.match?(env)
 
-        identity = verify(env)
+        begin
+          identity = verify(env)
+        rescue Portcullis::CertificateError => e
+          # Only verification failures are ours to answer; the app's own errors pass through.
+          return reject(env, e.code == "cert.untrusted_proxy" ? 403 : 401, e.code || "cert.invalid", e.message)
+        end
         permissions = permissions_for(identity)
         missing = @requirements.for(env).reject { |perm| permissions.include?(perm) }
         unless missing.empty?
@@ -67,12 +72,9 @@ module Portcullis
         end
 
         env[IDENTITY] = identity
-        env[PERMISSIONS] = permissions.frozen? ? permissions : permissions.freeze
+        env[PERMISSIONS] = permissions
         env[POLICY] = @policy
         @app.call(env)
-      rescue Portcullis::CertificateError => e
-        status = e.code == "cert.untrusted_proxy" ? 403 : 401
-        reject(env, status, e.code || "cert.invalid", e.message)
       end
 
       private
