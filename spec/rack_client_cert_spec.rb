@@ -21,10 +21,6 @@ RSpec.describe Portcullis::Rack::ClientCert do
       [200, { "content-type" => "text/plain" }, [body]]
     end
   end
-  let(:rules) do
-    [{ match: { spiffe_prefix: "spiffe://example.org/ops/" }, grant: ["containers:deploy", "status:read"] },
-     { match: { issuer: "CN=Ops CA,O=MyOrg" }, grant: ["status:read"] }]
-  end
   let(:trust_store) { RackDoubles::Store.new(world[:intermediate][0]) }
   let(:policy) { RackDoubles::Policy.new }
   let(:rejections) { [] }
