@@ -49,3 +49,19 @@ puts "rack: median of #{ROUNDS} rounds x #{ITERATIONS} calls (cache hit)"
 puts format("  bare app                          %8.2f us/request", bare)
 puts format("  + ClientCert, puma.peercert       %8.2f us/request  (added %.2f us; target <= 10)", with_tls, with_tls - bare)
 puts format("  + ClientCert, nginx header        %8.2f us/request  (added %.2f us; target <= 10)", with_nginx, with_nginx - bare)
+
+# Where the time goes (same rounds/iterations, no env copy).
+der = client.cert.to_der
+identity = store.verify(der)
+source = Portcullis::CertSource.new(:nginx, trusted_proxies: ["10.0.0.0/8"])
+parts = {
+  "TrustStore#verify (cache hit)" => -> { store.verify(der, chain: []) },
+  "AccessPolicy#permissions" => -> { policy.permissions(identity) },
+  "CertSource#extract (nginx)" => -> { source.extract(nginx_env, "10.0.0.5") },
+  "OpenSSL::X509::Certificate#to_der" => -> { client.cert.to_der }
+}
+puts "  parts:"
+parts.each do |name, work|
+  samples = Array.new(ROUNDS) { Benchmark.realtime { ITERATIONS.times { work.call } } / ITERATIONS * 1e6 }
+  puts format("    %-36s %6.2f us", name, samples.sort[ROUNDS / 2])
+end
