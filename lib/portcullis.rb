@@ -16,6 +16,9 @@ raise LoadError, "portcullis: native extension not found; run `make ext` (or rei
 
 require native
 
+require_relative "portcullis/safe_root"
+require_relative "portcullis/rack/files"
+
 # Portcullis keeps a hostile request inside the box: it verifies mutual-TLS client
 # certificates into identities, authorizes them, confines outbound URLs, file access and
 # commands. See README.md for a tour.

@@ -1,1 +1,0 @@
-//! fs (to be filled in).
