@@ -40,6 +40,11 @@ module PortcullisRailsSpec
       render plain: client_identity.nil? ? "up" : "identified"
     end
 
+    def up_deploy
+      authorize_client!("containers:deploy")
+      render plain: "deploying"
+    end
+
     def admin
       render plain: "admin"
     end
@@ -50,6 +55,7 @@ module PortcullisRailsSpec
     get "/whoami" => "portcullis_rails_spec/clients#show"
     post "/deploy" => "portcullis_rails_spec/clients#deploy"
     get "/up" => "portcullis_rails_spec/clients#up"
+    post "/up/deploy" => "portcullis_rails_spec/clients#up_deploy"
     get "/admin" => "portcullis_rails_spec/clients#admin"
   end
 end
@@ -96,5 +102,10 @@ RSpec.describe Portcullis::Railtie do
     expect(PortcullisRailsSpec::REJECTIONS).to eq(["authz.forbidden"])
     get "/up"
     expect(last_response.body).to eq("up")
+  end
+
+  it "authorize_client! refuses when the middleware skipped the request (no identity)" do
+    post "/up/deploy"
+    expect(last_response.status).to eq(403)
   end
 end
