@@ -15,6 +15,8 @@ native = [
 raise LoadError, "portcullis: native extension not found; run `make ext` (or reinstall the gem)" unless native
 
 require native
+require_relative "portcullis/egress"
+require_relative "portcullis/http"
 
 require_relative "portcullis/safe_root"
 require_relative "portcullis/rack/files"
