@@ -15,11 +15,13 @@ native = [
 raise LoadError, "portcullis: native extension not found; run `make ext` (or reinstall the gem)" unless native
 
 require native
+require_relative "portcullis/identity"
 require_relative "portcullis/egress"
 require_relative "portcullis/http"
 
 require_relative "portcullis/safe_root"
 require_relative "portcullis/rack/files"
+require_relative "portcullis/command"
 
 # Portcullis keeps a hostile request inside the box: it verifies mutual-TLS client
 # certificates into identities, authorizes them, confines outbound URLs, file access and

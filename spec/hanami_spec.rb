@@ -53,9 +53,9 @@ end
 RSpec.describe Portcullis::Hanami::Action do
   include Rack::Test::Methods
 
-  let(:world) { RackPki.world }
-  let(:trust_store) { RackDoubles::Store.new(world[:intermediate][0]) }
-  let(:policy) { RackDoubles::Policy.new }
+  let(:world) { MtlsClients.world }
+  let(:trust_store) { MtlsClients.trust_store }
+  let(:policy) { MtlsClients.policy }
 
   def app
     store = trust_store

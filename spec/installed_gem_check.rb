@@ -1,6 +1,26 @@
 # frozen_string_literal: true
 
 # Run by `make gem-test` against the gem installed into a scratch GEM_HOME (not ../lib).
+# Runtime dependencies Debian provides (rack) live on the system gem path: keep it searchable
+# behind the scratch GEM_HOME, which still comes first, so portcullis loads from there.
+Gem.paths = { "GEM_HOME" => ENV.fetch("GEM_HOME", nil),
+              "GEM_PATH" => ([ENV.fetch("GEM_PATH", nil)] + Gem.default_path).compact.join(File::PATH_SEPARATOR) }
 require "portcullis"
 abort "loaded from the source tree, not the installed gem" if $LOADED_FEATURES.grep(%r{/work/.*/lib/portcullis\.rb}).any? && !ENV["GEM_HOME"]
 puts "installed gem loads: Portcullis #{Portcullis::VERSION} from #{$LOADED_FEATURES.grep(/portcullis\.so/).first}"
+
+# Mint a chain with Ruby's OpenSSL and verify it through the installed extension.
+require_relative "support/pki"
+root = TestPKI::CA.root("Gem Check Root")
+inter = root.intermediate("Gem Check Intermediate")
+leaf = inter.issue(cn: "gem-check", uris: ["spiffe://example.org/gem-check"])
+store = Portcullis::TrustStore.new(ca: root.pem)
+identity = store.verify(leaf.cert, chain: [inter.cert])
+abort "unexpected identity #{identity.inspect}" unless identity.spiffe_id == "spiffe://example.org/gem-check"
+begin
+  Portcullis::TrustStore.new(ca: TestPKI::CA.root("Stranger").pem).verify(leaf.cert, chain: [inter.cert])
+  abort "a chain from a foreign CA verified"
+rescue Portcullis::CertificateError => e
+  abort "wrong code #{e.code}" unless e.code == "cert.unknown_issuer"
+end
+puts "installed gem verifies: #{identity.to_h}"

@@ -4,14 +4,11 @@ require "openssl"
 require "net/http"
 
 RSpec.describe "Portcullis::Rack::ClientCert behind Puma with mutual TLS" do
-  let(:world) { RackPki.world }
+  let(:world) { MtlsClients.world }
   let(:root) { world[:root] }
-  let(:server) do
-    key = RackPki.key
-    [RackPki.cert(subject: "/CN=127.0.0.1", key: key, issuer: root, san: "IP:127.0.0.1", eku: "serverAuth"), key]
-  end
-  let(:trust_store) { RackDoubles::Store.new(world[:intermediate][0]) }
-  let(:policy) { RackDoubles::Policy.new }
+  let(:server) { world[:server] }
+  let(:trust_store) { MtlsClients.trust_store }
+  let(:policy) { MtlsClients.policy }
   let(:app) do
     inner = lambda do |env|
       id = env["portcullis.identity"]

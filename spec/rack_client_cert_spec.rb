@@ -10,7 +10,7 @@ require "stringio"
 RSpec.describe Portcullis::Rack::ClientCert do
   include Rack::Test::Methods
 
-  let(:world) { RackPki.world }
+  let(:world) { MtlsClients.world }
   let(:good) { world[:good][0] }
   let(:spiffe) { world[:spiffe][0] }
   let(:stranger) { world[:stranger][0] }
@@ -21,8 +21,8 @@ RSpec.describe Portcullis::Rack::ClientCert do
       [200, { "content-type" => "text/plain" }, [body]]
     end
   end
-  let(:trust_store) { RackDoubles::Store.new(world[:intermediate][0]) }
-  let(:policy) { RackDoubles::Policy.new }
+  let(:trust_store) { MtlsClients.trust_store }
+  let(:policy) { MtlsClients.policy }
   let(:rejections) { [] }
   let(:options) { {} }
 

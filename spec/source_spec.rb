@@ -5,8 +5,8 @@ require "base64"
 require "digest"
 
 RSpec.describe Portcullis::CertSource do
-  let(:leaf) { RackPki.world[:good][0] }
-  let(:inter) { RackPki.world[:intermediate][0] }
+  let(:leaf) { MtlsClients.world[:good][0] }
+  let(:inter) { MtlsClients.world[:intermediate][0] }
   let(:proxy) { "10.0.0.7" }
   let(:escaped_leaf) { ERB::Util.url_encode(leaf.to_pem) }
 
@@ -94,7 +94,7 @@ RSpec.describe Portcullis::CertSource do
     def xfcc(value) = { "HTTP_X_FORWARDED_CLIENT_CERT" => value, "REMOTE_ADDR" => proxy }
 
     it "uses the element added by the nearest proxy (the last one)" do
-      forged = RackPki.world[:stranger][0]
+      forged = MtlsClients.world[:stranger][0]
       der, chain = source(:envoy).extract(xfcc("#{element(forged)},#{element(leaf, chain: [leaf, inter])}"))
       expect(der).to eq(leaf.to_der)
       expect(chain).to eq([inter.to_der])

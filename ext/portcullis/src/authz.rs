@@ -20,6 +20,7 @@ use portcullis::authz::{AccessPolicy, Match, Rule};
 use portcullis::identity::Identity;
 
 use crate::errors;
+use crate::identity::RbIdentity;
 
 #[magnus::wrap(
     class = "Portcullis::AccessPolicy",
@@ -144,14 +145,16 @@ fn match_from(ruby: &Ruby, hash: RHash) -> Result<Match, Error> {
     Ok(m)
 }
 
-/// Runs `f` on the core `Identity` behind a `Portcullis::Identity` Ruby object.
+/// Runs `f` on the core `Identity` behind a `Portcullis::Identity` (only `TrustStore#verify`
+/// makes those, so a policy never judges a Hash or look-alike object).
 fn with_identity<R>(ruby: &Ruby, value: Value, f: impl FnOnce(&Identity) -> R) -> Result<R, Error> {
-    // Placeholder until the identity binding (Portcullis::Identity) is merged.
-    let _ = (value, f);
-    Err(Error::new(
-        ruby.exception_type_error(),
-        "expected a Portcullis::Identity",
-    ))
+    let wrapped = <&RbIdentity>::try_convert(value).map_err(|_| {
+        Error::new(
+            ruby.exception_type_error(),
+            "expected a Portcullis::Identity (from Portcullis::TrustStore#verify)",
+        )
+    })?;
+    Ok(f(&wrapped.inner))
 }
 
 impl RbAccessPolicy {

@@ -3,10 +3,19 @@
 //! Owned by the identity capability: trust store, chain verification (rustls-webpki),
 //! the verification cache, certificate decoding and certificate sources.
 
+mod cache;
+pub mod decode;
 mod dn;
+mod error;
+mod profile;
 pub mod source;
+mod store;
 
 pub use dn::{attribute_oid, Attribute, DistinguishedName, DnParseError};
+pub use error::CertificateError;
+pub use store::{
+    TrustStore, TrustStoreBuilder, Usage, DEFAULT_CACHE_CAPACITY, MAX_PRESENTED_CHAIN,
+};
 
 use std::net::IpAddr;
 

@@ -33,9 +33,9 @@ use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
 
-use base64::Engine as _;
 use ipnet::IpNet;
 
+use super::{decode, CertificateError};
 use crate::ErrorCode;
 
 /// The carrier a client certificate arrives in.
@@ -543,17 +543,13 @@ impl CertSource {
         let certs = match self.kind {
             SourceKind::Nginx => {
                 self.cap(&self.header, value, self.limits.max_cert_bytes)?;
-                self.pem_list(
-                    &self.header,
-                    &percent_decode_strict(value).map_err(|r| self.bad(&self.header, r))?,
-                )?
+                // nginx's deprecated $ssl_client_cert indents continuation lines with a tab.
+                let value = value.replace('\t', "");
+                self.escaped_pem(&self.header, &value)?
             }
             SourceKind::Alb => {
                 self.cap(&self.header, value, self.limits.max_chain_bytes)?;
-                self.pem_list(
-                    &self.header,
-                    &percent_decode_strict(value).map_err(|r| self.bad(&self.header, r))?,
-                )?
+                self.escaped_pem(&self.header, value)?
             }
             SourceKind::Traefik => {
                 self.cap(&self.header, value, self.limits.max_chain_bytes)?;
@@ -648,16 +644,21 @@ impl CertSource {
         Ok(())
     }
 
-    fn pem_list(&self, header: &str, text: &[u8]) -> Result<Vec<Vec<u8>>, SourceError> {
-        pem_certificates(text).map_err(|r| self.bad(header, r))
+    fn decoded<T>(&self, header: &str, r: Result<T, CertificateError>) -> Result<T, SourceError> {
+        r.map_err(|e| match e {
+            CertificateError::BadEncoding { reason, .. } => self.bad(header, reason),
+            other => self.bad(header, other.to_string()),
+        })
+    }
+
+    /// URL-escaped PEM (nginx, ALB, XFCC), unescaped strictly (see [`percent_decode_strict`]).
+    fn escaped_pem(&self, header: &str, value: &str) -> Result<Vec<Vec<u8>>, SourceError> {
+        let pem = percent_decode_strict(value).map_err(|r| self.bad(header, r))?;
+        self.decoded(header, decode::decode_pem_certificates(&pem))
     }
 
     fn one_pem(&self, header: &str, value: &str) -> Result<Vec<u8>, SourceError> {
-        let mut certs = self.pem_list(header, value.as_bytes())?;
-        match (certs.pop(), certs.is_empty()) {
-            (Some(der), true) => Ok(der),
-            _ => Err(self.bad(header, "expected exactly one PEM certificate")),
-        }
+        self.decoded(header, decode::decode_pem_certificate(value.as_bytes()))
     }
 
     fn finish(
@@ -686,7 +687,7 @@ impl CertSource {
             .map(|item| {
                 let text = percent_decode_strict(item.trim()).map_err(|r| self.bad(h, r))?;
                 let text = std::str::from_utf8(&text).map_err(|_| self.bad(h, "not ASCII"))?;
-                base64_der(text).map_err(|r| self.bad(h, r))
+                self.decoded(h, decode::decode_base64_der(text))
             })
             .collect()
     }
@@ -713,10 +714,7 @@ impl CertSource {
         let cert = single("cert")?.filter(|v| !v.is_empty());
         let chain = single("chain")?.filter(|v| !v.is_empty());
         let hash = single("hash")?;
-        let decode = |v: &str| -> Result<Vec<Vec<u8>>, SourceError> {
-            let text = percent_decode_strict(v).map_err(|r| self.bad(h, r))?;
-            self.pem_list(h, &text)
-        };
+        let decode = |v: &str| self.escaped_pem(h, v);
         let mut certs = match (cert, chain) {
             (None, None) => return Err(self.missing()),
             (Some(c), chain) => {
@@ -852,19 +850,24 @@ fn parse_xfcc(value: &str) -> Result<Vec<XfccElement>, String> {
     }
 }
 
-/// Strict URL-unescaping: every `%` must start a two-hex-digit escape; `+` stays `+`
-/// (ALB leaves `+`, `/` and `=` unescaped).
-// Local until identity/decode.rs lands; then this moves there (logic lives once).
+/// Strict URL-unescaping: every `%` must start a two-hex-digit escape (`%ZZ`, `%2`, a
+/// trailing `%` are errors); `+` stays `+` (ALB leaves `+`, `/` and `=` unescaped).
+/// `decode::decode_url_escaped_pem` passes an invalid `%` through unchanged, which is fine
+/// for files but not for a header a proxy is supposed to have written.
 fn percent_decode_strict(s: &str) -> Result<Vec<u8>, String> {
+    fn hex(b: u8) -> Option<u8> {
+        (b as char).to_digit(16).and_then(|d| u8::try_from(d).ok())
+    }
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while let Some(&b) = bytes.get(i) {
         if b == b'%' {
-            let hi = bytes.get(i + 1).and_then(|c| (*c as char).to_digit(16));
-            let lo = bytes.get(i + 2).and_then(|c| (*c as char).to_digit(16));
-            match (hi, lo) {
-                (Some(hi), Some(lo)) => out.push((hi * 16 + lo) as u8),
+            match (
+                bytes.get(i + 1).and_then(|c| hex(*c)),
+                bytes.get(i + 2).and_then(|c| hex(*c)),
+            ) {
+                (Some(hi), Some(lo)) => out.push(hi << 4 | lo),
                 _ => return Err(format!("invalid % escape at byte {i}")),
             }
             i += 3;
@@ -876,43 +879,6 @@ fn percent_decode_strict(s: &str) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
-const PEM_BEGIN: &str = "-----BEGIN CERTIFICATE-----";
-const PEM_END: &str = "-----END CERTIFICATE-----";
-
-/// All `CERTIFICATE` PEM blocks of `text`, in order; only whitespace may surround them.
-fn pem_certificates(text: &[u8]) -> Result<Vec<Vec<u8>>, String> {
-    let text = std::str::from_utf8(text).map_err(|_| "PEM is not UTF-8".to_owned())?;
-    let mut rest = text.trim();
-    let mut out = Vec::new();
-    if rest.is_empty() {
-        return Err("empty value".to_owned());
-    }
-    while !rest.is_empty() {
-        let body = rest
-            .strip_prefix(PEM_BEGIN)
-            .ok_or_else(|| "expected -----BEGIN CERTIFICATE-----".to_owned())?;
-        let end = body
-            .find(PEM_END)
-            .ok_or_else(|| "missing -----END CERTIFICATE-----".to_owned())?;
-        let (b64, after) = body.split_at(end);
-        out.push(base64_der(b64)?);
-        rest = after.get(PEM_END.len()..).unwrap_or("").trim_start();
-    }
-    Ok(out)
-}
-
-/// Standard base64 (whitespace ignored) of a DER certificate.
-fn base64_der(text: &str) -> Result<Vec<u8>, String> {
-    let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-    let der = base64::engine::general_purpose::STANDARD
-        .decode(compact.as_bytes())
-        .map_err(|e| format!("bad base64: {e}"))?;
-    if der.first() != Some(&0x30) {
-        return Err("not a DER certificate (no SEQUENCE)".to_owned());
-    }
-    Ok(der)
-}
-
 /// An RFC 8941 byte sequence `:base64:`.
 fn sf_binary(item: &str) -> Result<Vec<u8>, String> {
     let inner = item
@@ -922,12 +888,19 @@ fn sf_binary(item: &str) -> Result<Vec<u8>, String> {
     if inner.contains(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '='))) {
         return Err("byte sequence holds characters outside base64".to_owned());
     }
-    base64_der(inner)
+    decode::decode_base64_der(inner).map_err(|e| match e {
+        CertificateError::BadEncoding { reason, .. } => reason,
+        other => other.to_string(),
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine as _;
+
+    const PEM_BEGIN: &str = "-----BEGIN CERTIFICATE-----";
+    const PEM_END: &str = "-----END CERTIFICATE-----";
 
     /// A tiny DER-shaped blob per index: decoding, not verification, is under test here.
     fn der(n: u8) -> Vec<u8> {
@@ -1000,14 +973,14 @@ mod tests {
             code(run(&s, &[("x-ssl-client-cert", "%2")], "10.0.0.1")),
             "cert.bad_encoding"
         );
-        let trailing = format!("{v}junk");
+        let truncated = escape(&pem(&der(1))[..40]);
         assert_eq!(
-            code(run(&s, &[("x-ssl-client-cert", &trailing)], "10.0.0.1")),
+            code(run(&s, &[("x-ssl-client-cert", &truncated)], "10.0.0.1")),
             "cert.bad_encoding"
         );
-        let leading = format!("junk{v}");
+        let not_der = escape(&pem(b"\x31\x00"));
         assert_eq!(
-            code(run(&s, &[("x-ssl-client-cert", &leading)], "10.0.0.1")),
+            code(run(&s, &[("x-ssl-client-cert", &not_der)], "10.0.0.1")),
             "cert.bad_encoding"
         );
         let not_b64 = escape(&format!("{PEM_BEGIN}\n!!!!\n{PEM_END}"));
@@ -1277,7 +1250,7 @@ mod tests {
         let got = run(&s, &[("x-amzn-mtls-clientcert", &v)], "10.0.0.1").unwrap();
         assert_eq!((got.leaf, got.chain), (der(1), vec![der(2)]));
         // ALB leaves '+' unescaped: it must not turn into a space.
-        let p = vec![0x30, 0x0f, 0xbe]; // base64 "MA++"
+        let p = vec![0x30, 0x04, 0x04, 0x02, 0x00, 0x3e]; // base64 "MAQEAgA+"
         let v = escape(&pem(&p));
         assert!(v.contains('+'));
         assert_eq!(
@@ -1298,7 +1271,7 @@ mod tests {
         let escaped = escape(&v).replace("%2C", ",");
         let got = run(&s, &[("x-forwarded-tls-client-cert", &escaped)], "10.0.0.1").unwrap();
         assert_eq!(got.leaf, der(1));
-        for bad in ["!!", "MAA", "AAAA", ",", "%zz"] {
+        for bad in ["!!", "MAB", "AAAA", ",", "%zz"] {
             assert_eq!(
                 code(run(&s, &[("x-forwarded-tls-client-cert", bad)], "10.0.0.1")),
                 "cert.bad_encoding",

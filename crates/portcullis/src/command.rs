@@ -1,1 +1,0 @@
-//! command (to be filled in).

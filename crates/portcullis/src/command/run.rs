@@ -1,0 +1,448 @@
+//! Running a built argv: empty environment, no stdin, own process group, timeout, output cap.
+
+use std::io::{self, Read};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::Path;
+use std::process::{Child, ChildStderr, ChildStdout, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use rustix::event::{poll, PollFd, PollFlags, Timespec};
+use rustix::process::{
+    kill_process, kill_process_group, pidfd_open, waitid, Pid, PidfdFlags, Signal, WaitId,
+    WaitIdOptions,
+};
+
+use super::{CommandError, SAFE_PATH};
+
+/// After the program exits (or is killed), how long to keep reading output that is still
+/// in flight. Only a process that left the group (`setsid`) can hold a pipe open this long.
+const DRAIN_GRACE: Duration = Duration::from_millis(500);
+
+/// Without a pidfd (kernels before 5.3), how often to check whether the program exited.
+const POLL_SLICE: Duration = Duration::from_millis(5);
+
+/// Resource limits set in the child just before it executes the program (soft and hard
+/// limit both set to the value, so the program cannot raise them). A value above the
+/// current hard limit makes the spawn fail (`command.spawn_failed`) unless the process may
+/// raise limits. The process limit counts all processes of the user and is not enforced
+/// for root.
+///
+/// ```
+/// use portcullis::command::Rlimits;
+/// let limits = Rlimits::new()
+///     .cpu_seconds(10)
+///     .address_space(512 * 1024 * 1024)
+///     .file_size(10 * 1024 * 1024)
+///     .processes(64);
+/// assert!(!limits.is_empty());
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Rlimits {
+    cpu_seconds: Option<u64>,
+    address_space: Option<u64>,
+    file_size: Option<u64>,
+    processes: Option<u64>,
+}
+
+impl Rlimits {
+    /// No limits (the child inherits the parent's).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// `RLIMIT_CPU`: CPU seconds (user + system) before the kernel kills the program.
+    #[must_use]
+    pub fn cpu_seconds(mut self, seconds: u64) -> Self {
+        self.cpu_seconds = Some(seconds);
+        self
+    }
+
+    /// `RLIMIT_AS`: bytes of virtual address space.
+    #[must_use]
+    pub fn address_space(mut self, bytes: u64) -> Self {
+        self.address_space = Some(bytes);
+        self
+    }
+
+    /// `RLIMIT_FSIZE`: the largest file the program may write, in bytes.
+    #[must_use]
+    pub fn file_size(mut self, bytes: u64) -> Self {
+        self.file_size = Some(bytes);
+        self
+    }
+
+    /// `RLIMIT_NPROC`: processes of the user (not enforced for root).
+    #[must_use]
+    pub fn processes(mut self, count: u64) -> Self {
+        self.processes = Some(count);
+        self
+    }
+
+    /// Whether no limit is set.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+
+    fn pairs(&self) -> [(rustix::process::Resource, Option<u64>); 4] {
+        use rustix::process::Resource;
+        [
+            (Resource::Cpu, self.cpu_seconds),
+            (Resource::As, self.address_space),
+            (Resource::Fsize, self.file_size),
+            (Resource::Nproc, self.processes),
+        ]
+    }
+
+    /// Runs in the forked child: only `setrlimit` system calls, no allocation, no locks.
+    fn apply_in_child(&self) -> io::Result<()> {
+        for (resource, value) in self.pairs() {
+            if let Some(value) = value {
+                rustix::process::setrlimit(
+                    resource,
+                    rustix::process::Rlimit {
+                        current: Some(value),
+                        maximum: Some(value),
+                    },
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    #[allow(unsafe_code)]
+    fn install(self, command: &mut Command) {
+        // SAFETY: `pre_exec` runs the closure in the child between fork and exec, where
+        // only async-signal-safe work is allowed. The closure owns a `Copy` value and only
+        // issues `setrlimit` system calls through rustix (raw syscalls: no allocation, no
+        // locks, no libc state); an error is a plain errno converted without allocating.
+        unsafe {
+            command.pre_exec(move || self.apply_in_child());
+        }
+    }
+}
+
+/// What a run produced.
+///
+/// ```
+/// use portcullis::command::CommandTemplate;
+/// let out = CommandTemplate::builder("/bin/false").build()?.run::<[(&str, &str); 0], _, _>([])?;
+/// assert!(!out.success());
+/// assert_eq!(out.code(), Some(1));
+/// assert_eq!(portcullis::ErrorCode::code(&out.check().unwrap_err()), "command.failed");
+/// # Ok::<(), portcullis::command::CommandError>(())
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct CommandOutput {
+    /// How the program ended (a timeout shows as killed by `SIGKILL`).
+    pub status: ExitStatus,
+    /// Captured stdout, at most the template's output cap.
+    pub stdout: Vec<u8>,
+    /// Captured stderr, at most the template's output cap.
+    pub stderr: Vec<u8>,
+    /// The program ran past the timeout and its process group was killed.
+    pub timed_out: bool,
+    /// Stdout went past the cap; the rest was discarded.
+    pub stdout_truncated: bool,
+    /// Stderr went past the cap; the rest was discarded.
+    pub stderr_truncated: bool,
+    program: String,
+    timeout: Duration,
+}
+
+impl CommandOutput {
+    /// Exit status 0 and no timeout.
+    pub fn success(&self) -> bool {
+        self.status.success() && !self.timed_out
+    }
+
+    /// The exit code, or `None` when the program was killed by a signal.
+    pub fn code(&self) -> Option<i32> {
+        self.status.code()
+    }
+
+    /// The signal that killed the program, if one did.
+    pub fn signal(&self) -> Option<i32> {
+        self.status.signal()
+    }
+
+    /// Whether stdout or stderr went past the cap.
+    pub fn truncated(&self) -> bool {
+        self.stdout_truncated || self.stderr_truncated
+    }
+
+    /// Returns the output when the run succeeded.
+    ///
+    /// # Errors
+    /// `command.timeout` when the run timed out, `command.failed` when the program exited
+    /// non-zero or was killed.
+    pub fn check(self) -> Result<Self, CommandError> {
+        if self.timed_out {
+            return Err(CommandError::Timeout {
+                program: self.program,
+                after: self.timeout,
+            });
+        }
+        if !self.status.success() {
+            return Err(CommandError::Failed {
+                program: self.program,
+                status: self.status.to_string(),
+            });
+        }
+        Ok(self)
+    }
+}
+
+/// Everything `run` needs, borrowed from the template.
+#[derive(Debug)]
+pub(super) struct Launch<'a> {
+    pub(super) program: &'a str,
+    pub(super) resolved: &'a Path,
+    pub(super) args: &'a [String],
+    pub(super) env: &'a [(String, String)],
+    pub(super) chdir: &'a Path,
+    pub(super) timeout: Duration,
+    pub(super) max_output: usize,
+    pub(super) rlimits: Rlimits,
+}
+
+/// Owns the child until it is reaped; if anything goes wrong first, the whole group is
+/// killed and the child reaped, so no run leaves a process behind.
+struct Reaper {
+    child: Child,
+    group: Pid,
+    reaped: bool,
+}
+
+impl Reaper {
+    /// Kills the program's process group, and the program itself in case it moved to
+    /// another group (`setpgid`). Its pid cannot have been reused: it is not reaped yet.
+    fn kill_group(&self) {
+        // ESRCH (already gone) is the expected failure; nothing to do then.
+        let _ = kill_process_group(self.group, Signal::KILL);
+        let _ = kill_process(self.group, Signal::KILL);
+    }
+
+    fn wait(&mut self) -> io::Result<ExitStatus> {
+        // Even a failed wait ends our claim on the pid: ECHILD means someone else in this
+        // process reaped it (a `waitpid(-1)`), and the pid may already be reused, so Drop
+        // must not signal it.
+        self.reaped = true;
+        self.child.wait()
+    }
+}
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        if !self.reaped {
+            self.kill_group();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+struct Capture {
+    bytes: Vec<u8>,
+    cap: usize,
+    truncated: bool,
+}
+
+impl Capture {
+    fn new(cap: usize) -> Self {
+        Self {
+            bytes: Vec::new(),
+            cap,
+            truncated: false,
+        }
+    }
+
+    fn push(&mut self, data: &[u8]) {
+        let room = self.cap.saturating_sub(self.bytes.len());
+        let kept = data.get(..room).unwrap_or(data);
+        self.bytes.extend_from_slice(kept);
+        if kept.len() < data.len() {
+            self.truncated = true;
+        }
+    }
+}
+
+/// Reads once from a pipe that poll reported ready; `false` at end of file.
+fn read_ready(pipe: &mut impl Read, buf: &mut [u8], capture: &mut Capture) -> io::Result<bool> {
+    match pipe.read(buf) {
+        Ok(0) => Ok(false),
+        Ok(n) => {
+            capture.push(buf.get(..n).unwrap_or_default());
+            Ok(true)
+        }
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
+            ) =>
+        {
+            Ok(true)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn timespec(d: Duration) -> Timespec {
+    Timespec {
+        tv_sec: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        tv_nsec: i64::from(d.subsec_nanos()),
+    }
+}
+
+pub(super) fn run(launch: &Launch<'_>) -> Result<CommandOutput, CommandError> {
+    let mut command = Command::new(launch.resolved);
+    command
+        .arg0(launch.program)
+        .args(launch.args)
+        .env_clear()
+        .env("PATH", SAFE_PATH)
+        .envs(launch.env.iter().map(|(k, v)| (k, v)))
+        .current_dir(launch.chdir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    if !launch.rlimits.is_empty() {
+        launch.rlimits.install(&mut command);
+    }
+    let child = command
+        .spawn()
+        .map_err(|source| CommandError::SpawnFailed {
+            program: launch.program.to_owned(),
+            source,
+        })?;
+    let group = Pid::from_child(&child);
+    let mut reaper = Reaper {
+        child,
+        group,
+        reaped: false,
+    };
+    let output_error = |source| CommandError::Output {
+        program: launch.program.to_owned(),
+        source,
+    };
+
+    let stdout = reaper.child.stdout.take();
+    let stderr = reaper.child.stderr.take();
+    let (out, err, timed_out) = capture(&reaper, stdout, stderr, launch.timeout, launch.max_output)
+        .map_err(output_error)?;
+    let status = reaper.wait().map_err(output_error)?;
+    Ok(CommandOutput {
+        status,
+        stdout: out.bytes,
+        stderr: err.bytes,
+        timed_out,
+        stdout_truncated: out.truncated,
+        stderr_truncated: err.truncated,
+        program: launch.program.to_owned(),
+        timeout: launch.timeout,
+    })
+}
+
+/// Reads both pipes until the program has exited and the pipes are closed, or the
+/// deadline passes. Leaves the child unreaped (the caller waits for it).
+fn capture(
+    reaper: &Reaper,
+    mut stdout: Option<ChildStdout>,
+    mut stderr: Option<ChildStderr>,
+    timeout: Duration,
+    max_output: usize,
+) -> io::Result<(Capture, Capture, bool)> {
+    let mut out = Capture::new(max_output);
+    let mut err = Capture::new(max_output);
+    let mut buf = [0u8; 64 * 1024];
+    // A pidfd turns "the program exited" into a poll event; it does not reap the child,
+    // so the group id stays valid until we kill the leftovers.
+    let pidfd = pidfd_open(reaper.group, PidfdFlags::empty()).ok();
+    let mut deadline = Instant::now() + timeout;
+    let mut timed_out = false;
+    // Set once the program exited or was killed: only output is left to collect.
+    let mut draining = false;
+
+    loop {
+        if draining && stdout.is_none() && stderr.is_none() {
+            break;
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            if draining {
+                break; // a process outside the group still holds a pipe: stop reading
+            }
+            reaper.kill_group();
+            timed_out = true;
+            draining = true;
+            deadline = now + DRAIN_GRACE;
+            continue;
+        }
+        let mut wait_for = deadline - now;
+        if pidfd.is_none() && !draining {
+            wait_for = wait_for.min(POLL_SLICE);
+        }
+
+        let ready = PollFlags::IN | PollFlags::HUP | PollFlags::ERR;
+        let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(3);
+        let out_at = stdout.as_ref().map(|p| {
+            fds.push(PollFd::new(p, PollFlags::IN));
+            fds.len() - 1
+        });
+        let err_at = stderr.as_ref().map(|p| {
+            fds.push(PollFd::new(p, PollFlags::IN));
+            fds.len() - 1
+        });
+        let pid_at = pidfd.as_ref().filter(|_| !draining).map(|p| {
+            fds.push(PollFd::new(p, PollFlags::IN));
+            fds.len() - 1
+        });
+        match poll(&mut fds, Some(&timespec(wait_for))) {
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+        let is_ready = |at: Option<usize>| {
+            at.and_then(|i| fds.get(i))
+                .is_some_and(|f| f.revents().intersects(ready))
+        };
+        let (out_ready, err_ready, pid_ready) =
+            (is_ready(out_at), is_ready(err_at), is_ready(pid_at));
+        drop(fds);
+
+        if out_ready {
+            if let Some(pipe) = stdout.as_mut() {
+                if !read_ready(pipe, &mut buf, &mut out)? {
+                    stdout = None;
+                }
+            }
+        }
+        if err_ready {
+            if let Some(pipe) = stderr.as_mut() {
+                if !read_ready(pipe, &mut buf, &mut err)? {
+                    stderr = None;
+                }
+            }
+        }
+        let exited = if draining {
+            false
+        } else if pidfd.is_some() {
+            pid_ready
+        } else {
+            leader_exited(reaper.group)?
+        };
+        if exited {
+            // Whatever the program left running in its group goes with it.
+            reaper.kill_group();
+            draining = true;
+            deadline = deadline.min(Instant::now() + DRAIN_GRACE);
+        }
+    }
+    Ok((out, err, timed_out))
+}
+
+/// Whether the child has exited, without reaping it.
+fn leader_exited(pid: Pid) -> io::Result<bool> {
+    let options = WaitIdOptions::EXITED | WaitIdOptions::NOHANG | WaitIdOptions::NOWAIT;
+    Ok(waitid(WaitId::Pid(pid), options)?.is_some())
+}

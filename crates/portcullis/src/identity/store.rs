@@ -1,0 +1,889 @@
+//! [`TrustStore`]: trust anchors, intermediates, CRLs and the purpose to verify for;
+//! [`TrustStore::verify`] turns a presented chain into an [`Identity`].
+
+use std::cell::RefCell;
+use std::net::IpAddr;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ring::digest;
+use rustls_pki_types::{CertificateDer, ServerName, TrustAnchor, UnixTime};
+use webpki::{
+    CertRevocationList, EndEntityCert, KeyUsage, OwnedCertRevocationList, RevocationCheckDepth,
+    RevocationOptionsBuilder, UnknownStatusPolicy, VerifiedPath,
+};
+use x509_parser::certificate::X509Certificate;
+use x509_parser::extensions::GeneralName;
+
+use super::cache::{CacheKey, VerificationCache};
+use super::dn::hex;
+use super::profile::{self, Role};
+use super::{decode, CertificateError, DistinguishedName, Identity};
+
+/// Most certificates a peer may present besides its leaf. Real chains have one or two
+/// intermediates; the cap bounds path-building work on a hostile chain.
+pub const MAX_PRESENTED_CHAIN: usize = 16;
+
+/// Default number of verified chains remembered by [`TrustStore`]'s cache.
+pub const DEFAULT_CACHE_CAPACITY: usize = 10_000;
+
+/// What the verified certificate must be good for (its extended key usage).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Usage {
+    /// TLS client authentication (`id-kp-clientAuth`): verifying the clients that call us.
+    #[default]
+    ClientAuth,
+    /// TLS server authentication (`id-kp-serverAuth`): verifying servers we call.
+    ServerAuth,
+}
+
+impl Usage {
+    fn webpki(self) -> KeyUsage {
+        match self {
+            Self::ClientAuth => KeyUsage::client_auth(),
+            Self::ServerAuth => KeyUsage::server_auth(),
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Self::ClientAuth => "TLS client authentication",
+            Self::ServerAuth => "TLS server authentication",
+        }
+    }
+
+    fn tag(self) -> u8 {
+        match self {
+            Self::ClientAuth => 1,
+            Self::ServerAuth => 2,
+        }
+    }
+}
+
+/// Collects a [`TrustStore`]'s configuration; [`build`](Self::build) checks it all.
+///
+/// ```
+/// use portcullis::identity::{TrustStore, Usage};
+/// // An empty bundle is refused with a clear error, not silently "trust nothing".
+/// let err = TrustStore::builder().ca_pem(b"").build().unwrap_err();
+/// assert_eq!(portcullis::ErrorCode::code(&err), "cert.bad_trust_store");
+/// ```
+#[derive(Debug, Default)]
+pub struct TrustStoreBuilder {
+    anchors: Vec<Vec<u8>>,
+    intermediates: Vec<Vec<u8>>,
+    crls: Vec<Vec<u8>>,
+    usage: Usage,
+    deny_unknown_revocation: bool,
+    require_spiffe: bool,
+    cache_capacity: Option<usize>,
+    max_intermediates: Option<usize>,
+    error: Option<CertificateError>,
+}
+
+impl TrustStoreBuilder {
+    fn keep_first_error(&mut self, err: CertificateError) {
+        if self.error.is_none() {
+            self.error = Some(err);
+        }
+    }
+
+    /// Adds every certificate of a PEM bundle as a trust anchor.
+    pub fn ca_pem(mut self, pem: &[u8]) -> Self {
+        match decode::decode_pem_certificates(pem) {
+            Ok(certs) => self.anchors.extend(certs),
+            Err(e) => self.keep_first_error(CertificateError::bad_trust_store(format!(
+                "the CA bundle has no usable certificate: {e}"
+            ))),
+        }
+        self
+    }
+
+    /// Adds trust anchors from `input`: a PEM bundle (every certificate in it) or one DER
+    /// certificate, whichever it is.
+    pub fn ca(self, input: &[u8]) -> Self {
+        if input.first() == Some(&0x30) {
+            self.ca_der(input)
+        } else {
+            self.ca_pem(input)
+        }
+    }
+
+    /// Adds one DER certificate as a trust anchor.
+    pub fn ca_der(mut self, der: &[u8]) -> Self {
+        match decode::decode_der(der) {
+            Ok(d) => self.anchors.push(d),
+            Err(e) => self.keep_first_error(CertificateError::bad_trust_store(format!(
+                "a CA certificate is not DER: {e}"
+            ))),
+        }
+        self
+    }
+
+    /// Adds intermediate certificates (PEM, one or many; or one DER) that the store may use
+    /// to build paths even when peers do not present them. They are not trusted by
+    /// themselves: each must chain to an anchor.
+    pub fn intermediates(mut self, input: &[u8]) -> Self {
+        match decode::decode_certificates(input) {
+            Ok(certs) => self.intermediates.extend(certs),
+            Err(e) => self.keep_first_error(CertificateError::bad_trust_store(format!(
+                "an intermediate certificate could not be decoded: {e}"
+            ))),
+        }
+        self
+    }
+
+    /// Adds certificate revocation lists (PEM blocks or one DER CRL). With any CRL loaded,
+    /// the leaf and every intermediate are checked against the CRLs of their issuers.
+    pub fn crls(mut self, input: &[u8]) -> Self {
+        match decode::decode_crls(input) {
+            Ok(crls) => self.crls.extend(crls),
+            Err(e) => self.keep_first_error(CertificateError::bad_trust_store(format!(
+                "a CRL could not be decoded: {e}"
+            ))),
+        }
+        self
+    }
+
+    /// The purpose to verify for; [`Usage::ClientAuth`] by default.
+    pub fn usage(mut self, usage: Usage) -> Self {
+        self.usage = usage;
+        self
+    }
+
+    /// When CRLs are loaded, refuse certificates whose issuer has no loaded CRL
+    /// (`cert.revocation_unknown`) instead of treating them as not revoked. Off by default.
+    pub fn deny_unknown_revocation(mut self, deny: bool) -> Self {
+        self.deny_unknown_revocation = deny;
+        self
+    }
+
+    /// Require every leaf to be a SPIFFE X509-SVID (`cert.not_spiffe` otherwise). A leaf
+    /// that carries a `spiffe://` URI SAN is held to the SVID rules either way.
+    pub fn require_spiffe(mut self, require: bool) -> Self {
+        self.require_spiffe = require;
+        self
+    }
+
+    /// How many verified chains to remember ([`DEFAULT_CACHE_CAPACITY`] by default); 0
+    /// disables the cache.
+    pub fn cache_capacity(mut self, capacity: usize) -> Self {
+        self.cache_capacity = Some(capacity);
+        self
+    }
+
+    /// At most `n` logical intermediates between leaf and anchor (self-issued re-keys of
+    /// the same CA do not count, as in RFC 5280 path length). Longer paths are refused with
+    /// `cert.chain_too_long`. Without this, only webpki's own depth limit applies.
+    pub fn max_intermediates(mut self, n: usize) -> Self {
+        self.max_intermediates = Some(n);
+        self
+    }
+
+    /// Checks the configuration and builds the store.
+    pub fn build(self) -> Result<TrustStore, CertificateError> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        if self.anchors.is_empty() {
+            return Err(CertificateError::bad_trust_store(
+                "no trust anchors: configure at least one CA certificate",
+            ));
+        }
+        let mut anchors = Vec::with_capacity(self.anchors.len());
+        let mut anchor_info = Vec::with_capacity(self.anchors.len());
+        for der in self.anchors {
+            let cert_der = CertificateDer::from(der.as_slice());
+            let anchor = webpki::anchor_from_trusted_cert(&cert_der)
+                .map_err(|e| {
+                    CertificateError::bad_trust_store(format!(
+                        "CA certificate (sha256 {}) is not a usable trust anchor: {e:?}",
+                        fingerprint(&der)
+                    ))
+                })?
+                .to_owned();
+            // Anchors are trusted by configuration, but an anchor that is not a CA (or
+            // breaks the profile) must not issue: paths through it are refused.
+            let info = match x509_parser::parse_x509_certificate(&der) {
+                Ok((_, cert)) => AnchorInfo {
+                    fingerprint: fingerprint(&der),
+                    problem: profile::check_issuer(&cert, Role::Anchor).err(),
+                    not_before: cert.validity().not_before.timestamp(),
+                    not_after: cert.validity().not_after.timestamp(),
+                    subject_raw: cert.subject().as_raw().to_vec(),
+                    may_sign_crls: profile::may_sign_crls(&cert),
+                },
+                Err(e) => AnchorInfo {
+                    fingerprint: fingerprint(&der),
+                    problem: Some(format!("trust anchor does not parse ({e})")),
+                    not_before: i64::MIN,
+                    not_after: i64::MAX,
+                    subject_raw: Vec::new(),
+                    may_sign_crls: false,
+                },
+            };
+            anchors.push(anchor);
+            anchor_info.push(info);
+        }
+        let intermediates = self
+            .intermediates
+            .into_iter()
+            .map(CertificateDer::from)
+            .collect();
+        let crls = parse_crls(&self.crls)?;
+        Ok(TrustStore {
+            anchors,
+            anchor_info,
+            intermediates,
+            crls: RwLock::new(Arc::new(crls)),
+            usage: self.usage,
+            deny_unknown_revocation: self.deny_unknown_revocation,
+            require_spiffe: self.require_spiffe,
+            max_intermediates: self.max_intermediates,
+            cache: VerificationCache::new(self.cache_capacity.unwrap_or(DEFAULT_CACHE_CAPACITY)),
+        })
+    }
+}
+
+#[derive(Debug)]
+struct AnchorInfo {
+    fingerprint: String,
+    /// Why paths through this anchor are refused, if they are.
+    problem: Option<String>,
+    not_before: i64,
+    not_after: i64,
+    subject_raw: Vec<u8>,
+    may_sign_crls: bool,
+}
+
+/// The loaded CRLs, with their issuer names (raw DER) for the cRLSign check.
+#[derive(Debug, Default)]
+struct CrlSet {
+    lists: Vec<CertRevocationList<'static>>,
+    issuers: Vec<Vec<u8>>,
+}
+
+/// id-ce-cRLNumber (2.5.29.20).
+const OID_CRL_NUMBER: &str = "2.5.29.20";
+
+fn parse_crls(ders: &[Vec<u8>]) -> Result<CrlSet, CertificateError> {
+    let mut set = CrlSet::default();
+    for der in ders {
+        let refuse = |reason: String| {
+            CertificateError::bad_trust_store(format!(
+                "CRL (sha256 {}) is not a usable CRL: {reason}",
+                fingerprint(der)
+            ))
+        };
+        let list = OwnedCertRevocationList::from_der(der).map_err(|e| refuse(format!("{e:?}")))?;
+        let (_, parsed) = x509_parser::parse_x509_crl(der).map_err(|e| refuse(format!("{e}")))?;
+        // RFC 5280 5.2.3: conforming CRLs carry a non-critical cRLNumber.
+        match parsed
+            .extensions()
+            .iter()
+            .find(|e| e.oid.to_id_string() == OID_CRL_NUMBER)
+        {
+            None => return Err(refuse("it has no cRLNumber extension".to_owned())),
+            Some(ext) if ext.critical => {
+                return Err(refuse("its cRLNumber extension is critical".to_owned()))
+            }
+            Some(_) => {}
+        }
+        set.issuers.push(parsed.issuer().as_raw().to_vec());
+        set.lists.push(CertRevocationList::from(list));
+    }
+    Ok(set)
+}
+
+/// Trust anchors, intermediates, CRLs and the purpose to verify for. Thread-safe: share one
+/// store (e.g. in an `Arc`) across all request threads, so its cache is shared too.
+///
+/// ```no_run
+/// use portcullis::identity::TrustStore;
+/// use std::time::SystemTime;
+/// let ca = std::fs::read("ca.pem").unwrap();
+/// let store = TrustStore::builder().ca_pem(&ca).build()?;
+/// let leaf_der = std::fs::read("client.der").unwrap();
+/// let id = store.verify(&leaf_der, &[], SystemTime::now())?;
+/// println!("{} ({:?})", id.subject, id.spiffe_id);
+/// # Ok::<(), portcullis::identity::CertificateError>(())
+/// ```
+pub struct TrustStore {
+    anchors: Vec<TrustAnchor<'static>>,
+    anchor_info: Vec<AnchorInfo>,
+    intermediates: Vec<CertificateDer<'static>>,
+    crls: RwLock<Arc<CrlSet>>,
+    usage: Usage,
+    deny_unknown_revocation: bool,
+    require_spiffe: bool,
+    max_intermediates: Option<usize>,
+    cache: VerificationCache,
+}
+
+impl std::fmt::Debug for TrustStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrustStore")
+            .field("anchors", &self.anchors.len())
+            .field("intermediates", &self.intermediates.len())
+            .field("crls", &self.crl_snapshot().lists.len())
+            .field("usage", &self.usage)
+            .field("deny_unknown_revocation", &self.deny_unknown_revocation)
+            .field("require_spiffe", &self.require_spiffe)
+            .field("max_intermediates", &self.max_intermediates)
+            .field("cache_capacity", &self.cache.capacity())
+            .finish()
+    }
+}
+
+/// What one successful path verification produced.
+struct Verified {
+    identity: Identity,
+    valid_from: i64,
+    valid_until: i64,
+}
+
+fn fingerprint(der: &[u8]) -> String {
+    hex(digest::digest(&digest::SHA256, der).as_ref())
+}
+
+fn unix_seconds(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
+    }
+}
+
+impl TrustStore {
+    /// Starts configuring a store.
+    ///
+    /// ```
+    /// let builder = portcullis::identity::TrustStore::builder().cache_capacity(0);
+    /// assert!(builder.build().is_err()); // no CA configured
+    /// ```
+    pub fn builder() -> TrustStoreBuilder {
+        TrustStoreBuilder::default()
+    }
+
+    /// The purpose this store verifies for.
+    pub fn usage(&self) -> Usage {
+        self.usage
+    }
+
+    /// How many verified chains the cache holds right now.
+    pub fn cached_len(&self) -> usize {
+        self.cache.len()
+    }
+
+    /// The cache's capacity (0: disabled).
+    pub fn cache_capacity(&self) -> usize {
+        self.cache.capacity()
+    }
+
+    /// Replaces the loaded CRLs (each input PEM, one or many blocks, or one DER CRL) and
+    /// clears the verification cache, so no chain verified under the old CRLs is served
+    /// again. On error nothing changes.
+    pub fn reload_crls(&self, inputs: &[&[u8]]) -> Result<(), CertificateError> {
+        let mut ders = Vec::new();
+        for input in inputs {
+            ders.extend(decode::decode_crls(input).map_err(|e| {
+                CertificateError::bad_trust_store(format!("a CRL could not be decoded: {e}"))
+            })?);
+        }
+        let parsed = parse_crls(&ders)?;
+        let mut slot = self.crls.write().unwrap_or_else(|p| p.into_inner());
+        *slot = Arc::new(parsed);
+        // Cleared while the write lock is held: a verification that read the old CRLs got
+        // its generation number before this, so its late insert is refused.
+        self.cache.clear();
+        Ok(())
+    }
+
+    fn crl_snapshot(&self) -> Arc<CrlSet> {
+        Arc::clone(&self.crls.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Verifies `leaf_der` (DER) with the intermediates the peer presented (`chain`, DER,
+    /// any order) at time `at`, for this store's [`Usage`], and returns who it is.
+    ///
+    /// Repeat calls with the same bytes are served from the cache, still checking `at`
+    /// against the validity of every certificate in the verified path.
+    pub fn verify(
+        &self,
+        leaf_der: &[u8],
+        chain: &[&[u8]],
+        at: SystemTime,
+    ) -> Result<Identity, CertificateError> {
+        self.verify_inner(leaf_der, chain, at, self.usage, None)
+            .map(|shared| Arc::try_unwrap(shared).unwrap_or_else(|s| (*s).clone()))
+    }
+
+    /// Like [`verify`](Self::verify), but hands back the cached `Arc` itself, so a cache hit
+    /// allocates nothing.
+    pub fn verify_shared(
+        &self,
+        leaf_der: &[u8],
+        chain: &[&[u8]],
+        at: SystemTime,
+    ) -> Result<Arc<Identity>, CertificateError> {
+        self.verify_inner(leaf_der, chain, at, self.usage, None)
+    }
+
+    /// Verifies a server's certificate for TLS server authentication (whatever this store's
+    /// [`Usage`]) and checks that it is valid for `server_name`, a DNS name or an IP address.
+    pub fn verify_server(
+        &self,
+        leaf_der: &[u8],
+        chain: &[&[u8]],
+        server_name: &str,
+        at: SystemTime,
+    ) -> Result<Identity, CertificateError> {
+        self.verify_inner(leaf_der, chain, at, Usage::ServerAuth, Some(server_name))
+            .map(|shared| Arc::try_unwrap(shared).unwrap_or_else(|s| (*s).clone()))
+    }
+
+    fn cache_key(
+        &self,
+        leaf: &[u8],
+        chain: &[&[u8]],
+        usage: Usage,
+        name: Option<&str>,
+    ) -> CacheKey {
+        let mut ctx = digest::Context::new(&digest::SHA256);
+        ctx.update(&[usage.tag()]);
+        let name = name.unwrap_or("").as_bytes();
+        ctx.update(&(name.len() as u64).to_be_bytes());
+        ctx.update(name);
+        for part in std::iter::once(leaf).chain(chain.iter().copied()) {
+            ctx.update(&(part.len() as u64).to_be_bytes());
+            ctx.update(part);
+        }
+        let mut key = [0u8; 32];
+        key.copy_from_slice(ctx.finish().as_ref());
+        key
+    }
+
+    fn verify_inner(
+        &self,
+        leaf_der: &[u8],
+        chain: &[&[u8]],
+        at: SystemTime,
+        usage: Usage,
+        server_name: Option<&str>,
+    ) -> Result<Arc<Identity>, CertificateError> {
+        let at_secs = unix_seconds(at);
+        if leaf_der.len() > decode::MAX_CERT_BYTES {
+            return Err(CertificateError::bad_encoding(
+                "certificate",
+                format!(
+                    "{} bytes is more than the {} byte cap",
+                    leaf_der.len(),
+                    decode::MAX_CERT_BYTES
+                ),
+            ));
+        }
+        // Bound the work before hashing anything: at most MAX_PRESENTED_CHAIN certificates
+        // of at most MAX_CERT_BYTES each.
+        if chain.len() > MAX_PRESENTED_CHAIN {
+            let fp = fingerprint(leaf_der);
+            return Err(CertificateError::ChainTooLong {
+                cert: format!("certificate (sha256 {}…)", fp.get(..16).unwrap_or(&fp)),
+                reason: format!(
+                    "{} certificates presented, at most {MAX_PRESENTED_CHAIN} are accepted",
+                    chain.len()
+                ),
+            });
+        }
+        for c in chain {
+            decode::decode_der(c)?;
+        }
+        if self.cache.capacity() == 0 {
+            return self
+                .verify_uncached(leaf_der, chain, at_secs, usage, server_name)
+                .map(|v| Arc::new(v.identity));
+        }
+        let key = self.cache_key(leaf_der, chain, usage, server_name);
+        if let Some(hit) = self.cache.get(&key, at_secs) {
+            return Ok(hit);
+        }
+        let generation = self.cache.generation();
+        let verified = self.verify_uncached(leaf_der, chain, at_secs, usage, server_name)?;
+        let identity = Arc::new(verified.identity);
+        self.cache.insert(
+            key,
+            generation,
+            Arc::clone(&identity),
+            verified.valid_from,
+            verified.valid_until,
+        );
+        Ok(identity)
+    }
+
+    fn verify_uncached(
+        &self,
+        leaf_der: &[u8],
+        chain: &[&[u8]],
+        at_secs: i64,
+        usage: Usage,
+        server_name: Option<&str>,
+    ) -> Result<Verified, CertificateError> {
+        let leaf_fp = fingerprint(leaf_der);
+        let leaf = match x509_parser::parse_x509_certificate(leaf_der) {
+            Ok(([], cert)) => cert,
+            Ok(_) => {
+                return Err(CertificateError::bad_encoding(
+                    "certificate",
+                    format!("trailing bytes after certificate (sha256 {leaf_fp})"),
+                ))
+            }
+            Err(e) => {
+                return Err(CertificateError::bad_encoding(
+                    "certificate",
+                    format!("not an X.509 certificate ({e})"),
+                ))
+            }
+        };
+        // Formatted only when an error needs them.
+        let name = profile::LeafName {
+            cert: &leaf,
+            fingerprint: &leaf_fp,
+        };
+        let issuer_dn = profile::NameDisplay(leaf.issuer());
+
+        // The leaf's own rules first: they do not depend on the path, and they name the
+        // leaf precisely.
+        profile::check_leaf(&leaf, &name)?;
+        profile::check_cn_consistent(&leaf).map_err(|reason| CertificateError::Invalid {
+            cert: name.to_string(),
+            reason,
+        })?;
+        let uris = profile::uri_sans(&leaf);
+        let spiffe_id = if self.require_spiffe || profile::claims_spiffe(&uris) {
+            Some(profile::check_svid(&leaf, &name)?)
+        } else {
+            None
+        };
+        let leaf_nb = leaf.validity().not_before.timestamp();
+        let leaf_na = leaf.validity().not_after.timestamp();
+        if at_secs > leaf_na {
+            return Err(CertificateError::Expired {
+                cert: name.to_string(),
+                not_after: leaf_na,
+                at: at_secs,
+            });
+        }
+        if at_secs < leaf_nb {
+            return Err(CertificateError::NotYetValid {
+                cert: name.to_string(),
+                not_before: leaf_nb,
+                at: at_secs,
+            });
+        }
+
+        let leaf_cert_der = CertificateDer::from(leaf_der);
+        let ee = EndEntityCert::try_from(&leaf_cert_der)
+            .map_err(|e| map_webpki(e, &name, &issuer_dn, usage))?;
+        let mut intermediates: Vec<CertificateDer<'_>> =
+            Vec::with_capacity(chain.len() + self.intermediates.len());
+        intermediates.extend(chain.iter().map(|c| CertificateDer::from(*c)));
+        intermediates.extend(
+            self.intermediates
+                .iter()
+                .map(|c| CertificateDer::from(c.as_ref())),
+        );
+
+        let crls = self.crl_snapshot();
+        let crl_refs: Vec<&CertRevocationList<'_>> = crls.lists.iter().collect();
+        let revocation = RevocationOptionsBuilder::new(&crl_refs).ok().map(|b| {
+            b.with_depth(RevocationCheckDepth::Chain)
+                .with_status_policy(if self.deny_unknown_revocation {
+                    UnknownStatusPolicy::Deny
+                } else {
+                    UnknownStatusPolicy::Allow
+                })
+                .build()
+        });
+
+        let time =
+            UnixTime::since_unix_epoch(Duration::from_secs(u64::try_from(at_secs).unwrap_or(0)));
+        // The path checks webpki leaves out run on each candidate path; a refusal makes
+        // webpki try the next candidate, and the last refusal explains a final failure.
+        let path_refusal: RefCell<Option<CertificateError>> = RefCell::new(None);
+        let window: RefCell<(i64, i64)> = RefCell::new((leaf_nb, leaf_na));
+        let anchor_index: RefCell<Option<usize>> = RefCell::new(None);
+        let check_path = |path: &VerifiedPath<'_>| -> Result<(), webpki::Error> {
+            match self.check_path(path, &name, at_secs, &crls) {
+                Ok((from, until, idx)) => {
+                    *window.borrow_mut() = (leaf_nb.max(from), leaf_na.min(until));
+                    *anchor_index.borrow_mut() = idx;
+                    Ok(())
+                }
+                Err(e) => {
+                    *path_refusal.borrow_mut() = Some(e);
+                    // Any error makes webpki keep looking; this one is never surfaced.
+                    Err(webpki::Error::UnknownIssuer)
+                }
+            }
+        };
+        let verified = ee.verify_for_usage(
+            webpki::ALL_VERIFICATION_ALGS,
+            &self.anchors,
+            &intermediates,
+            time,
+            usage.webpki(),
+            revocation,
+            Some(&check_path),
+        );
+        let path = match verified {
+            Ok(path) => path,
+            Err(e) => {
+                return Err(match (e, path_refusal.into_inner()) {
+                    (webpki::Error::UnknownIssuer, Some(refusal)) => refusal,
+                    (e, _) => map_webpki(e, &name, &issuer_dn, usage),
+                })
+            }
+        };
+        if let Some(server_name) = server_name {
+            let sn =
+                ServerName::try_from(server_name).map_err(|_| CertificateError::NameMismatch {
+                    cert: name.to_string(),
+                    name: server_name.to_owned(),
+                })?;
+            ee.verify_is_valid_for_subject_name(&sn).map_err(|_| {
+                CertificateError::NameMismatch {
+                    cert: name.to_string(),
+                    name: server_name.to_owned(),
+                }
+            })?;
+        }
+
+        let mut chain_fingerprints = Vec::with_capacity(4);
+        chain_fingerprints.push(leaf_fp.clone());
+        for cert in path.intermediate_certificates() {
+            chain_fingerprints.push(fingerprint(cert.der().as_ref()));
+        }
+        if let Some(info) = (*anchor_index.borrow()).and_then(|i| self.anchor_info.get(i)) {
+            chain_fingerprints.push(info.fingerprint.clone());
+        }
+        let (valid_from, valid_until) = *window.borrow();
+        let identity = identity_from(&leaf, leaf_fp, spiffe_id, chain_fingerprints, uris);
+        Ok(Verified {
+            identity,
+            valid_from,
+            valid_until,
+        })
+    }
+
+    /// Checks one candidate path: the profile of each intermediate and of the anchor.
+    /// Returns the validity window of the intermediates and the anchor's index.
+    fn check_path(
+        &self,
+        path: &VerifiedPath<'_>,
+        leaf_name: &dyn std::fmt::Display,
+        at_secs: i64,
+        crls: &CrlSet,
+    ) -> Result<(i64, i64, Option<usize>), CertificateError> {
+        // RFC 5280 4.2.1.3: a CA that issued a loaded CRL must be allowed to sign CRLs.
+        let crl_signer_ok = |subject: &[u8], may_sign: bool| {
+            may_sign || !crls.issuers.iter().any(|i| i.as_slice() == subject)
+        };
+        let mut from = i64::MIN;
+        let mut until = i64::MAX;
+        let mut logical_intermediates = 0usize;
+        for cert in path.intermediate_certificates() {
+            let der = cert.der();
+            let (_, parsed) = x509_parser::parse_x509_certificate(der.as_ref()).map_err(|e| {
+                CertificateError::Invalid {
+                    cert: format!(
+                        "intermediate (sha256 {}) of {leaf_name}",
+                        fingerprint(der.as_ref())
+                    ),
+                    reason: format!("does not parse ({e})"),
+                }
+            })?;
+            profile::check_issuer(&parsed, Role::Intermediate).map_err(|reason| {
+                CertificateError::Invalid {
+                    cert: profile::describe(&parsed, &fingerprint(der.as_ref())),
+                    reason,
+                }
+            })?;
+            if !crl_signer_ok(parsed.subject().as_raw(), profile::may_sign_crls(&parsed)) {
+                return Err(CertificateError::Invalid {
+                    cert: profile::describe(&parsed, &fingerprint(der.as_ref())),
+                    reason: "issued a loaded CRL but its keyUsage lacks cRLSign".to_owned(),
+                });
+            }
+            if !profile::is_self_issued(&parsed) {
+                logical_intermediates += 1;
+            }
+            if let Some(max) = self.max_intermediates {
+                if logical_intermediates > max {
+                    return Err(CertificateError::ChainTooLong {
+                        cert: leaf_name.to_string(),
+                        reason: format!("the path needs more than {max} intermediates"),
+                    });
+                }
+            }
+            from = from.max(parsed.validity().not_before.timestamp());
+            until = until.min(parsed.validity().not_after.timestamp());
+        }
+        let anchor = path.anchor();
+        let index = self.anchors.iter().position(|a| std::ptr::eq(a, anchor));
+        if let Some(info) = index.and_then(|i| self.anchor_info.get(i)) {
+            let anchor_name =
+                || format!("trust anchor (sha256 {}) for {leaf_name}", info.fingerprint);
+            if let Some(problem) = &info.problem {
+                return Err(CertificateError::Invalid {
+                    cert: anchor_name(),
+                    reason: problem.clone(),
+                });
+            }
+            // webpki treats anchors as timeless; an expired root is still expired.
+            if at_secs > info.not_after {
+                return Err(CertificateError::Expired {
+                    cert: anchor_name(),
+                    not_after: info.not_after,
+                    at: at_secs,
+                });
+            }
+            if at_secs < info.not_before {
+                return Err(CertificateError::NotYetValid {
+                    cert: anchor_name(),
+                    not_before: info.not_before,
+                    at: at_secs,
+                });
+            }
+            if !crl_signer_ok(&info.subject_raw, info.may_sign_crls) {
+                return Err(CertificateError::Invalid {
+                    cert: anchor_name(),
+                    reason: "issued a loaded CRL but its keyUsage lacks cRLSign".to_owned(),
+                });
+            }
+            from = from.max(info.not_before);
+            until = until.min(info.not_after);
+        }
+        Ok((from, until, index))
+    }
+}
+
+fn map_webpki(
+    err: webpki::Error,
+    name: &dyn std::fmt::Display,
+    issuer: &dyn std::fmt::Display,
+    usage: Usage,
+) -> CertificateError {
+    use webpki::Error as E;
+    let cert = name.to_string();
+    let secs = |t: UnixTime| i64::try_from(t.as_secs()).unwrap_or(i64::MAX);
+    match err {
+        E::UnknownIssuer => CertificateError::UnknownIssuer {
+            cert,
+            issuer: issuer.to_string(),
+        },
+        E::CertExpired { time, not_after } => CertificateError::Expired {
+            cert: format!("a certificate in the chain of {name}"),
+            not_after: secs(not_after),
+            at: secs(time),
+        },
+        E::CertNotValidYet { time, not_before } => CertificateError::NotYetValid {
+            cert: format!("a certificate in the chain of {name}"),
+            not_before: secs(not_before),
+            at: secs(time),
+        },
+        E::CertRevoked => CertificateError::Revoked {
+            cert: format!("{name} (or a CA in its chain)"),
+        },
+        E::UnknownRevocationStatus => CertificateError::RevocationUnknown {
+            cert: format!("{name} (or a CA in its chain)"),
+        },
+        E::RequiredEkuNotFoundContext(_) | E::EmptyEkuExtension => CertificateError::WrongUsage {
+            cert,
+            usage: usage.describe().to_owned(),
+        },
+        E::InvalidSignatureForPublicKey
+        | E::InvalidCrlSignatureForPublicKey
+        | E::SignatureAlgorithmMismatch
+        | E::UnsupportedSignatureAlgorithmContext(_)
+        | E::UnsupportedSignatureAlgorithmForPublicKeyContext(_)
+        | E::UnsupportedCrlSignatureAlgorithmContext(_)
+        | E::UnsupportedCrlSignatureAlgorithmForPublicKeyContext(_) => {
+            CertificateError::BadSignature {
+                cert,
+                reason: format!("{err:?}"),
+            }
+        }
+        E::CaUsedAsEndEntity => CertificateError::CaAsLeaf { cert },
+        E::MaximumPathDepthExceeded
+        | E::MaximumPathBuildCallsExceeded
+        | E::MaximumSignatureChecksExceeded
+        | E::MaximumNameConstraintComparisonsExceeded => CertificateError::ChainTooLong {
+            cert,
+            reason: format!("{err:?}"),
+        },
+        E::NameConstraintViolation => CertificateError::NameConstraint { cert },
+        E::CertNotValidForName(_) => CertificateError::NameMismatch {
+            cert,
+            name: String::new(),
+        },
+        E::BadDer | E::BadDerTime | E::TrailingData(_) => CertificateError::BadEncoding {
+            what: format!("a certificate in the chain of {name}"),
+            reason: format!("{err:?}"),
+        },
+        other => CertificateError::Invalid {
+            cert,
+            reason: format!("{other:?}"),
+        },
+    }
+}
+
+fn identity_from(
+    leaf: &X509Certificate<'_>,
+    fingerprint: String,
+    spiffe_id: Option<String>,
+    chain_fingerprints: Vec<String>,
+    uris: Vec<&str>,
+) -> Identity {
+    let subject = DistinguishedName::from_x509(leaf.subject());
+    let issuer = DistinguishedName::from_x509(leaf.issuer());
+    let common_name = subject.common_name().map(str::to_owned);
+    let mut dns_names = Vec::new();
+    let mut emails = Vec::new();
+    let mut ips = Vec::new();
+    if let Ok(Some(san)) = leaf.subject_alternative_name() {
+        for name in &san.value.general_names {
+            match name {
+                GeneralName::DNSName(d) => dns_names.push((*d).to_owned()),
+                GeneralName::RFC822Name(e) => emails.push((*e).to_owned()),
+                GeneralName::IPAddress(bytes) => {
+                    if let Ok(v4) = <[u8; 4]>::try_from(*bytes) {
+                        ips.push(IpAddr::from(v4));
+                    } else if let Ok(v6) = <[u8; 16]>::try_from(*bytes) {
+                        ips.push(IpAddr::from(v6));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    let serial_bytes = leaf.raw_serial();
+    let first_nonzero = serial_bytes
+        .iter()
+        .position(|b| *b != 0)
+        .unwrap_or(serial_bytes.len().saturating_sub(1));
+    let serial = hex(serial_bytes.get(first_nonzero..).unwrap_or(serial_bytes));
+    Identity {
+        subject,
+        issuer,
+        common_name,
+        dns_names,
+        uris: uris.into_iter().map(str::to_owned).collect(),
+        emails,
+        ips,
+        spiffe_id,
+        serial,
+        fingerprint,
+        not_before: leaf.validity().not_before.timestamp(),
+        not_after: leaf.validity().not_after.timestamp(),
+        chain_fingerprints,
+    }
+}

@@ -1,0 +1,94 @@
+# frozen_string_literal: true
+
+module Portcullis
+  # Trust anchors, intermediates, CRLs and the purpose to verify for. Build one per
+  # application and share it across threads: its verification cache is shared too.
+  #
+  #   store = Portcullis::TrustStore.new(ca: "config/ca.pem")
+  #   id = store.verify(env["puma.peercert"], chain: [], at: Time.now)
+  #   id.spiffe_id # => "spiffe://example.org/ns/prod/sa/api"
+  class TrustStore
+    # ca:            PEM bundle text, DER, a path to a PEM/DER file, an
+    #                OpenSSL::X509::Certificate, or an Array of those.
+    # intermediates: extra intermediates (same forms), used to build paths, never trusted alone.
+    # crls:          CRLs: PEM text, DER, paths or OpenSSL::X509::CRL objects.
+    # usage:         :client (TLS client auth, default) or :server.
+    # cache_size:    verified chains to remember; 0 disables the cache.
+    # deny_unknown_revocation: with CRLs loaded, refuse certificates whose issuer has no CRL.
+    # require_spiffe: every leaf must be a SPIFFE X509-SVID.
+    # max_intermediates: at most this many (logical) intermediates in a path; nil: no extra limit.
+    def self.new(ca:, intermediates: [], crls: [], usage: :client, cache_size: 10_000,
+                 deny_unknown_revocation: false, require_spiffe: false, max_intermediates: nil)
+      _build(sources(ca), sources(intermediates), sources(crls), usage.to_s, Integer(cache_size),
+             deny_unknown_revocation ? true : false, require_spiffe ? true : false,
+             max_intermediates.nil? ? nil : Integer(max_intermediates))
+    end
+
+    # Verifies a leaf certificate (PEM, DER, or OpenSSL::X509::Certificate) with the chain the
+    # peer presented, at `at` (a Time; default now). Returns a frozen Portcullis::Identity or
+    # raises Portcullis::CertificateError with #code.
+    def verify(leaf, chain: [], at: nil)
+      _verify(TrustStore.bytes(leaf), TrustStore.chain_bytes(chain), TrustStore.seconds(at), nil)
+    end
+
+    # Verifies a server certificate for TLS server authentication and the expected
+    # `server_name` (DNS name or IP address).
+    def verify_server(leaf, server_name, chain: [], at: nil)
+      _verify(TrustStore.bytes(leaf), TrustStore.chain_bytes(chain), TrustStore.seconds(at),
+              String(server_name))
+    end
+
+    # Replaces the loaded CRLs and clears the verification cache.
+    def reload_crls(crls)
+      _reload_crls(TrustStore.sources(crls))
+    end
+
+    def inspect
+      "#<Portcullis::TrustStore usage=#{usage.inspect} cache_size=#{cache_size}>"
+    end
+
+    class << self
+      # Turns one configured input (or an Array of them) into byte strings.
+      def sources(input)
+        (input.is_a?(Array) ? input : [input]).map { |item| source(item) }
+      end
+
+      def source(item)
+        return item.to_der if item.respond_to?(:to_der)
+        return File.binread(item.to_path) if item.respond_to?(:to_path)
+        raise TypeError, "expected a String, Pathname or OpenSSL object, got #{item.class}" unless item.is_a?(String)
+        return item if item.include?("-----BEGIN") || item.getbyte(0) == 0x30
+        # Anything else that is one short line is a path.
+        return item unless item.bytesize < 4096 && !item.match?(/[\0\n]/)
+        return File.binread(item) if File.file?(item)
+
+        raise CertificateError.new("#{item.inspect} is neither PEM, DER, nor a readable file", code: "cert.bad_trust_store")
+      end
+
+      def bytes(cert)
+        return cert.to_der if cert.respond_to?(:to_der)
+        raise TypeError, "expected a certificate String or OpenSSL::X509::Certificate, got #{cert.class}" unless cert.is_a?(String)
+
+        cert
+      end
+
+      def chain_bytes(chain)
+        raise TypeError, "chain: must be an Array" unless chain.is_a?(Array)
+
+        chain.map { |c| bytes(c) }
+      end
+
+      def seconds(at)
+        case at
+        when nil then nil
+        when Time then at.to_i
+        when Integer then at
+        else
+          raise TypeError, "at: must be a Time, got #{at.class}" unless at.respond_to?(:to_time)
+
+          at.to_time.to_i
+        end
+      end
+    end
+  end
+end
