@@ -51,6 +51,68 @@ RSpec.describe Portcullis::AccessPolicy do
     end
   end
 
+  describe "deciding on verified identities" do
+    # A CA named by hand, so its DN can carry exactly the attributes a test needs.
+    def ca_named(pairs)
+      key = TestPKI.new_key
+      cert = TestPKI.build(subject: OpenSSL::X509::Name.new(pairs), public_key: key,
+                           not_before: TestPKI::VALID_FROM, not_after: TestPKI::VALID_UNTIL)
+      TestPKI.add_ca_extensions(cert, OpenSSL::X509::ExtensionFactory.new(cert, cert))
+      cert.sign(key, OpenSSL::Digest.new("SHA256"))
+      TestPKI::CA.new(cert, key)
+    end
+
+    def verified(ca, **leaf)
+      issued = ca.issue(**leaf)
+      Portcullis::TrustStore.new(ca: ca.pem).verify(issued.cert)
+    end
+
+    let(:ops_ca) { ca_named([["O", "MyOrg"], ["CN", "Ops CA"]]) }
+    let(:policy) do
+      described_class.new(rules: [
+        { match: { issuer: "cn=ops ca, o=myorg", spiffe_prefix: "spiffe://example.org/ops/" },
+          grant: ["containers:deploy", "files:read"] },
+        { match: { dns: "*.trusted.example.com" }, grant: ["files:read"] },
+        { match: { subject: "CN=auditor,O=MyOrg", issuer: "CN=Ops CA,O=MyOrg" }, grant: ["audit:read"] }
+      ])
+    end
+
+    it "grants by structural issuer DN and SPIFFE prefix together" do
+      id = verified(ops_ca, cn: "builder", uris: ["spiffe://example.org/ops/builder"])
+      expect(policy.allowed?(id, "containers:deploy")).to be(true)
+      expect(policy.permissions(id)).to eq(["containers:deploy", "files:read"])
+      expect(policy.permissions(id)).to be_frozen
+      expect(policy.authorize!(id, "files:read")).to be(true)
+    end
+
+    it "is not fooled by SPIFFE look-alikes, DNS look-alikes or the wrong issuer" do
+      expect(policy.permissions(verified(ops_ca, uris: ["spiffe://example.org/opsevil/x"]))).to eq([])
+      expect(policy.permissions(verified(ops_ca, uris: ["spiffe://example.org/ops"]))).to eq([])
+      expect(policy.permissions(verified(ops_ca, dns: ["eviltrusted.example.com"]))).to eq([])
+      expect(policy.permissions(verified(ops_ca, dns: ["api.trusted.example.com"]))).to eq(["files:read"])
+      other = ca_named([["O", "MyOrg"], ["CN", "Dev CA"]])
+      expect(policy.permissions(verified(other, uris: ["spiffe://example.org/ops/builder"]))).to eq([])
+    end
+
+    it "does not let a CN containing ',O=MyOrg' stand in for O=MyOrg" do
+      evil_ca = ca_named([["CN", "Ops CA,O=MyOrg"]])
+      id = verified(evil_ca, cn: "builder", uris: ["spiffe://example.org/ops/builder"])
+      expect(id.issuer).to eq('CN=Ops CA\\,O=MyOrg')
+      expect(policy.permissions(id)).to eq([])
+      auditor_look_alike = ca_named([["CN", "auditor,O=MyOrg"]])
+      expect(policy.permissions(verified(auditor_look_alike, cn: "auditor,O=MyOrg"))).to eq([])
+    end
+
+    it "raises Portcullis::Forbidden with a code naming the identity" do
+      id = verified(ops_ca, cn: "builder", uris: ["spiffe://example.org/ops/builder"])
+      expect { policy.authorize!(id, "audit:read") }.to raise_error(Portcullis::Forbidden) { |e|
+        expect(e.code).to eq("authz.forbidden")
+        expect(e.message).to include("spiffe://example.org/ops/builder", "audit:read")
+      }
+      expect(policy.allowed?(id, "audit:read")).to be(false)
+    end
+  end
+
   it "refuses anything but a Portcullis::Identity" do
     policy = described_class.new(rules: rules)
     fake = Struct.new(:subject, :spiffe_id).new("CN=admin", "spiffe://example.org/ops/x")
