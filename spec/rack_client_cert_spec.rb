@@ -113,6 +113,22 @@ RSpec.describe Portcullis::Rack::ClientCert do
       end
     end
 
+    context "behind Envoy" do
+      let(:options) { { source: :envoy, trusted_proxies: ["10.0.0.0/8"] } }
+
+      def xfcc(cert, hash: OpenSSL::Digest::SHA256.hexdigest(cert.to_der))
+        %(By=spiffe://example.org/app;Hash=#{hash};Cert="#{ERB::Util.url_encode(cert.to_pem)}")
+      end
+
+      it "uses the nearest element and rejects a Hash that does not match" do
+        get "/", {}, { "HTTP_X_FORWARDED_CLIENT_CERT" => "#{xfcc(stranger)},#{xfcc(spiffe)}", "REMOTE_ADDR" => "10.0.0.9" }
+        expect(last_response.status).to eq(200)
+        get "/", {}, { "HTTP_X_FORWARDED_CLIENT_CERT" => xfcc(spiffe, hash: "00" * 32), "REMOTE_ADDR" => "10.0.0.9" }
+        expect(last_response.status).to eq(401)
+        expect(rejections.map(&:code)).to eq(["cert.xfcc_hash_mismatch"])
+      end
+    end
+
     context "behind a proxy" do
       let(:options) { { source: :nginx, trusted_proxies: ["10.0.0.0/8"] } }
       let(:header) { ERB::Util.url_encode(spiffe.to_pem) }
@@ -132,6 +148,13 @@ RSpec.describe Portcullis::Rack::ClientCert do
       it "ignores Puma's peer certificate when a proxy source is configured" do
         get "/", {}, peer(spiffe, "REMOTE_ADDR" => "10.1.2.3")
         expect(last_response.status).to eq(401)
+      end
+
+      it "still verifies what a trusted proxy forwards: a header proves nothing by itself" do
+        forged = ERB::Util.url_encode(stranger.to_pem)
+        get "/", {}, { "HTTP_X_SSL_CLIENT_CERT" => forged, "REMOTE_ADDR" => "10.1.2.3" }
+        expect(last_response.status).to eq(401)
+        expect(rejections.map(&:code)).to eq(["cert.unknown_issuer"])
       end
 
       it "answers 401 for a garbled header from the trusted proxy" do
