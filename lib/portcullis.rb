@@ -20,13 +20,16 @@ require_relative "portcullis/egress"
 require_relative "portcullis/http"
 
 require_relative "portcullis/safe_root"
-require_relative "portcullis/rack/files"
 require_relative "portcullis/command"
 
 # Portcullis keeps a hostile request inside the box: it verifies mutual-TLS client
 # certificates into identities, authorizes them, confines outbound URLs, file access and
 # commands. See README.md for a tour.
 module Portcullis
+  # Rack adapters load on first use, so `require "portcullis"` needs no Rack.
+  module Rack
+    autoload :Files, File.expand_path("portcullis/rack/files", __dir__)
+  end
 end
 
 require_relative "portcullis/rack/client_cert"

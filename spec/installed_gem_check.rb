@@ -1,10 +1,8 @@
 # frozen_string_literal: true
 
 # Run by `make gem-test` against the gem installed into a scratch GEM_HOME (not ../lib).
-# Runtime dependencies Debian provides (rack) live on the system gem path: keep it searchable
-# behind the scratch GEM_HOME, which still comes first, so portcullis loads from there.
-Gem.paths = { "GEM_HOME" => ENV.fetch("GEM_HOME", nil),
-              "GEM_PATH" => ([ENV.fetch("GEM_PATH", nil)] + Gem.default_path).compact.join(File::PATH_SEPARATOR) }
+# Only the scratch GEM_HOME is searched: the gem must load without any other gem (Rack
+# adapters are autoloaded on first use).
 require "portcullis"
 abort "loaded from the source tree, not the installed gem" if $LOADED_FEATURES.grep(%r{/work/.*/lib/portcullis\.rb}).any? && !ENV["GEM_HOME"]
 puts "installed gem loads: Portcullis #{Portcullis::VERSION} from #{$LOADED_FEATURES.grep(/portcullis\.so/).first}"
