@@ -133,6 +133,12 @@ RSpec.describe Portcullis::Rack::ClientCert do
       let(:options) { { source: :nginx, trusted_proxies: ["10.0.0.0/8"] } }
       let(:header) { ERB::Util.url_encode(spiffe.to_pem) }
 
+      it "takes IPAddr ranges with their prefix" do
+        mw = described_class.new(inner, trust_store: trust_store, source: :nginx, trusted_proxies: [IPAddr.new("10.0.0.0/8")])
+        env = Rack::MockRequest.env_for("/", "HTTP_X_SSL_CLIENT_CERT" => header, "REMOTE_ADDR" => "10.200.0.1")
+        expect(mw.call(env)[0]).to eq(200)
+      end
+
       it "accepts the forwarded certificate from a trusted proxy" do
         get "/", {}, { "HTTP_X_SSL_CLIENT_CERT" => header, "REMOTE_ADDR" => "10.1.2.3" }
         expect(last_response.status).to eq(200)

@@ -1,5 +1,7 @@
 # frozen_string_literal: true
 
+require "ipaddr"
+
 module Portcullis
   module Rack
     # Verifies the caller's client certificate wherever TLS was terminated, turns it into a
@@ -83,7 +85,9 @@ module Portcullis
         return source if source.is_a?(Portcullis::CertSource)
         raise ArgumentError, "portcullis: source must be one of #{SOURCES.join(', ')}" unless SOURCES.include?(source&.to_sym)
 
-        opts = { trusted_proxies: Array(proxies).map(&:to_s) }
+        # IPAddr#to_s drops the prefix length ("10.0.0.0" for 10.0.0.0/8): keep it.
+        cidrs = Array(proxies).map { |p| p.is_a?(IPAddr) ? "#{p}/#{p.prefix}" : p.to_s }
+        opts = { trusted_proxies: cidrs }
         opts[:header] = header if header
         opts[:chain_header] = chain_header if chain_header
         opts[:max_cert_bytes] = max_cert if max_cert

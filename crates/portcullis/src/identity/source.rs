@@ -620,9 +620,12 @@ impl CertSource {
     }
 
     fn missing(&self) -> SourceError {
-        SourceError::Missing {
-            header: self.header.clone(),
-        }
+        let header = if self.kind == SourceKind::Tls {
+            format!("the TLS connection ({})", self.header)
+        } else {
+            self.header.clone()
+        };
+        SourceError::Missing { header }
     }
 
     fn bad(&self, header: &str, reason: impl Into<String>) -> SourceError {
