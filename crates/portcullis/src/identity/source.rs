@@ -10,8 +10,10 @@
 //!   `X-Forwarded-For`) is one of the [`TrustedProxies`]; from anyone else it is an error
 //!   ([`SourceError::UntrustedProxy`]), not a request "without a certificate";
 //! - header values are size-capped ([`SourceLimits`]) before any decoding;
-//! - encodings are decoded strictly: an invalid `%` escape, stray text around PEM blocks,
-//!   bad base64 or an Envoy `Hash` that does not match `Cert` is an error.
+//! - encodings are decoded strictly: an invalid `%` escape, a PEM value without a
+//!   certificate block, bad base64, a truncated DER frame, malformed XFCC or an Envoy `Hash`
+//!   that does not match `Cert` is an error. PEM and DER decoding is the identity
+//!   capability's ([`decode`](super::decode)); this module adds the carriers.
 //!
 //! ```
 //! use portcullis::identity::source::{CertSource, SourceKind, TrustedProxies};
@@ -163,7 +165,7 @@ pub enum SourceError {
         header: String,
     },
     /// A header value is not the encoding the source expects (bad `%` escape, bad base64,
-    /// text around PEM blocks, malformed XFCC or structured field, …).
+    /// no PEM certificate block, truncated DER, malformed XFCC or structured field, …).
     #[error("{header} is not a valid {kind} certificate value: {reason}")]
     BadEncoding {
         /// The header (or server variable).
