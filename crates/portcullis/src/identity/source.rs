@@ -13,7 +13,7 @@
 //! - encodings are decoded strictly: an invalid `%` escape, a PEM value without a
 //!   certificate block, bad base64, a truncated DER frame, malformed XFCC or an Envoy `Hash`
 //!   that does not match `Cert` is an error. PEM and DER decoding is the identity
-//!   capability's ([`decode`](super::decode)); this module adds the carriers.
+//!   capability's ([`super::decode`]); this module adds the carriers.
 //!
 //! ```
 //! use portcullis::identity::source::{CertSource, SourceKind, TrustedProxies};
