@@ -10,6 +10,7 @@ mod errors;
 mod fs;
 mod gvl;
 mod identity;
+mod source;
 
 use magnus::{Error, Ruby};
 
@@ -17,6 +18,7 @@ use magnus::{Error, Ruby};
 fn init(ruby: &Ruby) -> Result<(), Error> {
     let module = ruby.define_module("Portcullis")?;
     identity::init(ruby, module)?;
+    source::init(ruby, module)?;
     authz::init(ruby, module)?;
     egress::init(ruby, module)?;
     fs::init(ruby, module)?;
