@@ -48,10 +48,7 @@ fn fixed_pki_verifies_and_alone_does_not() {
 }
 
 fn seed(target: &str, name: &str) -> String {
-    let path = format!(
-        "{}/fuzz/corpus/{target}/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let path = format!("{}/fuzz/corpus/{target}/{name}", env!("CARGO_MANIFEST_DIR"));
     std::fs::read_to_string(path).unwrap()
 }
 
@@ -74,10 +71,22 @@ fn extract_and_verify(kind: SourceKind, cert: &str, chain: &str) -> bool {
 
 #[test]
 fn xfcc_seeds_reach_a_verified_identity() {
-    assert!(extract_and_verify(SourceKind::Envoy, &seed("xfcc", "cert_chain"), ""));
-    assert!(extract_and_verify(SourceKind::Envoy, &seed("xfcc", "two_elements"), ""));
+    assert!(extract_and_verify(
+        SourceKind::Envoy,
+        &seed("xfcc", "cert_chain"),
+        ""
+    ));
+    assert!(extract_and_verify(
+        SourceKind::Envoy,
+        &seed("xfcc", "two_elements"),
+        ""
+    ));
     // Cert without Chain: extracted, but the intermediate is missing.
-    assert!(!extract_and_verify(SourceKind::Envoy, &seed("xfcc", "cert_hash"), ""));
+    assert!(!extract_and_verify(
+        SourceKind::Envoy,
+        &seed("xfcc", "cert_hash"),
+        ""
+    ));
 }
 
 #[test]

@@ -29,7 +29,11 @@ const LEAF_SPIFFE: &str = "spiffe://fuzz.test/worker";
 fn stores() -> &'static [TrustStore; 2] {
     static STORES: OnceLock<[TrustStore; 2]> = OnceLock::new();
     STORES.get_or_init(|| {
-        let bare = TrustStore::builder().ca_pem(CA).cache_capacity(64).build().unwrap();
+        let bare = TrustStore::builder()
+            .ca_pem(CA)
+            .cache_capacity(64)
+            .build()
+            .unwrap();
         let full = TrustStore::builder()
             .ca_pem(CA)
             .intermediates(INTERMEDIATE)
@@ -46,13 +50,18 @@ fn intermediate_der() -> &'static [u8] {
     DER.get_or_init(|| decode::decode_pem_certificate(INTERMEDIATE).unwrap())
 }
 
-fn check_decoded(result: Result<Vec<Vec<u8>>, portcullis::identity::CertificateError>) -> Vec<Vec<u8>> {
+fn check_decoded(
+    result: Result<Vec<Vec<u8>>, portcullis::identity::CertificateError>,
+) -> Vec<Vec<u8>> {
     match result {
         Ok(certs) => {
             assert!(!certs.is_empty());
             for der in &certs {
                 assert!(der.len() <= decode::MAX_CERT_BYTES);
-                assert_eq!(decode::decode_der(der).as_deref().ok(), Some(der.as_slice()));
+                assert_eq!(
+                    decode::decode_der(der).as_deref().ok(),
+                    Some(der.as_slice())
+                );
             }
             certs
         }
@@ -64,7 +73,9 @@ fn check_decoded(result: Result<Vec<Vec<u8>>, portcullis::identity::CertificateE
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&selector, input)) = data.split_first() else { return };
+    let Some((&selector, input)) = data.split_first() else {
+        return;
+    };
     let text = std::str::from_utf8(input).ok();
     let certs = match selector % 8 {
         0 => check_decoded(decode::decode_certificates(input)),
@@ -83,7 +94,11 @@ fuzz_target!(|data: &[u8]| {
             // A CRL that decodes may still be rejected by the store; never a panic.
             let refs: Vec<&[u8]> = crls.iter().map(Vec::as_slice).collect();
             if !refs.is_empty() {
-                let store = TrustStore::builder().ca_pem(CA).cache_capacity(4).build().unwrap();
+                let store = TrustStore::builder()
+                    .ca_pem(CA)
+                    .cache_capacity(4)
+                    .build()
+                    .unwrap();
                 let _ = store.reload_crls(&refs);
             }
             return;
@@ -96,7 +111,9 @@ fuzz_target!(|data: &[u8]| {
             return;
         }
     };
-    let Some((leaf, rest)) = certs.split_first() else { return };
+    let Some((leaf, rest)) = certs.split_first() else {
+        return;
+    };
     let mut chain: Vec<&[u8]> = rest.iter().map(Vec::as_slice).collect();
     if selector & 0x10 != 0 {
         chain.push(intermediate_der());
@@ -118,7 +135,11 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(a, b);
     }
     if selector & 0x40 != 0 {
-        let name = if selector & 0x80 != 0 { LEAF_NAME } else { "other.fuzz.test" };
+        let name = if selector & 0x80 != 0 {
+            LEAF_NAME
+        } else {
+            "other.fuzz.test"
+        };
         if let Ok(id) = store.verify_server(leaf, &chain, name, at()) {
             assert_eq!(name, LEAF_NAME);
             assert_eq!(id.common_name.as_deref(), Some(LEAF_NAME));

@@ -16,7 +16,13 @@ pub const LEAF_SPIFFE: &str = "spiffe://fuzz.test/worker";
 /// A store that knows only the root: the peer must present the intermediate.
 pub fn store() -> &'static TrustStore {
     static STORE: OnceLock<TrustStore> = OnceLock::new();
-    STORE.get_or_init(|| TrustStore::builder().ca_pem(CA).cache_capacity(64).build().unwrap())
+    STORE.get_or_init(|| {
+        TrustStore::builder()
+            .ca_pem(CA)
+            .cache_capacity(64)
+            .build()
+            .unwrap()
+    })
 }
 
 /// 2030-01-01T00:00:00Z, inside the test PKI's validity.
@@ -44,6 +50,10 @@ pub fn verify_extracted(leaf: &[u8], chain: &[Vec<u8>]) -> Option<Identity> {
 /// Every certificate a source hands back is one complete DER frame.
 pub fn assert_frames(leaf: &[u8], chain: &[Vec<u8>]) {
     for der in std::iter::once(leaf).chain(chain.iter().map(Vec::as_slice)) {
-        assert_eq!(decode::decode_der(der).as_deref().ok(), Some(der), "not one DER frame");
+        assert_eq!(
+            decode::decode_der(der).as_deref().ok(),
+            Some(der),
+            "not one DER frame"
+        );
     }
 }

@@ -26,8 +26,13 @@ fn source() -> &'static CertSource {
     static SOURCE: OnceLock<CertSource> = OnceLock::new();
     SOURCE.get_or_init(|| {
         let proxies = TrustedProxies::new(["10.0.0.0/8", "::1"]).unwrap();
-        let limits = SourceLimits { max_certs: MAX_CERTS, ..SourceLimits::default() };
-        CertSource::new(SourceKind::Rfc9440, proxies).unwrap().with_limits(limits)
+        let limits = SourceLimits {
+            max_certs: MAX_CERTS,
+            ..SourceLimits::default()
+        };
+        CertSource::new(SourceKind::Rfc9440, proxies)
+            .unwrap()
+            .with_limits(limits)
     })
 }
 
@@ -41,7 +46,9 @@ fn sf_binary(item: &str) -> Option<Vec<u8>> {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(input) = std::str::from_utf8(data) else { return };
+    let Ok(input) = std::str::from_utf8(data) else {
+        return;
+    };
     let (cert, chain) = input.split_once('\n').unwrap_or((input, ""));
     let src = source();
     let chain_header = src.chain_header().unwrap();
@@ -57,7 +64,11 @@ fuzz_target!(|data: &[u8]| {
     match src.extract(lookup, Some("::1")) {
         Ok(p) => {
             fixed_pki::assert_frames(&p.leaf, &p.chain);
-            assert_eq!(sf_binary(cert).as_deref(), Some(p.leaf.as_slice()), "leaf bytes differ");
+            assert_eq!(
+                sf_binary(cert).as_deref(),
+                Some(p.leaf.as_slice()),
+                "leaf bytes differ"
+            );
             if chain.trim().is_empty() {
                 assert!(p.chain.is_empty());
             } else {

@@ -24,8 +24,13 @@ fn source() -> &'static CertSource {
     static SOURCE: OnceLock<CertSource> = OnceLock::new();
     SOURCE.get_or_init(|| {
         let proxies = TrustedProxies::new(["10.0.0.0/8", "::1"]).unwrap();
-        let limits = SourceLimits { max_certs: MAX_CERTS, ..SourceLimits::default() };
-        CertSource::new(SourceKind::Envoy, proxies).unwrap().with_limits(limits)
+        let limits = SourceLimits {
+            max_certs: MAX_CERTS,
+            ..SourceLimits::default()
+        };
+        CertSource::new(SourceKind::Envoy, proxies)
+            .unwrap()
+            .with_limits(limits)
     })
 }
 
@@ -46,12 +51,16 @@ fn simple_last_hash(header: &str) -> Option<String> {
     let last = header.rsplit(',').next()?;
     last.split(';').find_map(|pair| {
         let (k, v) = pair.split_once('=')?;
-        k.trim().eq_ignore_ascii_case("hash").then(|| v.trim().to_owned())
+        k.trim()
+            .eq_ignore_ascii_case("hash")
+            .then(|| v.trim().to_owned())
     })
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(header) = std::str::from_utf8(data) else { return };
+    let Ok(header) = std::str::from_utf8(data) else {
+        return;
+    };
     let src = source();
     let lookup = |name: &str| (name == src.header()).then_some(header);
     let result = src.extract(lookup, Some("10.1.2.3"));
@@ -60,7 +69,10 @@ fuzz_target!(|data: &[u8]| {
             fixed_pki::assert_frames(&p.leaf, &p.chain);
             assert!(1 + p.chain.len() <= MAX_CERTS);
             if let Some(hash) = simple_last_hash(header) {
-                assert!(hash.eq_ignore_ascii_case(&sha256_hex(&p.leaf)), "Hash {hash} accepted");
+                assert!(
+                    hash.eq_ignore_ascii_case(&sha256_hex(&p.leaf)),
+                    "Hash {hash} accepted"
+                );
             }
             fixed_pki::verify_extracted(&p.leaf, &p.chain);
         }
@@ -81,7 +93,11 @@ fuzz_target!(|data: &[u8]| {
         (a, b) => {
             // Only the size cap may tell the two apart (the prefix makes the header longer).
             let longer = a.as_ref().err().map(|e| e.code());
-            assert_eq!(longer, Some("cert.header_too_large"), "prefix changed {b:?} into {a:?}");
+            assert_eq!(
+                longer,
+                Some("cert.header_too_large"),
+                "prefix changed {b:?} into {a:?}"
+            );
         }
     }
 });
