@@ -12,11 +12,13 @@
 //!
 //! Every capability has its own `#[non_exhaustive]` error enum; each error has a stable
 //! machine code (see [`ErrorCode`]) and a message that says what was wrong.
-#![deny(unsafe_code)] // one opt-out: `command` sets rlimits in the forked child (pre_exec); fs is safe via rustix openat2
+#![deny(unsafe_code)]
+// one opt-out: `command` sets rlimits in the forked child (pre_exec); fs is safe via rustix openat2
 #![warn(missing_docs)]
 
 pub mod authz;
 pub mod command;
+pub mod config;
 pub mod egress;
 pub mod fs;
 pub mod identity;

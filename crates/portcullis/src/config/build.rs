@@ -1,0 +1,834 @@
+//! From the parsed file to typed objects, with a location for every refusal.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use toml::Spanned;
+
+use super::spec::{
+    CommandSpec, EgressSpec, FileSpec, ParamSpec, PathList, RootSpec, TrustStoreSpec,
+};
+use super::{Config, ConfigError, CrlFile, Location, Section};
+use crate::command::{CommandTemplate, Param, Rlimits};
+use crate::egress::EgressPolicy;
+use crate::fs::{SafeRoot, SymlinkPolicy};
+use crate::identity::{decode, TrustStore, Usage};
+use crate::ErrorCode;
+
+/// Sections that need the authz and certificate-source capabilities.
+#[derive(Debug, Default)]
+pub(super) struct Extra {}
+
+/// The text being loaded, for turning spans into locations.
+pub(super) struct Ctx<'a> {
+    pub(super) file: &'a str,
+    pub(super) text: &'a str,
+    pub(super) base: &'a Path,
+}
+
+impl Ctx<'_> {
+    pub(super) fn at(&self, span: &Range<usize>) -> Location {
+        Location::in_text(self.file, self.text, span.start)
+    }
+
+    pub(super) fn resolve(&self, path: &str) -> PathBuf {
+        let p = Path::new(path);
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base.join(p)
+        }
+    }
+
+    /// The table an offset lies in, as `[egress.partners]`, judged from the nearest header
+    /// line above it (or inside it, for a key of the header itself).
+    fn table_at(&self, offset: usize) -> String {
+        let offset = offset.min(self.text.len());
+        let mut line_start = 0;
+        let mut found: Option<String> = None;
+        for line in self.text.split_inclusive('\n') {
+            if line_start > offset {
+                break;
+            }
+            let trimmed = line.trim_start();
+            if trimmed.starts_with('[') {
+                let lead = line.len() - trimmed.len();
+                let header_start = line_start + lead;
+                let double = trimmed.starts_with("[[");
+                let open = if double { 2 } else { 1 };
+                let close = trimmed.find(']').unwrap_or(trimmed.len());
+                let inner_end = if offset < line_start + line.len() && offset >= header_start + open
+                {
+                    // The offset is inside this header: the table is what precedes the key.
+                    offset.saturating_sub(header_start).min(close)
+                } else {
+                    close
+                };
+                let inner = trimmed
+                    .get(open.min(inner_end)..inner_end)
+                    .unwrap_or("")
+                    .trim()
+                    .trim_end_matches('.')
+                    .trim();
+                found = if inner.is_empty() {
+                    None
+                } else if double && inner_end == close {
+                    Some(format!("[[{inner}]]"))
+                } else {
+                    Some(format!("[{inner}]"))
+                };
+            }
+            line_start += line.len();
+        }
+        found.unwrap_or_else(|| "the top level".to_owned())
+    }
+}
+
+pub(super) fn invalid(at: Location, message: String, cause: Option<impl ErrorCode>) -> ConfigError {
+    ConfigError::InvalidValue {
+        at,
+        message,
+        cause: cause.map(|c| c.code()),
+    }
+}
+
+fn invalid_plain(at: Location, message: String) -> ConfigError {
+    ConfigError::InvalidValue {
+        at,
+        message,
+        cause: None,
+    }
+}
+
+/// Backquoted words of a serde message (`expected one of `a`, `b``).
+fn backquoted(text: &str) -> Vec<String> {
+    text.split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_owned)
+        .collect()
+}
+
+fn from_toml(ctx: &Ctx<'_>, err: &toml::de::Error) -> ConfigError {
+    let span = err.span().unwrap_or(0..0);
+    let at = ctx.at(&span);
+    let message = err.message().trim().to_owned();
+    if let Some(rest) = message.strip_prefix("unknown field `") {
+        let key = rest.split('`').next().unwrap_or("").to_owned();
+        let expected = rest
+            .split_once("expected")
+            .map(|(_, list)| backquoted(list))
+            .unwrap_or_default();
+        return ConfigError::UnknownKey {
+            at,
+            key,
+            table: ctx.table_at(span.start),
+            expected,
+        };
+    }
+    if let Some(rest) = message.strip_prefix("missing field `") {
+        return ConfigError::MissingKey {
+            at,
+            key: rest.split('`').next().unwrap_or("").to_owned(),
+            table: ctx.table_at(span.start),
+        };
+    }
+    if message.starts_with("invalid type") || message.starts_with("invalid length") {
+        return ConfigError::InvalidType { at, message };
+    }
+    if message.starts_with("invalid value") || message.starts_with("unknown variant") {
+        return ConfigError::InvalidValue {
+            at,
+            message,
+            cause: None,
+        };
+    }
+    ConfigError::Syntax { at, message }
+}
+
+pub(super) fn read_file(
+    path: &Path,
+    at: &Location,
+    what: &'static str,
+) -> Result<Vec<u8>, ConfigError> {
+    std::fs::read(path).map_err(|e| ConfigError::MissingFile {
+        at: at.clone(),
+        what,
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })
+}
+
+/// Checks one CRL file in a throwaway store built from `probe` (one of the store's CA
+/// bundles), so a refusal names the file and changes nothing.
+pub(super) fn check_crl(
+    probe: &[u8],
+    crl: &[u8],
+    path: &Path,
+    at: &Location,
+) -> Result<(), ConfigError> {
+    TrustStore::builder()
+        .ca(probe)
+        .crls(crl)
+        .cache_capacity(0)
+        .build()
+        .map(|_| ())
+        .map_err(|e| {
+            invalid(
+                at.clone(),
+                format!("CRL {:?} refused: {e}", path.display().to_string()),
+                Some(e),
+            )
+        })
+}
+
+pub(super) fn load(text: &str, base: &Path, file: &str) -> Result<Config, ConfigError> {
+    let ctx = Ctx { file, text, base };
+    let spec: FileSpec = toml::from_str(text).map_err(|e| from_toml(&ctx, &e))?;
+    pending_sections(&ctx, &spec)?;
+    let mut summary = Vec::new();
+
+    let mut trust_stores = BTreeMap::new();
+    let mut crl_files = BTreeMap::new();
+    for (name, store) in &spec.trust_store {
+        let (built, crls, details) = trust_store(&ctx, name, store)?;
+        trust_stores.insert(name.clone(), Arc::new(built));
+        if !crls.is_empty() {
+            crl_files.insert(name.clone(), crls);
+        }
+        summary.push(section("trust_store", name, details));
+    }
+
+    let mut roots = BTreeMap::new();
+    for (name, root_spec) in &spec.root {
+        let (built, details) = root(&ctx, root_spec)?;
+        roots.insert(name.clone(), Arc::new(built));
+        summary.push(section("root", name, details));
+    }
+
+    let mut egress = BTreeMap::new();
+    for (name, policy) in &spec.egress {
+        let (built, details) = egress_policy(&ctx, name, policy)?;
+        egress.insert(name.clone(), Arc::new(built));
+        summary.push(section("egress", name, details));
+    }
+
+    let mut commands = BTreeMap::new();
+    for (name, command_spec) in &spec.command {
+        let (built, details) = command(&ctx, name, command_spec, &roots)?;
+        commands.insert(name.clone(), Arc::new(built));
+        summary.push(section("command", name, details));
+    }
+
+    Ok(Config {
+        file: file.to_owned(),
+        path: None,
+        base_dir: base.to_path_buf(),
+        trust_stores,
+        crl_files,
+        egress,
+        roots,
+        commands,
+        extra: Extra::default(),
+        summary,
+    })
+}
+
+/// Sections whose capabilities are not wired yet are refused rather than ignored.
+fn pending_sections(ctx: &Ctx<'_>, spec: &FileSpec) -> Result<(), ConfigError> {
+    let first = spec
+        .source
+        .values()
+        .map(Spanned::span)
+        .chain(spec.access.iter().map(Spanned::span))
+        .chain(spec.rack.iter().map(Spanned::span))
+        .next();
+    match first {
+        Some(span) => Err(invalid_plain(
+            ctx.at(&span),
+            "source, access and rack sections are not supported by this build".to_owned(),
+        )),
+        None => Ok(()),
+    }
+}
+
+fn section(kind: &'static str, name: &str, details: Vec<String>) -> Section {
+    Section {
+        kind,
+        name: name.to_owned(),
+        details,
+    }
+}
+
+fn reference_error<T>(
+    ctx: &Ctx<'_>,
+    name: &Spanned<String>,
+    kind: &str,
+    table: &str,
+    map: &BTreeMap<String, T>,
+) -> ConfigError {
+    let defined: Vec<&str> = map.keys().map(String::as_str).collect();
+    ConfigError::Reference {
+        at: ctx.at(&name.span()),
+        message: format!(
+            "no {kind} named {:?}; define [{table}.{}] or use one of: {}",
+            name.get_ref(),
+            name.get_ref(),
+            if defined.is_empty() {
+                "(none defined)".to_owned()
+            } else {
+                defined.join(", ")
+            }
+        ),
+    }
+}
+
+fn read_list(
+    ctx: &Ctx<'_>,
+    list: &Spanned<PathList>,
+    what: &'static str,
+) -> Result<Vec<(PathBuf, Location, Vec<u8>)>, ConfigError> {
+    let mut out = Vec::new();
+    for (path, span) in list.get_ref().spanned(&list.span()) {
+        let at = ctx.at(&span);
+        let resolved = ctx.resolve(&path);
+        let bytes = read_file(&resolved, &at, what)?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(invalid_plain(
+                at,
+                format!(
+                    "{what} {:?} is empty; it must hold at least one certificate",
+                    resolved.display().to_string()
+                ),
+            ));
+        }
+        out.push((resolved, at, bytes));
+    }
+    Ok(out)
+}
+
+type TrustStoreParts = (TrustStore, Vec<CrlFile>, Vec<String>);
+
+fn trust_store(
+    ctx: &Ctx<'_>,
+    name: &str,
+    spec: &Spanned<TrustStoreSpec>,
+) -> Result<TrustStoreParts, ConfigError> {
+    let table_at = ctx.at(&spec.span());
+    let s = spec.get_ref();
+    let mut details = Vec::new();
+    let usage = match &s.usage {
+        None => Usage::ClientAuth,
+        Some(u) => match u.get_ref().as_str() {
+            "client" | "client_auth" => Usage::ClientAuth,
+            "server" | "server_auth" => Usage::ServerAuth,
+            other => {
+                return Err(invalid_plain(
+                    ctx.at(&u.span()),
+                    format!("usage {other:?} is not known; expected \"client\" or \"server\""),
+                ))
+            }
+        },
+    };
+    let cas = read_list(ctx, &s.ca, "CA bundle")?;
+    if cas.is_empty() {
+        return Err(invalid_plain(
+            ctx.at(&s.ca.span()),
+            "ca lists no file; name at least one CA bundle".to_owned(),
+        ));
+    }
+    let mut builder = TrustStore::builder().usage(usage);
+    for (path, at, bytes) in &cas {
+        // Each bundle alone, so a refusal points at the file that caused it.
+        TrustStore::builder()
+            .ca(bytes)
+            .cache_capacity(0)
+            .build()
+            .map_err(|e| {
+                invalid(
+                    at.clone(),
+                    format!("CA bundle {:?} refused: {e}", path.display().to_string()),
+                    Some(e),
+                )
+            })?;
+        builder = builder.ca(bytes);
+        details.push(format!("trusts the CAs in {}", path.display()));
+    }
+    let probe = cas.first().map(|(_, _, b)| b.clone()).unwrap_or_default();
+    if let Some(list) = &s.intermediates {
+        for (path, at, bytes) in read_list(ctx, list, "intermediates file")? {
+            decode::decode_certificates(&bytes).map_err(|e| {
+                invalid(
+                    at.clone(),
+                    format!(
+                        "intermediates {:?} refused: {e}",
+                        path.display().to_string()
+                    ),
+                    Some(e),
+                )
+            })?;
+            builder = builder.intermediates(&bytes);
+            details.push(format!("uses intermediates from {}", path.display()));
+        }
+    }
+    let mut crl_files = Vec::new();
+    if let Some(list) = &s.crls {
+        for (path, at, bytes) in read_list(ctx, list, "CRL")? {
+            check_crl(&probe, &bytes, &path, &at)?;
+            builder = builder.crls(&bytes);
+            details.push(format!("checks revocation against {}", path.display()));
+            crl_files.push(CrlFile {
+                path,
+                at,
+                probe: probe.clone(),
+            });
+        }
+    }
+    if let Some(n) = s.cache_size {
+        builder = builder.cache_capacity(n);
+    }
+    if let Some(n) = s.max_intermediates {
+        builder = builder.max_intermediates(n);
+        details.push(format!("at most {n} intermediates"));
+    }
+    if s.require_spiffe == Some(true) {
+        builder = builder.require_spiffe(true);
+        details.push("requires SPIFFE X509-SVIDs".to_owned());
+    }
+    if s.deny_unknown_revocation == Some(true) {
+        builder = builder.deny_unknown_revocation(true);
+        details.push("refuses certificates whose issuer has no CRL".to_owned());
+    }
+    details.push(format!(
+        "verifies for {}",
+        if usage == Usage::ServerAuth {
+            "TLS server authentication"
+        } else {
+            "TLS client authentication"
+        }
+    ));
+    let store = builder.build().map_err(|e| {
+        invalid(
+            table_at,
+            format!("trust store {name:?} refused: {e}"),
+            Some(e),
+        )
+    })?;
+    Ok((store, crl_files, details))
+}
+
+fn root(ctx: &Ctx<'_>, spec: &Spanned<RootSpec>) -> Result<(SafeRoot, Vec<String>), ConfigError> {
+    let s = spec.get_ref();
+    let policy = match &s.symlinks {
+        None => SymlinkPolicy::Within,
+        Some(v) => match v.get_ref().as_str() {
+            "within" => SymlinkPolicy::Within,
+            "deny" => SymlinkPolicy::Deny,
+            other => {
+                return Err(invalid_plain(
+                    ctx.at(&v.span()),
+                    format!("symlinks {other:?} is not known; expected \"within\" or \"deny\""),
+                ))
+            }
+        },
+    };
+    let at = ctx.at(&s.path.span());
+    let dir = ctx.resolve(s.path.get_ref());
+    let root = SafeRoot::new(&dir).map_err(|e| match e.code() {
+        "path.not_found" => ConfigError::MissingFile {
+            at: at.clone(),
+            what: "root directory",
+            path: dir.display().to_string(),
+            reason: e.to_string(),
+        },
+        _ => invalid(
+            at.clone(),
+            format!(
+                "root directory {:?} refused: {e}",
+                dir.display().to_string()
+            ),
+            Some(e),
+        ),
+    })?;
+    let root = root.with_symlinks(policy);
+    let details = vec![
+        format!("files beneath {}", root.path().display()),
+        match policy {
+            SymlinkPolicy::Deny => "no symlinks followed".to_owned(),
+            _ => "symlinks followed only while they stay beneath the root".to_owned(),
+        },
+    ];
+    Ok((root, details))
+}
+
+fn egress_item(
+    ctx: &Ctx<'_>,
+    item: &Spanned<String>,
+    what: &str,
+    apply: impl FnOnce(crate::egress::EgressPolicyBuilder) -> crate::egress::EgressPolicyBuilder,
+) -> Result<(), ConfigError> {
+    apply(EgressPolicy::builder())
+        .build()
+        .map(|_| ())
+        .map_err(|e| {
+            invalid(
+                ctx.at(&item.span()),
+                format!("{what} {:?} refused: {e}", item.get_ref()),
+                Some(e),
+            )
+        })
+}
+
+fn strings(items: &[Spanned<String>]) -> Vec<String> {
+    items.iter().map(|s| s.get_ref().clone()).collect()
+}
+
+fn egress_policy(
+    ctx: &Ctx<'_>,
+    name: &str,
+    spec: &Spanned<EgressSpec>,
+) -> Result<(EgressPolicy, Vec<String>), ConfigError> {
+    let s = spec.get_ref();
+    let mut builder = EgressPolicy::builder();
+    let mut details = Vec::new();
+    if let Some(schemes) = &s.schemes {
+        for item in schemes {
+            let one = item.get_ref().clone();
+            egress_item(ctx, item, "scheme", |b| b.schemes([one]))?;
+        }
+        builder = builder.schemes(strings(schemes));
+        details.push(format!("schemes: {}", strings(schemes).join(", ")));
+    } else {
+        details.push("schemes: https".to_owned());
+    }
+    if let Some(ports) = &s.ports {
+        for item in ports {
+            if *item.get_ref() == 0 {
+                return Err(invalid_plain(
+                    ctx.at(&item.span()),
+                    "port 0 is not a port; expected 1-65535".to_owned(),
+                ));
+            }
+        }
+        let list: Vec<u16> = ports.iter().map(|p| *p.get_ref()).collect();
+        details.push(format!(
+            "ports: {}",
+            list.iter()
+                .map(u16::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        builder = builder.ports(list);
+    }
+    type Apply =
+        fn(crate::egress::EgressPolicyBuilder, Vec<String>) -> crate::egress::EgressPolicyBuilder;
+    let lists: [(&Vec<Spanned<String>>, &str, Apply); 4] = [
+        (&s.allow_hosts, "allow_hosts entry", |b, v| b.allow_hosts(v)),
+        (&s.deny_hosts, "deny_hosts entry", |b, v| b.deny_hosts(v)),
+        (&s.allow_cidrs, "allow_cidrs entry", |b, v| b.allow_cidrs(v)),
+        (&s.deny_cidrs, "deny_cidrs entry", |b, v| b.deny_cidrs(v)),
+    ];
+    for (items, what, apply) in lists {
+        for item in items {
+            let one = vec![item.get_ref().clone()];
+            egress_item(ctx, item, what, |b| apply(b, one))?;
+        }
+        builder = apply(builder, strings(items));
+    }
+    if s.allow_hosts.is_empty() {
+        details.push("hosts: any public host".to_owned());
+    } else {
+        details.push(format!("hosts: {}", strings(&s.allow_hosts).join(", ")));
+    }
+    if !s.deny_hosts.is_empty() {
+        details.push(format!(
+            "never hosts: {}",
+            strings(&s.deny_hosts).join(", ")
+        ));
+    }
+    if !s.allow_cidrs.is_empty() {
+        details.push(format!(
+            "also reserved ranges: {}",
+            strings(&s.allow_cidrs).join(", ")
+        ));
+    }
+    if !s.deny_cidrs.is_empty() {
+        details.push(format!(
+            "never addresses: {}",
+            strings(&s.deny_cidrs).join(", ")
+        ));
+    }
+    details.push(
+        "never private, loopback, link-local or cloud metadata addresses unless listed".to_owned(),
+    );
+    if let Some(strict) = s.strict {
+        builder = builder.strict(strict);
+        if !strict {
+            details.push("strict URL checks OFF".to_owned());
+        }
+    }
+    if let Some(nat64) = s.allow_nat64 {
+        builder = builder.allow_nat64(nat64);
+    }
+    let policy = builder.build().map_err(|e| {
+        invalid(
+            ctx.at(&spec.span()),
+            format!("egress policy {name:?} refused: {e}"),
+            Some(e),
+        )
+    })?;
+    Ok((policy, details))
+}
+
+fn misplaced<T>(
+    ctx: &Ctx<'_>,
+    field: &Option<Spanned<T>>,
+    key: &str,
+    kind: &str,
+) -> Result<(), ConfigError> {
+    match field {
+        Some(v) => Err(invalid_plain(
+            ctx.at(&v.span()),
+            format!("{key} does not apply to a parameter of type {kind:?}; remove it"),
+        )),
+        None => Ok(()),
+    }
+}
+
+const PARAM_TYPES: &str = "\"one_of\", \"pattern\", \"integer\", \"literal\", \"path\"";
+
+fn param(
+    ctx: &Ctx<'_>,
+    name: &str,
+    spec: &Spanned<ParamSpec>,
+    roots: &BTreeMap<String, Arc<SafeRoot>>,
+) -> Result<(Param, String), ConfigError> {
+    let s = spec.get_ref();
+    let kind = s.kind.get_ref().as_str();
+    let (mut param, described) = match kind {
+        "one_of" => {
+            misplaced(ctx, &s.pattern, "pattern", kind)?;
+            misplaced(ctx, &s.min, "min", kind)?;
+            misplaced(ctx, &s.max, "max", kind)?;
+            misplaced(ctx, &s.root, "root", kind)?;
+            match (&s.values, &s.choices) {
+                (Some(values), None) => (
+                    Param::one_of_values(values.get_ref().iter().cloned()),
+                    format!("one of {}", values.get_ref().join(", ")),
+                ),
+                (None, Some(choices)) => (
+                    Param::one_of(choices.get_ref().iter().map(|(k, v)| (k.clone(), v.clone()))),
+                    format!(
+                        "one of {}",
+                        choices
+                            .get_ref()
+                            .iter()
+                            .map(|(k, v)| format!("{k} (-> {v})"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ),
+                (Some(_), Some(c)) => {
+                    return Err(invalid_plain(
+                        ctx.at(&c.span()),
+                        format!("parameter {name:?}: give either values or choices, not both"),
+                    ))
+                }
+                (None, None) => {
+                    return Err(invalid_plain(
+                        ctx.at(&spec.span()),
+                        format!("parameter {name:?} of type \"one_of\" needs values = [...] or choices = {{ key = \"argument\" }}"),
+                    ))
+                }
+            }
+        }
+        "pattern" => {
+            misplaced(ctx, &s.values, "values", kind)?;
+            misplaced(ctx, &s.choices, "choices", kind)?;
+            misplaced(ctx, &s.min, "min", kind)?;
+            misplaced(ctx, &s.max, "max", kind)?;
+            misplaced(ctx, &s.root, "root", kind)?;
+            let pattern = s.pattern.as_ref().ok_or_else(|| {
+                invalid_plain(
+                    ctx.at(&spec.span()),
+                    format!("parameter {name:?} of type \"pattern\" needs pattern = \"...\""),
+                )
+            })?;
+            let p = Param::pattern(pattern.get_ref()).map_err(|e| {
+                invalid(
+                    ctx.at(&pattern.span()),
+                    format!("parameter {name:?}: {e}"),
+                    Some(e),
+                )
+            })?;
+            (p, format!("matches ^(?:{})$", pattern.get_ref()))
+        }
+        "integer" => {
+            misplaced(ctx, &s.values, "values", kind)?;
+            misplaced(ctx, &s.choices, "choices", kind)?;
+            misplaced(ctx, &s.pattern, "pattern", kind)?;
+            misplaced(ctx, &s.root, "root", kind)?;
+            let min = s.min.as_ref().map_or(i64::MIN, |m| *m.get_ref());
+            let max = s.max.as_ref().map_or(i64::MAX, |m| *m.get_ref());
+            if min > max {
+                let span = s.min.as_ref().map_or(spec.span(), Spanned::span);
+                return Err(invalid_plain(
+                    ctx.at(&span),
+                    format!("parameter {name:?}: min {min} is greater than max {max}"),
+                ));
+            }
+            (Param::integer(min..=max), format!("integer {min}..={max}"))
+        }
+        "literal" => {
+            misplaced(ctx, &s.values, "values", kind)?;
+            misplaced(ctx, &s.choices, "choices", kind)?;
+            misplaced(ctx, &s.pattern, "pattern", kind)?;
+            misplaced(ctx, &s.min, "min", kind)?;
+            misplaced(ctx, &s.max, "max", kind)?;
+            misplaced(ctx, &s.root, "root", kind)?;
+            (Param::literal(), "any text (one argument)".to_owned())
+        }
+        "path" => {
+            misplaced(ctx, &s.values, "values", kind)?;
+            misplaced(ctx, &s.choices, "choices", kind)?;
+            misplaced(ctx, &s.pattern, "pattern", kind)?;
+            misplaced(ctx, &s.min, "min", kind)?;
+            misplaced(ctx, &s.max, "max", kind)?;
+            let root_name = s.root.as_ref().ok_or_else(|| {
+                invalid_plain(
+                    ctx.at(&spec.span()),
+                    format!("parameter {name:?} of type \"path\" needs root = \"<name of a [root.NAME] table>\""),
+                )
+            })?;
+            let root = roots
+                .get(root_name.get_ref())
+                .ok_or_else(|| reference_error(ctx, root_name, "root", "root", roots))?;
+            (
+                Param::path(Arc::clone(root)),
+                format!("a file beneath root {:?}", root_name.get_ref()),
+            )
+        }
+        other => {
+            return Err(invalid_plain(
+                ctx.at(&s.kind.span()),
+                format!(
+                "parameter {name:?}: type {other:?} is not known; expected one of {PARAM_TYPES}"
+            ),
+            ))
+        }
+    };
+    if let Some(n) = s.max_len {
+        param = param.max_len(n);
+    }
+    if s.allow_leading_dash == Some(true) {
+        param = param.allow_leading_dash();
+    }
+    Ok((param, described))
+}
+
+fn command(
+    ctx: &Ctx<'_>,
+    name: &str,
+    spec: &Spanned<CommandSpec>,
+    roots: &BTreeMap<String, Arc<SafeRoot>>,
+) -> Result<(CommandTemplate, Vec<String>), ConfigError> {
+    let s = spec.get_ref();
+    let program = s.program.get_ref();
+    let program_at = ctx.at(&s.program.span());
+    if !Path::new(program).is_absolute() {
+        return Err(invalid_plain(
+            program_at,
+            format!("program {program:?} is not an absolute path; write the full path of the executable (e.g. \"/usr/bin/{}\"); commands never search PATH", program.rsplit('/').next().unwrap_or(program)),
+        ));
+    }
+    let mut builder = CommandTemplate::builder(program.clone());
+    let mut details = Vec::new();
+    for arg in &s.args {
+        builder = builder.arg_template(arg.get_ref().clone());
+    }
+    let argv: Vec<String> = std::iter::once(program.clone())
+        .chain(s.args.iter().map(|a| a.get_ref().clone()))
+        .collect();
+    details.push(format!("runs {}", argv.join(" ")));
+    for (pname, pspec) in &s.params {
+        let (p, described) = param(ctx, pname, pspec, roots)?;
+        builder = builder.param(pname.clone(), p);
+        details.push(format!("{{{pname}}}: {described}"));
+    }
+    for (k, v) in &s.env {
+        builder = builder.env(k.clone(), v.clone());
+    }
+    if !s.env.is_empty() {
+        details.push(format!(
+            "environment: PATH plus {}",
+            s.env.keys().cloned().collect::<Vec<_>>().join(", ")
+        ));
+    }
+    match (&s.chdir, &s.chdir_root) {
+        (Some(_), Some(r)) => {
+            return Err(invalid_plain(
+                ctx.at(&r.span()),
+                "give either chdir or chdir_root, not both".to_owned(),
+            ))
+        }
+        (Some(dir), None) => builder = builder.chdir(ctx.resolve(dir.get_ref())),
+        (None, Some(r)) => {
+            let root = roots
+                .get(r.get_ref())
+                .ok_or_else(|| reference_error(ctx, r, "root", "root", roots))?;
+            builder = builder.chdir_root(root);
+        }
+        (None, None) => {}
+    }
+    if let Some(t) = &s.timeout {
+        let secs = *t.get_ref();
+        let timeout = Duration::try_from_secs_f64(secs)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| {
+                invalid_plain(
+                    ctx.at(&t.span()),
+                    format!("timeout {secs} is not a positive number of seconds"),
+                )
+            })?;
+        builder = builder.timeout(timeout);
+    }
+    if let Some(n) = s.max_output {
+        builder = builder.max_output(n);
+    }
+    if let Some(r) = &s.rlimits {
+        let mut limits = Rlimits::new();
+        if let Some(v) = r.cpu_seconds {
+            limits = limits.cpu_seconds(v);
+        }
+        if let Some(v) = r.address_space {
+            limits = limits.address_space(v);
+        }
+        if let Some(v) = r.file_size {
+            limits = limits.file_size(v);
+        }
+        if let Some(v) = r.processes {
+            limits = limits.processes(v);
+        }
+        builder = builder.rlimits(limits);
+    }
+    if s.allow_interpreter == Some(true) {
+        builder = builder.allow_interpreter(true);
+        details.push("may run an interpreter (allow_interpreter)".to_owned());
+    }
+    let template = builder.build().map_err(|e| {
+        let at = match e.code() {
+            "command.program" | "command.interpreter" => program_at.clone(),
+            _ => ctx.at(&spec.span()),
+        };
+        invalid(at, format!("command {name:?} refused: {e}"), Some(e))
+    })?;
+    details.push(format!(
+        "timeout {:?}, no shell, empty environment besides PATH",
+        template.timeout()
+    ));
+    Ok((template, details))
+}

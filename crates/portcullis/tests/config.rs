@@ -1,0 +1,445 @@
+//! `portcullis.toml`: typed objects by name, every mistake located, live reload.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::{crl, leaf, now, pki, Alg, LeafSpec};
+use portcullis::config::{Config, ConfigError, ConfigHandle};
+use portcullis::ErrorCode;
+
+/// A directory with a CA bundle (`ca.pem`), an intermediate, an empty CRL and `uploads/`.
+struct Fixture {
+    dir: tempfile::TempDir,
+    pki: common::Pki,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = pki(Alg::P256, &LeafSpec::client("deployer"));
+        std::fs::write(dir.path().join("ca.pem"), pki.root.pem()).unwrap();
+        std::fs::write(dir.path().join("intermediate.pem"), pki.inter.pem()).unwrap();
+        std::fs::write(dir.path().join("crl.der"), crl(&pki.inter, &[])).unwrap();
+        std::fs::create_dir(dir.path().join("uploads")).unwrap();
+        std::fs::write(dir.path().join("uploads/report.txt"), b"ok").unwrap();
+        Self { dir, pki }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn load(&self, text: &str) -> Result<Config, ConfigError> {
+        Config::from_str_named(text, self.path(), "portcullis.toml")
+    }
+
+    fn err(&self, text: &str) -> ConfigError {
+        self.load(text)
+            .expect_err("the configuration should be refused")
+    }
+}
+
+const GOOD: &str = r#"
+[trust_store.clients]
+ca = "ca.pem"
+intermediates = ["intermediate.pem"]
+crls = ["crl.der"]
+cache_size = 100
+
+[egress.partners]
+allow_hosts = ["api.partner.example"]
+deny_cidrs = ["93.184.216.0/24"]
+
+[root.uploads]
+path = "uploads"
+symlinks = "deny"
+
+[command.deploy]
+program = "/bin/echo"
+args = ["run", "--rm", "--", "{image}", "--replicas={count}"]
+params.image = { type = "one_of", choices = { worker = "worker:latest", api = "api:stable" } }
+params.count = { type = "integer", min = 1, max = 5 }
+env = { LANG = "C.UTF-8" }
+timeout = 2.5
+max_output = 4096
+rlimits = { cpu_seconds = 5 }
+
+[command.show]
+program = "/bin/cat"
+args = ["--", "{file}"]
+params.file = { type = "path", root = "uploads" }
+"#;
+
+fn at(err: &ConfigError) -> (usize, usize) {
+    let loc = err.location().expect("a location");
+    (loc.line, loc.column)
+}
+
+#[test]
+fn objects_by_name_enforce_what_the_file_says() {
+    let f = Fixture::new();
+    let config = f.load(GOOD).unwrap();
+
+    let store = config.trust_store("clients").unwrap();
+    assert_eq!(store.cache_capacity(), 100);
+    let id = store.verify(&f.pki.leaf.der(), &[], now()).unwrap();
+    assert_eq!(id.common_name.as_deref(), Some("deployer"));
+    // A leaf from another CA is refused.
+    let other = pki(Alg::P256, &LeafSpec::client("mallory"));
+    let refused = store.verify(&other.leaf.der(), &[], now()).unwrap_err();
+    assert!(
+        ["cert.unknown_issuer", "cert.bad_signature"].contains(&refused.code()),
+        "{refused}"
+    );
+
+    let dns = |_: &str| -> std::io::Result<Vec<std::net::IpAddr>> {
+        Ok(vec!["1.1.1.1".parse().unwrap()])
+    };
+    let partners = config.egress("partners").unwrap();
+    assert!(partners
+        .check_with("https://api.partner.example/x", &dns)
+        .is_ok());
+    assert_eq!(
+        partners
+            .check_with("https://evil.example/", &dns)
+            .unwrap_err()
+            .code(),
+        "egress.host_not_allowed"
+    );
+    let rebind = |_: &str| -> std::io::Result<Vec<std::net::IpAddr>> {
+        Ok(vec!["169.254.169.254".parse().unwrap()])
+    };
+    assert!(partners
+        .check_with("https://api.partner.example/", &rebind)
+        .is_err());
+
+    let uploads = config.root("uploads").unwrap();
+    assert_eq!(uploads.read("report.txt").unwrap(), b"ok");
+    assert_eq!(uploads.open("../ca.pem").unwrap_err().code(), "path.escape");
+
+    let deploy = config.command("deploy").unwrap();
+    assert_eq!(
+        deploy.argv([("image", "worker"), ("count", "3")]).unwrap(),
+        [
+            "/bin/echo",
+            "run",
+            "--rm",
+            "--",
+            "worker:latest",
+            "--replicas=3"
+        ]
+    );
+    assert_eq!(
+        deploy
+            .argv([("image", "--privileged"), ("count", "1")])
+            .unwrap_err()
+            .code(),
+        "command.option_injection"
+    );
+    assert!(deploy.argv([("image", "worker"), ("count", "6")]).is_err());
+    assert_eq!(deploy.timeout(), Duration::from_millis(2500));
+
+    let show = config.command("show").unwrap();
+    let argv = show.argv([("file", "report.txt")]).unwrap();
+    assert!(argv[2].ends_with("/uploads/report.txt"), "{argv:?}");
+    assert!(show.argv([("file", "../ca.pem")]).is_err());
+
+    for err in [
+        config.trust_store("nope").unwrap_err(),
+        config.egress("nope").unwrap_err(),
+        config.root("nope").unwrap_err(),
+        config.command("nope").unwrap_err(),
+    ] {
+        assert_eq!(err.code(), "config.unknown_name");
+    }
+    assert!(config
+        .egress("nope")
+        .unwrap_err()
+        .to_string()
+        .contains("defined: partners"));
+    let kinds: Vec<&str> = config.summary().iter().map(|s| s.kind).collect();
+    assert_eq!(
+        kinds,
+        ["trust_store", "root", "egress", "command", "command"]
+    );
+}
+
+#[test]
+fn unknown_keys_are_located_and_list_what_is_expected() {
+    let f = Fixture::new();
+    let err = f.err("[egress.partners]\nallow_hosts = []\nalow_hosts = [\"x\"]\n");
+    assert_eq!(err.code(), "config.unknown_key");
+    assert_eq!(at(&err), (3, 1));
+    let text = err.to_string();
+    assert!(
+        text.starts_with("portcullis.toml:3:1: unknown key \"alow_hosts\" in [egress.partners]; expected one of: schemes, ports, allow_hosts"),
+        "{text}"
+    );
+
+    // A misspelt section at the top level.
+    let err = f.err("\n[egres.partners]\n");
+    assert_eq!(err.code(), "config.unknown_key");
+    assert!(
+        err.to_string().contains("\"egres\" in the top level"),
+        "{err}"
+    );
+
+    // Inside an inline table of a command parameter.
+    let err = f.err("[command.x]\nprogram = \"/bin/echo\"\nargs = [\"{a}\"]\nparams.a = { type = \"literal\", maxlen = 3 }\n");
+    assert_eq!(err.code(), "config.unknown_key");
+    assert_eq!(at(&err).0, 4);
+    assert!(err.to_string().contains("max_len"), "{err}");
+
+    // Unknown keys in a trust store and in a root.
+    let err = f.err("[trust_store.c]\nca = \"ca.pem\"\nspiffe = true\n");
+    assert_eq!((err.code(), at(&err)), ("config.unknown_key", (3, 1)));
+    let err = f.err("[root.u]\npath = \"uploads\"\nfollow = true\n");
+    assert_eq!((err.code(), at(&err)), ("config.unknown_key", (3, 1)));
+}
+
+#[test]
+fn wrong_types_and_syntax_are_located() {
+    let f = Fixture::new();
+    let err = f.err("[egress.p]\nallow_hosts = \"api.example.com\"\n");
+    assert_eq!(err.code(), "config.invalid_type");
+    assert_eq!(at(&err), (2, 15));
+
+    let err = f.err("[egress.p]\nports = [443, 70000]\n");
+    assert_eq!(err.code(), "config.invalid_value");
+    assert_eq!(at(&err), (2, 15));
+
+    let err = f.err("[egress.p]\nallow_hosts = [\n");
+    assert_eq!(err.code(), "config.syntax");
+
+    let err = f.err("[egress.p]\nstrict = true\nstrict = false\n");
+    assert_eq!(err.code(), "config.syntax");
+    assert_eq!(at(&err).0, 3);
+
+    let err = f.err("[command.x]\nargs = []\n");
+    assert_eq!(err.code(), "config.missing_key");
+    assert!(
+        err.to_string().contains("\"program\" in [command.x]"),
+        "{err}"
+    );
+}
+
+#[test]
+fn values_the_capabilities_refuse_point_at_the_value() {
+    let f = Fixture::new();
+    let err = f.err("[egress.p]\nallow_cidrs = [\"10.0.0.0/8\", \"10.0.0.0/33\"]\n");
+    assert_eq!(err.code(), "config.invalid_value");
+    assert_eq!(at(&err), (2, 30));
+    assert!(err.to_string().contains("10.0.0.0/33"), "{err}");
+    assert!(matches!(
+        err,
+        ConfigError::InvalidValue {
+            cause: Some("egress.invalid_policy"),
+            ..
+        }
+    ));
+
+    let err = f.err("[egress.p]\nschemes = [\"https\", \"gopher\"]\n");
+    assert_eq!((err.code(), at(&err)), ("config.invalid_value", (2, 21)));
+
+    let err = f.err("[command.x]\nprogram = \"echo\"\n");
+    assert_eq!((err.code(), at(&err)), ("config.invalid_value", (2, 11)));
+    assert!(err.to_string().contains("not an absolute path"), "{err}");
+
+    let err = f.err("[command.x]\nprogram = \"/bin/sh\"\nargs = [\"-c\", \"{cmd}\"]\nparams.cmd = { type = \"literal\" }\n");
+    assert_eq!((err.code(), at(&err)), ("config.invalid_value", (2, 11)));
+    assert!(matches!(
+        err,
+        ConfigError::InvalidValue {
+            cause: Some("command.interpreter"),
+            ..
+        }
+    ));
+
+    let err = f.err("[command.x]\nprogram = \"/bin/echo\"\nargs = [\"{n}\"]\nparams.n = { type = \"pattern\", pattern = \"(\" }\n");
+    assert_eq!(err.code(), "config.invalid_value");
+    assert_eq!(at(&err).0, 4);
+
+    // A key that does not belong to the parameter's type is refused, not ignored.
+    let err = f.err("[command.x]\nprogram = \"/bin/echo\"\nargs = [\"{n}\"]\nparams.n = { type = \"one_of\", values = [\"a\"], pattern = \"b\" }\n");
+    assert_eq!(err.code(), "config.invalid_value");
+    assert!(err.to_string().contains("pattern does not apply"), "{err}");
+
+    let err = f.err(
+        "[command.x]\nprogram = \"/bin/echo\"\nargs = [\"{n}\"]\nparams.n = { type = \"regex\" }\n",
+    );
+    assert_eq!(err.code(), "config.invalid_value");
+    assert!(err.to_string().contains("expected one of"), "{err}");
+
+    let err = f.err("[command.x]\nprogram = \"/bin/echo\"\ntimeout = -1\n");
+    assert_eq!((err.code(), at(&err)), ("config.invalid_value", (3, 11)));
+
+    // A parameter without a placeholder is a template mistake, located at the table.
+    let err = f.err("[command.x]\nprogram = \"/bin/echo\"\nparams.n = { type = \"literal\" }\n");
+    assert_eq!(err.code(), "config.invalid_value");
+
+    let err = f.err("[trust_store.c]\nca = \"ca.pem\"\nusage = \"both\"\n");
+    assert_eq!((err.code(), at(&err)), ("config.invalid_value", (3, 9)));
+
+    let err = f.err("[root.u]\npath = \"uploads\"\nsymlinks = \"follow\"\n");
+    assert_eq!((err.code(), at(&err)), ("config.invalid_value", (3, 12)));
+}
+
+#[test]
+fn missing_and_empty_files_are_located() {
+    let f = Fixture::new();
+    let err = f.err("[trust_store.c]\nca = [\"ca.pem\", \"missing.pem\"]\n");
+    assert_eq!((err.code(), at(&err)), ("config.missing_file", (2, 17)));
+    assert!(err.to_string().contains("missing.pem"), "{err}");
+
+    std::fs::write(f.path().join("empty.pem"), "\n").unwrap();
+    let err = f.err("[trust_store.c]\nca = \"empty.pem\"\n");
+    assert_eq!((err.code(), at(&err)), ("config.invalid_value", (2, 6)));
+    assert!(err.to_string().contains("is empty"), "{err}");
+
+    std::fs::write(f.path().join("junk.pem"), "not a certificate\n").unwrap();
+    let err = f.err("[trust_store.c]\nca = \"junk.pem\"\n");
+    assert_eq!((err.code(), at(&err)), ("config.invalid_value", (2, 6)));
+    assert!(matches!(
+        err,
+        ConfigError::InvalidValue {
+            cause: Some("cert.bad_trust_store"),
+            ..
+        }
+    ));
+
+    let err = f.err("[trust_store.c]\nca = \"ca.pem\"\ncrls = [\"ca.pem\"]\n");
+    assert_eq!((err.code(), at(&err)), ("config.invalid_value", (3, 9)));
+
+    let err = f.err("[root.u]\npath = \"nowhere\"\n");
+    assert_eq!((err.code(), at(&err)), ("config.missing_file", (2, 8)));
+
+    let err = Config::from_path(f.path().join("absent.toml")).unwrap_err();
+    assert_eq!(err.code(), "config.io");
+}
+
+#[test]
+fn references_to_missing_sections_are_located() {
+    let f = Fixture::new();
+    let err = f.err("[command.x]\nprogram = \"/bin/cat\"\nargs = [\"{f}\"]\nparams.f = { type = \"path\", root = \"upload\" }\n");
+    assert_eq!(err.code(), "config.reference");
+    assert_eq!(at(&err), (4, 36));
+    assert!(
+        err.to_string().contains("no root named \"upload\""),
+        "{err}"
+    );
+
+    let err = f.err("[command.x]\nprogram = \"/bin/pwd\"\nchdir_root = \"uploads\"\n");
+    assert_eq!((err.code(), at(&err)), ("config.reference", (3, 14)));
+}
+
+#[test]
+fn relative_paths_resolve_against_the_file_directory() {
+    let f = Fixture::new();
+    let file = f.path().join("portcullis.toml");
+    std::fs::write(&file, GOOD).unwrap();
+    // Load from another working directory's point of view: only the file's directory counts.
+    let config = Config::from_path(&file).unwrap();
+    assert_eq!(config.path(), Some(file.as_path()));
+    assert_eq!(
+        config.root("uploads").unwrap().path(),
+        std::fs::canonicalize(f.path().join("uploads")).unwrap()
+    );
+    let err = Config::from_str(GOOD, "/nonexistent").unwrap_err();
+    assert_eq!(err.code(), "config.missing_file");
+}
+
+#[test]
+fn reload_swaps_good_files_and_keeps_the_old_config_on_bad_ones() {
+    let f = Fixture::new();
+    let file = f.path().join("portcullis.toml");
+    std::fs::write(&file, GOOD).unwrap();
+    let handle = ConfigHandle::open(&file)
+        .unwrap()
+        .with_check_interval(Duration::ZERO);
+    let before = handle.current();
+    assert!(!handle.reload_if_changed().unwrap());
+
+    std::fs::write(
+        &file,
+        GOOD.replace("api.partner.example", "api2.partner.example"),
+    )
+    .unwrap();
+    assert!(handle.reload_if_changed().unwrap());
+    let dns = |_: &str| -> std::io::Result<Vec<std::net::IpAddr>> {
+        Ok(vec!["1.1.1.1".parse().unwrap()])
+    };
+    assert!(handle
+        .current()
+        .egress("partners")
+        .unwrap()
+        .check_with("https://api2.partner.example/", &dns)
+        .is_ok());
+    // The old Arc is still whole for whoever holds it.
+    assert!(before
+        .egress("partners")
+        .unwrap()
+        .check_with("https://api.partner.example/", &dns)
+        .is_ok());
+
+    std::fs::write(
+        &file,
+        format!("{GOOD}\n[egress.broken]\ndeny_cidrs = [\"nope\"]\n"),
+    )
+    .unwrap();
+    let err = handle.reload_if_changed().unwrap_err();
+    assert_eq!(err.code(), "config.invalid_value");
+    assert!(err.to_string().contains("portcullis.toml:"), "{err}");
+    assert!(handle.current().egress("broken").is_err());
+    assert!(handle
+        .current()
+        .egress("partners")
+        .unwrap()
+        .check_with("https://api2.partner.example/", &dns)
+        .is_ok());
+    // Reported once per change, not on every check.
+    assert!(!handle.reload_if_changed().unwrap());
+    assert!(handle.reload().is_err());
+}
+
+#[test]
+fn crl_files_reload_into_the_live_trust_store() {
+    let f = Fixture::new();
+    let file = f.path().join("portcullis.toml");
+    std::fs::write(&file, GOOD).unwrap();
+    let handle = ConfigHandle::open(&file)
+        .unwrap()
+        .with_check_interval(Duration::ZERO);
+    let store = std::sync::Arc::clone(handle.current().trust_store("clients").unwrap());
+    let serial = 0x1001; // LeafSpec::client's serial
+    assert!(store.verify(&f.pki.leaf.der(), &[], now()).is_ok());
+
+    std::fs::write(f.path().join("crl.der"), crl(&f.pki.inter, &[serial])).unwrap();
+    assert!(handle.reload_if_changed().unwrap());
+    assert_eq!(
+        store
+            .verify(&f.pki.leaf.der(), &[], now())
+            .unwrap_err()
+            .code(),
+        "cert.revoked"
+    );
+    // A corrupt CRL is refused and the revocation stays in force.
+    std::fs::write(f.path().join("crl.der"), b"garbage").unwrap();
+    let err = handle.reload_crls().unwrap_err();
+    assert_eq!(err.code(), "config.invalid_value");
+    assert!(err.to_string().contains("crl.der"), "{err}");
+    assert_eq!(
+        store
+            .verify(&f.pki.leaf.der(), &[], now())
+            .unwrap_err()
+            .code(),
+        "cert.revoked"
+    );
+    // A different leaf from the same intermediate is still fine.
+    let mut other = LeafSpec::client("other");
+    other.serial = 0x2002;
+    let other = leaf(Alg::P256, &f.pki.inter, &other);
+    assert!(store.verify(&other.der(), &[], now()).is_ok());
+}
