@@ -443,3 +443,100 @@ fn crl_files_reload_into_the_live_trust_store() {
     let other = leaf(Alg::P256, &f.pki.inter, &other);
     assert!(store.verify(&other.der(), &[], now()).is_ok());
 }
+
+#[test]
+fn the_committed_example_loads_and_means_what_it_says() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/portcullis.toml");
+    let config = Config::from_path(&file).unwrap();
+    let names: Vec<&str> = config.command_names().collect();
+    assert_eq!(names, ["deploy", "show"]);
+    let deploy = config.command("deploy").unwrap();
+    assert_eq!(
+        deploy.argv([("image", "api"), ("replicas", "2")]).unwrap(),
+        [
+            "/bin/echo",
+            "run",
+            "--rm",
+            "--",
+            "registry.example/api:stable",
+            "--replicas=2"
+        ]
+    );
+    let internal = config.egress("internal").unwrap();
+    let dns = |_: &str| -> std::io::Result<Vec<std::net::IpAddr>> {
+        Ok(vec!["10.20.1.2".parse().unwrap()])
+    };
+    assert!(internal
+        .check_with("http://billing.internal.example/", &dns)
+        .is_ok());
+    let other_private = |_: &str| -> std::io::Result<Vec<std::net::IpAddr>> {
+        Ok(vec!["10.21.1.2".parse().unwrap()])
+    };
+    assert_eq!(
+        internal
+            .check_with("http://billing.internal.example/", &other_private)
+            .unwrap_err()
+            .code(),
+        "egress.reserved_address"
+    );
+    assert!(config.trust_store("clients").is_ok());
+    assert!(config.crl_paths().next().is_some());
+}
+
+#[test]
+fn command_settings_the_core_refuses_are_located() {
+    let f = Fixture::new();
+    // PATH is fixed by the command capability; setting it is refused, not ignored.
+    let err = f.err("[command.x]\nprogram = \"/bin/echo\"\nenv = { PATH = \"/tmp\" }\n");
+    assert_eq!(err.code(), "config.invalid_value");
+    assert_eq!(at(&err).0, 1);
+    assert!(matches!(
+        err,
+        ConfigError::InvalidValue {
+            cause: Some("command.bad_template"),
+            ..
+        }
+    ));
+
+    let err = f.err(
+        "[command.x]\nprogram = \"/bin/pwd\"\nchdir = \"uploads\"\nchdir_root = \"uploads\"\n",
+    );
+    assert_eq!((err.code(), at(&err)), ("config.invalid_value", (4, 14)));
+
+    // chdir resolves against the file's directory.
+    let config = f
+        .load("[command.x]\nprogram = \"/bin/pwd\"\nchdir = \"uploads\"\n")
+        .unwrap();
+    let out = config
+        .command("x")
+        .unwrap()
+        .run(Vec::<(&str, &str)>::new())
+        .unwrap();
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap().trim_end(),
+        std::fs::canonicalize(f.path().join("uploads"))
+            .unwrap()
+            .to_str()
+            .unwrap()
+    );
+
+    // A program that does not exist, and a symlink to a shell, are refused at the program.
+    let err = f.err("[command.x]\nprogram = \"/nonexistent/tool\"\n");
+    assert_eq!((err.code(), at(&err)), ("config.invalid_value", (2, 11)));
+    std::os::unix::fs::symlink("/bin/sh", f.path().join("innocent")).unwrap();
+    let text = format!(
+        "[command.x]\nprogram = {:?}\n",
+        f.path().join("innocent").to_str().unwrap()
+    );
+    let err = f.err(&text);
+    assert!(
+        matches!(
+            err,
+            ConfigError::InvalidValue {
+                cause: Some("command.interpreter"),
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
