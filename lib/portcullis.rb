@@ -30,5 +30,11 @@ module Portcullis
   # Rack adapters load on first use, so `require "portcullis"` needs no Rack.
   module Rack
     autoload :Files, File.expand_path("portcullis/rack/files", __dir__)
+    autoload :ClientCert, File.expand_path("portcullis/rack/client_cert", __dir__)
   end
+  autoload :Hanami, File.expand_path("portcullis/hanami", __dir__)
+  # Rails apps load Rails first; otherwise `require "portcullis/railtie"` after Rails.
+  autoload :Railtie, File.expand_path("portcullis/railtie", __dir__)
 end
+
+require_relative "portcullis/railtie" if defined?(::Rails::Railtie)

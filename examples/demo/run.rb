@@ -1,25 +1,84 @@
 # frozen_string_literal: true
 
-# Placeholder demo (`make demo`): mint a throwaway PKI in Ruby, verify a client chain through
-# Portcullis, print the Identity, then show a refusal. The Rack issue replaces this with
-# the mTLS demo app.
-require "portcullis"
-require_relative "../../spec/support/pki"
+# `make demo`: mint a throwaway PKI, start Puma with mutual TLS on 127.0.0.1, mount
+# Portcullis::Rack::ClientCert in front of the demo app, call it as each client with
+# Net::HTTP, print what happened, and shut Puma down.
+require "openssl" # before Puma, so env["puma.peercert"] exists
+require "net/http"
+require "tmpdir"
+require "stringio"
+require "puma"
+require "puma/server"
+require_relative "pki"
+require_relative "app"
 
-root = TestPKI::CA.root("Demo Root CA")
-inter = root.intermediate("Demo Issuing CA")
-client = inter.issue(cn: "billing-api", dns: ["billing.internal"],
-                     uris: ["spiffe://demo.example/ns/prod/sa/billing"])
-store = Portcullis::TrustStore.new(ca: root.pem, require_spiffe: true)
+pki = Demo::Pki.new
+trust_store = Portcullis::TrustStore.new(
+  ca: pki.root[0].to_pem,
+  intermediates: [pki.ops_ca[0].to_pem, pki.dev_ca[0].to_pem],
+  crls: [pki.ops_crl.to_pem]
+)
+policy = Portcullis::AccessPolicy.new(rules: Demo::POLICY_RULES)
+rejections = Queue.new
+app = Demo.app(trust_store: trust_store, policy: policy, on_reject: ->(rejection, _env) { rejections << rejection })
 
-identity = store.verify(client.cert, chain: [inter.cert])
-puts "verified client:"
-identity.to_h.each { |k, v| puts format("  %-19s %s", k, v.inspect) }
-
-impostor = TestPKI::CA.root("Demo Root CA").intermediate("Demo Issuing CA")
-                      .issue(cn: "billing-api", uris: ["spiffe://demo.example/ns/prod/sa/billing"])
-begin
-  store.verify(impostor.cert, chain: [])
-rescue Portcullis::CertificateError => e
-  puts "refused look-alike from another CA: #{e.code}: #{e.message}"
+def call_app(port, pki, client, verb, path, body)
+  http = Net::HTTP.new("127.0.0.1", port)
+  http.use_ssl = true
+  http.verify_mode = OpenSSL::SSL::VERIFY_PEER
+  http.cert_store = OpenSSL::X509::Store.new.tap { |s| s.add_cert(pki.root[0]) }
+  if client
+    http.cert = client.cert
+    http.key = client.key
+  end
+  http.open_timeout = http.read_timeout = 5
+  request = Net::HTTPGenericRequest.new(verb, !body.nil?, true, path)
+  request.body = body if body
+  http.start { |h| h.request(request) }
 end
+
+rows = []
+Dir.mktmpdir("portcullis-demo") do |dir|
+  File.write(key = File.join(dir, "server.key"), pki.server[1].to_pem)
+  File.write(cert = File.join(dir, "server.pem"), pki.server[0].to_pem)
+  File.write(ca = File.join(dir, "ca.pem"), pki.tls_ca_pem)
+  events = Puma::Events.new(StringIO.new, StringIO.new)
+  server = Puma::Server.new(app, events, min_threads: 1, max_threads: 4)
+  server.binder.parse(["ssl://127.0.0.1:0?key=#{key}&cert=#{cert}&ca=#{ca}&verify_mode=peer"], events)
+  port = server.connected_ports.first
+  thread = server.run
+  puts "Puma listening on https://127.0.0.1:#{port} (mTLS, verify_mode=peer)"
+  puts
+  begin
+    Demo.calls.each do |c|
+      client = c.client && pki.clients.fetch(c.client)
+      rejections.clear
+      label = client ? "#{c.client} (#{client.description})" : "(none)"
+      begin
+        response = call_app(port, pki, client, c.verb, c.path, c.body)
+        outcome = if response.code.start_with?("2")
+                    response.body.strip
+                  else
+                    r = rejections.empty? ? nil : rejections.pop
+                    r ? r.code : response.body.strip
+                  end
+        rows << [label, "#{c.verb} #{c.path}", response.code, outcome, c.note]
+      rescue OpenSSL::SSL::SSLError, EOFError, Errno::ECONNRESET => e
+        rows << [label, "#{c.verb} #{c.path}", "-", "TLS handshake refused by OpenSSL (#{e.class.name.split('::').last})", c.note]
+      end
+    end
+  ensure
+    server.stop(true)
+    thread.join(5)
+  end
+end
+
+header = ["client", "request", "status", "identity or reason", "note"]
+widths = header.each_index.map { |i| ([header] + rows).map { |r| r[i].to_s.size }.max }
+line = ->(cols) { cols.each_with_index.map { |v, i| v.to_s.ljust(widths[i]) }.join(" | ").rstrip }
+puts line.call(header)
+puts widths.map { |w| "-" * w }.join("-+-")
+rows.each { |r| puts line.call(r) }
+puts
+puts "Reasons are stable codes (the client only ever sees \"unauthorized\" or \"forbidden\")."
+puts "Puma stopped. Every certificate above was minted for this run and is gone."

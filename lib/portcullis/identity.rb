@@ -84,9 +84,12 @@ module Portcullis
         when Time then at.to_i
         when Integer then at
         else
-          raise TypeError, "at: must be a Time, got #{at.class}" unless at.respond_to?(:to_time)
+          # Date/DateTime (and ActiveSupport's TimeWithZone) convert; Strings never do, even
+          # where ActiveSupport adds String#to_time (which answers nil for garbage).
+          time = at.to_time if at.respond_to?(:to_time) && !at.is_a?(String)
+          raise TypeError, "at: must be a Time or Integer seconds, got #{at.class}" unless time.is_a?(Time)
 
-          at.to_time.to_i
+          time.to_i
         end
       end
     end

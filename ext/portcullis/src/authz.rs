@@ -1,7 +1,219 @@
-//! Ruby bindings for `portcullis::authz`.
+//! Ruby bindings for `portcullis::authz`: `Portcullis::AccessPolicy`.
+//!
+//! ```ruby
+//! policy = Portcullis::AccessPolicy.new(rules: [
+//!   { match: { issuer: "CN=Ops CA,O=MyOrg", spiffe_prefix: "spiffe://example.org/ops/" },
+//!     grant: ["containers:deploy"] }])
+//! policy.allowed?(identity, "containers:deploy")
+//! policy.authorize!(identity, "containers:deploy")   # raises Portcullis::Forbidden
+//! policy.permissions(identity)
+//! ```
 
-use magnus::{Error, RModule, Ruby};
+use magnus::{
+    function, method,
+    prelude::*,
+    r_hash::ForEach,
+    scan_args::{get_kwargs, scan_args},
+    Error, RArray, RHash, RModule, RString, Ruby, Symbol, Value,
+};
+use portcullis::authz::{AccessPolicy, Match, Rule};
+use portcullis::identity::Identity;
 
-pub(crate) fn init(_ruby: &Ruby, _module: RModule) -> Result<(), Error> {
+use crate::errors;
+use crate::identity::RbIdentity;
+
+#[magnus::wrap(
+    class = "Portcullis::AccessPolicy",
+    free_immediately,
+    size,
+    frozen_shareable
+)]
+struct RbAccessPolicy(AccessPolicy);
+
+const MATCH_KEYS: &[&str] = &[
+    "issuer",
+    "subject",
+    "cn",
+    "dns",
+    "spiffe_id",
+    "spiffe_trust_domain",
+    "spiffe_prefix",
+];
+
+/// A Hash key as text (Symbol or String).
+fn key_name(ruby: &Ruby, key: Value) -> Result<String, Error> {
+    if let Some(sym) = Symbol::from_value(key) {
+        return Ok(sym.name()?.into_owned());
+    }
+    if let Some(s) = RString::from_value(key) {
+        return s.to_string();
+    }
+    Err(errors::arg_error(
+        ruby,
+        "rule keys must be Symbols or Strings",
+    ))
+}
+
+/// Every (key, value) of a Hash with its key as text; `allowed` keys only, so a typo such
+/// as `isuer:` fails loudly instead of silently widening the match.
+fn entries(
+    ruby: &Ruby,
+    hash: RHash,
+    what: &str,
+    allowed: &[&str],
+) -> Result<Vec<(String, Value)>, Error> {
+    let mut out = Vec::new();
+    let mut failure = None;
+    hash.foreach(|k: Value, v: Value| {
+        match key_name(ruby, k) {
+            Ok(name) if allowed.contains(&name.as_str()) => out.push((name, v)),
+            Ok(name) => {
+                failure = Some(errors::arg_error(
+                    ruby,
+                    format!(
+                        "unknown {what} key {name:?} (known: {})",
+                        allowed.join(", ")
+                    ),
+                ));
+                return Ok(ForEach::Stop);
+            }
+            Err(e) => {
+                failure = Some(e);
+                return Ok(ForEach::Stop);
+            }
+        }
+        Ok(ForEach::Continue)
+    })?;
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
+}
+
+fn string(ruby: &Ruby, value: Value, what: &str) -> Result<String, Error> {
+    if let Some(sym) = Symbol::from_value(value) {
+        return Ok(sym.name()?.into_owned());
+    }
+    RString::from_value(value)
+        .ok_or_else(|| errors::arg_error(ruby, format!("{what} must be a String")))?
+        .to_string()
+}
+
+fn rule_from(ruby: &Ruby, value: Value) -> Result<Rule, Error> {
+    let hash = RHash::from_value(value).ok_or_else(|| {
+        errors::arg_error(ruby, "each rule must be a Hash with match: and grant:")
+    })?;
+    let mut rule = Rule::default();
+    let mut saw_match = false;
+    for (key, v) in entries(ruby, hash, "rule", &["match", "grant"])? {
+        if key == "match" {
+            saw_match = true;
+            let m = RHash::from_value(v)
+                .ok_or_else(|| errors::arg_error(ruby, "match: must be a Hash"))?;
+            rule.matcher = match_from(ruby, m)?;
+        } else if let Some(list) = RArray::from_value(v) {
+            for item in list.into_iter() {
+                rule.grants.push(string(ruby, item, "each permission")?);
+            }
+        } else {
+            rule.grants.push(string(ruby, v, "grant:")?);
+        }
+    }
+    if !saw_match {
+        return Err(errors::arg_error(ruby, "rule without match:"));
+    }
+    Ok(rule)
+}
+
+fn match_from(ruby: &Ruby, hash: RHash) -> Result<Match, Error> {
+    let mut m = Match::default();
+    for (key, v) in entries(ruby, hash, "match", MATCH_KEYS)? {
+        if v.is_nil() {
+            continue;
+        }
+        let text = Some(string(ruby, v, &key)?);
+        match key.as_str() {
+            "issuer" => m.issuer = text,
+            "subject" => m.subject = text,
+            "cn" => m.cn = text,
+            "dns" => m.dns = text,
+            "spiffe_id" => m.spiffe_id = text,
+            "spiffe_trust_domain" => m.spiffe_trust_domain = text,
+            _ => m.spiffe_prefix = text,
+        }
+    }
+    Ok(m)
+}
+
+/// Runs `f` on the core `Identity` behind a `Portcullis::Identity` (only `TrustStore#verify`
+/// makes those, so a policy never judges a Hash or look-alike object).
+fn with_identity<R>(ruby: &Ruby, value: Value, f: impl FnOnce(&Identity) -> R) -> Result<R, Error> {
+    let wrapped = <&RbIdentity>::try_convert(value).map_err(|_| {
+        Error::new(
+            ruby.exception_type_error(),
+            "expected a Portcullis::Identity (from Portcullis::TrustStore#verify)",
+        )
+    })?;
+    Ok(f(&wrapped.inner))
+}
+
+impl RbAccessPolicy {
+    fn new(ruby: &Ruby, args: &[Value]) -> Result<Self, Error> {
+        let args = scan_args::<(), (), (), (), RHash, ()>(args)?;
+        let kw = get_kwargs::<_, (RArray,), (), ()>(args.keywords, &["rules"], &[])?;
+        let (list,) = kw.required;
+        let rules = list
+            .into_iter()
+            .map(|v| rule_from(ruby, v))
+            .collect::<Result<Vec<_>, _>>()?;
+        AccessPolicy::new(rules)
+            .map(Self)
+            .map_err(|e| errors::to_ruby(ruby, "Forbidden", &e))
+    }
+
+    fn allowed(
+        ruby: &Ruby,
+        rb_self: &Self,
+        identity: Value,
+        permission: String,
+    ) -> Result<bool, Error> {
+        with_identity(ruby, identity, |id| rb_self.0.allowed(id, &permission))
+    }
+
+    fn authorize(
+        ruby: &Ruby,
+        rb_self: &Self,
+        identity: Value,
+        permission: String,
+    ) -> Result<bool, Error> {
+        with_identity(ruby, identity, |id| rb_self.0.authorize(id, &permission))?
+            .map_err(|e| errors::to_ruby(ruby, "Forbidden", &e))?;
+        Ok(true)
+    }
+
+    fn permissions(ruby: &Ruby, rb_self: &Self, identity: Value) -> Result<RArray, Error> {
+        let perms = with_identity(ruby, identity, |id| rb_self.0.permissions(id))?;
+        let out = ruby.ary_new_capa(perms.len());
+        for p in perms {
+            let s = ruby.str_new(&p);
+            s.freeze();
+            out.push(s)?;
+        }
+        out.freeze();
+        Ok(out)
+    }
+
+    fn rule_count(&self) -> usize {
+        self.0.rule_count()
+    }
+}
+
+pub(crate) fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
+    let class = module.define_class("AccessPolicy", ruby.class_object())?;
+    class.define_singleton_method("new", function!(RbAccessPolicy::new, -1))?;
+    class.define_method("allowed?", method!(RbAccessPolicy::allowed, 2))?;
+    class.define_method("authorize!", method!(RbAccessPolicy::authorize, 2))?;
+    class.define_method("permissions", method!(RbAccessPolicy::permissions, 1))?;
+    class.define_method("size", method!(RbAccessPolicy::rule_count, 0))?;
     Ok(())
 }

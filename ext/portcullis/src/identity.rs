@@ -192,8 +192,8 @@ impl RbTrustStore {
     size,
     frozen_shareable
 )]
-struct RbIdentity {
-    inner: Arc<Identity>,
+pub(crate) struct RbIdentity {
+    pub(crate) inner: Arc<Identity>,
 }
 
 fn str_array(ruby: &Ruby, items: impl IntoIterator<Item = String>) -> RArray {

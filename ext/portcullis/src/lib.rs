@@ -11,6 +11,7 @@ mod errors;
 mod fs;
 mod gvl;
 mod identity;
+mod source;
 
 use magnus::{Error, Ruby};
 
@@ -18,6 +19,7 @@ use magnus::{Error, Ruby};
 fn init(ruby: &Ruby) -> Result<(), Error> {
     let module = ruby.define_module("Portcullis")?;
     identity::init(ruby, module)?;
+    source::init(ruby, module)?;
     authz::init(ruby, module)?;
     egress::init(ruby, module)?;
     fs::init(ruby, module)?;

@@ -8,6 +8,7 @@ pub mod decode;
 mod dn;
 mod error;
 mod profile;
+pub mod source;
 mod store;
 
 pub use dn::{attribute_oid, Attribute, DistinguishedName, DnParseError};

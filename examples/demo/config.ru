@@ -1,0 +1,10 @@
+# frozen_string_literal: true
+
+# rackup-style entry for the demo app; `make demo` runs run.rb, which mints a PKI and
+# starts Puma with mutual TLS. To serve this file yourself, set PORTCULLIS_CA (PEM bundle of
+# trusted roots) and PORTCULLIS_INTERMEDIATES (PEM bundle) and put Puma's ssl:// bind in front.
+require_relative "app"
+
+store = Portcullis::TrustStore.new(ca: File.read(ENV.fetch("PORTCULLIS_CA")),
+                                   intermediates: [File.read(ENV.fetch("PORTCULLIS_INTERMEDIATES"))])
+run Demo.app(trust_store: store, policy: Portcullis::AccessPolicy.new(rules: Demo::POLICY_RULES))

@@ -1,0 +1,245 @@
+# frozen_string_literal: true
+
+require "ipaddr"
+
+module Portcullis
+  module Rack
+    # Verifies the caller's client certificate wherever TLS was terminated, turns it into a
+    # Portcullis::Identity and (optionally) checks per-path permissions.
+    #
+    #   use Portcullis::Rack::ClientCert,
+    #       trust_store: Portcullis::TrustStore.new(ca: "ca.pem", intermediates: ["ops.pem"]),
+    #       source: :envoy, trusted_proxies: ["10.0.0.0/8"],
+    #       policy: Portcullis::AccessPolicy.new(rules: [...]),
+    #       require: { "/admin" => "admin", "POST /deploy" => "containers:deploy" },
+    #       skip: ["/up"],
+    #       on_reject: ->(rejection, env) { Rails.logger.warn(rejection.to_s) }
+    #
+    # Success: env["portcullis.identity"] (Portcullis::Identity),
+    # env["portcullis.permissions"] (frozen Array of String), env["portcullis.policy"].
+    # Failure: 401 (no or invalid certificate) or 403 (not permitted, or a certificate header
+    # from a peer that is not a trusted proxy), a short text/plain body, no internal detail.
+    # The reason goes to `on_reject` and to env["rack.logger"].
+    class ClientCert
+      IDENTITY = "portcullis.identity"
+      PERMISSIONS = "portcullis.permissions"
+      POLICY = "portcullis.policy"
+      SOURCES = %i[tls nginx envoy alb traefik rfc9440].freeze
+
+      # Why a request was turned away. `code` is stable (`cert.expired`, `authz.forbidden`,
+      # `cert.untrusted_proxy`, …); `message` is for logs only, never for the client.
+      Rejection = Struct.new(:status, :code, :message, keyword_init: true) do
+        def to_s
+          "portcullis: #{status} #{code}: #{message}"
+        end
+      end
+
+      BODIES = { 401 => "unauthorized\n", 403 => "forbidden\n" }.freeze
+      EMPTY = [].freeze
+
+      # rubocop:disable Metrics/ParameterLists
+      def initialize(app, trust_store:, source: :tls, trusted_proxies: [], policy: nil, require: nil,
+                     skip: nil, on_reject: nil, header: nil, chain_header: nil,
+                     max_cert_bytes: nil, max_chain_bytes: nil)
+        @app = app
+        @trust_store = trust_store
+        @policy = policy
+        @on_reject = on_reject
+        @source = build_source(source, trusted_proxies, header, chain_header, max_cert_bytes, max_chain_bytes)
+        @requirements = Requirements.new(require || {})
+        @skip = Skip.new(skip)
+        # Puma keeps one peer-certificate object per connection: remember its DER for the
+        # connection's later requests (to_der costs microseconds every time).
+        @der_by_cert = ObjectSpace::WeakMap.new
+        # The policy is immutable, so a certificate's permissions never change; bounded.
+        @permissions_by_fingerprint = {}
+        raise ArgumentError, "portcullis: require: needs a policy:" if !@requirements.empty? && policy.nil?
+      end
+      # rubocop:enable Metrics/ParameterLists
+
+      def call(env)
+        return @app.call(env) if @skip.match?(env)
+
+        begin
+          identity = verify(env)
+        rescue Portcullis::CertificateError => e
+          # Only verification failures are ours to answer; the app's own errors pass through.
+          return reject(env, e.code == "cert.untrusted_proxy" ? 403 : 401, e.code || "cert.invalid", e.message)
+        end
+        permissions = permissions_for(identity)
+        missing = @requirements.for(env).reject { |perm| permissions.include?(perm) }
+        unless missing.empty?
+          return reject(env, 403, "authz.forbidden",
+                        "#{describe(identity)} lacks #{missing.join(', ')} for #{env['REQUEST_METHOD']} #{path_of(env)}")
+        end
+
+        env[IDENTITY] = identity
+        env[PERMISSIONS] = permissions
+        env[POLICY] = @policy
+        @app.call(env)
+      end
+
+      private
+
+      def build_source(source, proxies, header, chain_header, max_cert, max_chain)
+        return source if source.is_a?(Portcullis::CertSource)
+        raise ArgumentError, "portcullis: source must be one of #{SOURCES.join(', ')}" unless SOURCES.include?(source&.to_sym)
+
+        # IPAddr#to_s drops the prefix length ("10.0.0.0" for 10.0.0.0/8): keep it.
+        cidrs = Array(proxies).map { |p| p.is_a?(IPAddr) ? "#{p}/#{p.prefix}" : p.to_s }
+        opts = { trusted_proxies: cidrs }
+        opts[:header] = header if header
+        opts[:chain_header] = chain_header if chain_header
+        opts[:max_cert_bytes] = max_cert if max_cert
+        opts[:max_chain_bytes] = max_chain if max_chain
+        Portcullis::CertSource.new(source.to_sym, **opts)
+      end
+
+      PERMISSIONS_CACHE_SIZE = 10_000
+
+      def permissions_for(identity)
+        return EMPTY unless @policy
+
+        key = identity.fingerprint
+        cached = @permissions_by_fingerprint[key]
+        return cached if cached
+
+        @permissions_by_fingerprint.clear if @permissions_by_fingerprint.size >= PERMISSIONS_CACHE_SIZE
+        @permissions_by_fingerprint[key] = @policy.permissions(identity).freeze
+      end
+
+      # The verified Identity, or a raised CertificateError.
+      def verify(env)
+        leaf, chain =
+          if !@source.forwarded? && (peer = env["puma.peercert"])
+            # Puma hands over the leaf only; intermediates come from the trust store.
+            [peer.respond_to?(:to_der) ? (@der_by_cert[peer] ||= peer.to_der.freeze) : peer, EMPTY]
+          else
+            @source.extract(env, env["REMOTE_ADDR"])
+          end
+        @trust_store.verify(leaf, chain: chain)
+      end
+
+      def describe(identity)
+        (identity.spiffe_id if identity.respond_to?(:spiffe_id)) || identity.subject.to_s
+      end
+
+      def path_of(env)
+        "#{env['SCRIPT_NAME']}#{env['PATH_INFO']}"
+      end
+
+      def reject(env, status, code, message)
+        rejection = Rejection.new(status: status, code: code, message: message)
+        env["rack.logger"]&.warn(rejection.to_s)
+        @on_reject&.call(rejection, env)
+        body = BODIES.fetch(status)
+        [status, { "content-type" => "text/plain", "content-length" => body.bytesize.to_s,
+                   "cache-control" => "no-store" }, [body]]
+      end
+
+      # Paths are compared the way a router might see them, so `//admin`, `/a/../admin`,
+      # `/%61dmin` and `/ADMIN` all count as `/admin`.
+      module PathNormalizer
+        module_function
+
+        SUSPICIOUS = %r{[%\\;]|//|/\.\.?(?:/|\z)}.freeze
+
+        # "/a/b" lowercase, with escapes decoded and dot segments resolved.
+        def canonical(path)
+          path = path.to_s
+          return path.downcase unless SUSPICIOUS.match?(path)
+
+          "/#{segments(path).join('/')}"
+        end
+
+        def segments(path)
+          decoded = path.to_s.b.gsub(/%(\h\h)/) { Regexp.last_match(1).hex.chr }
+          out = []
+          decoded.split(%r{[/\\]}).each do |seg|
+            seg = seg.split(";", 2).first.to_s
+            next if seg.empty? || seg == "."
+
+            seg == ".." ? out.pop : out << seg.downcase
+          end
+          out
+        end
+      end
+
+      # `require:` — which permissions a request needs. Over-matching is the safe direction
+      # here (it only asks for more), so paths are normalized generously and every matching
+      # entry applies, not just the longest.
+      class Requirements
+        Entry = Struct.new(:method, :prefix, :prefix_dir, :permissions)
+
+        def initialize(map)
+          raise ArgumentError, "portcullis: require: must be a Hash" unless map.is_a?(Hash)
+
+          @entries = map.map do |key, perms|
+            method, path = key.to_s.strip.split(/\s+/, 2)
+            method, path = nil, method if path.nil?
+            raise ArgumentError, "portcullis: require: key #{key.inspect} must be \"/path\" or \"VERB /path\"" unless path.start_with?("/")
+
+            perms = Array(perms).map(&:to_s)
+            raise ArgumentError, "portcullis: require: #{key.inspect} names no permission" if perms.empty?
+
+            prefix = "/#{PathNormalizer.segments(path).join('/')}"
+            prefix = "" if prefix == "/"
+            Entry.new(method&.upcase, prefix.freeze, "#{prefix}/".freeze, perms.freeze).freeze
+          end.freeze
+        end
+
+        def empty?
+          @entries.empty?
+        end
+
+        def for(env)
+          return EMPTY if @entries.empty?
+
+          verb = env["REQUEST_METHOD"].to_s.upcase
+          path = PathNormalizer.canonical("#{env['SCRIPT_NAME']}#{env['PATH_INFO']}")
+          @entries.each_with_object([]) do |e, out|
+            next unless e.method.nil? || e.method == verb || (verb == "HEAD" && e.method == "GET")
+            next unless path == e.prefix || path.start_with?(e.prefix_dir)
+
+            out.concat(e.permissions)
+          end.uniq
+        end
+      end
+
+      # `skip:` — requests that bypass the check entirely. Under-matching is the safe
+      # direction, so a String prefix only matches a path already in canonical form (no
+      # escapes, dot segments, doubled slashes or `;`), on a segment boundary, case-sensitively.
+      # Procs get the env; Regexps match PATH_INFO.
+      class Skip
+        NON_CANONICAL = %r{%|\\|;|//|/\.\.?(?:/|\z)}.freeze
+
+        def initialize(skip)
+          @rules = Array(skip).map do |rule|
+            case rule
+            when String
+              raise ArgumentError, "portcullis: skip: #{rule.inspect} must start with /" unless rule.start_with?("/")
+
+              rule.chomp("/").freeze
+            when Regexp, Proc, Method then rule
+            else raise ArgumentError, "portcullis: skip: entries must be String, Regexp or Proc"
+            end
+          end.freeze
+        end
+
+        def match?(env)
+          return false if @rules.empty?
+
+          path = "#{env['SCRIPT_NAME']}#{env['PATH_INFO']}"
+          @rules.any? do |rule|
+            case rule
+            when String
+              !NON_CANONICAL.match?(path) && (path == rule || path.start_with?("#{rule}/") || rule.empty?)
+            when Regexp then rule.match?(env["PATH_INFO"].to_s)
+            else rule.call(env)
+            end
+          end
+        end
+      end
+    end
+  end
+end
