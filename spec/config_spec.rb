@@ -3,6 +3,10 @@
 require "spec_helper"
 require "tmpdir"
 require "fileutils"
+require "open3"
+require "rbconfig"
+require "rack"
+require "rack/lint"
 
 RSpec.describe Portcullis::Config do
   let(:at) { Time.utc(2025, 6, 1) }
@@ -177,6 +181,104 @@ RSpec.describe Portcullis::Config do
     expect(example.command(:show).argv(file: "README.txt").last).to end_with("examples/uploads/README.txt")
   end
 
+  context "with sources, access rules and a [rack] table" do
+    let(:good) do
+      <<~TOML
+        [trust_store.clients]
+        ca = "ca.pem"
+        intermediates = ["intermediate.pem"]
+        crls = ["crl.pem"]
+
+        [source.edge]
+        kind = "nginx"
+        trusted_proxies = ["127.0.0.1"]
+
+        [[access]]
+        cn = "deployer"
+        grants = ["deploy"]
+
+        [[access]]
+        store = "clients"
+        cn = "deployer"
+        grants = ["clients:only"]
+
+        [rack]
+        trust_store = "clients"
+        source = "edge"
+        require = { "POST /deploy" = "deploy" }
+        skip = ["/up"]
+        reload_interval = 0
+      TOML
+    end
+
+    it "returns CertSource, AccessPolicy and the rack settings" do
+      edge = config.source(:edge)
+      expect(edge).to be_a(Portcullis::CertSource)
+      expect(edge.kind).to eq(:nginx)
+      expect(edge.trusted_proxy?("127.0.0.1")).to be(true)
+      expect(edge.trusted_proxy?("10.9.9.9")).to be(false)
+
+      identity = config.trust_store(:clients).verify(client.cert, at: at)
+      policy = config.access_policy
+      expect(policy).to be_a(Portcullis::AccessPolicy)
+      expect(policy.permissions(identity)).to eq(["deploy"])
+      expect(config.access_policy(store: :clients).permissions(identity)).to eq(%w[clients:only deploy])
+      expect { policy.authorize!(identity, "admin") }.to raise_error(Portcullis::Forbidden)
+      expect { config.access_policy(store: :nope) }.to raise_error(Portcullis::ConfigError)
+      expect(config.names(:source)).to eq([:edge])
+
+      expect(config.rack_settings).to eq(trust_store: :clients, source: :edge, require: { "POST /deploy" => "deploy" },
+                                         skip: ["/up"], reload_interval: 0.0)
+      options = config.middleware_options
+      expect(options.keys).to contain_exactly(:trust_store, :policy, :source, :require, :skip)
+    end
+
+    it "mounts as Rack middleware that follows the file and keeps the old config on a bad one" do
+      errors = []
+      app = ->(env) { [200, { "content-type" => "text/plain" }, [env["portcullis.identity"]&.common_name.to_s]] }
+      stack = Rack::Lint.new(Portcullis::Rack::ConfiguredClientCert.new(
+                               Rack::Lint.new(app), config: config, on_reload_error: ->(e) { errors << e.code }
+                             ))
+      request = lambda do |method, path, cert|
+        env = Rack::MockRequest.env_for(path, method: method, "REMOTE_ADDR" => "127.0.0.1")
+        env["HTTP_X_SSL_CLIENT_CERT"] = URI.encode_www_form_component(cert.pem).gsub("+", "%20") if cert
+        stack.call(env).first
+      end
+      viewer = inter.issue(cn: "viewer")
+      expect(request.call("POST", "/deploy", client)).to eq(200)
+      expect(request.call("POST", "/deploy", viewer)).to eq(403)
+      expect(request.call("GET", "/up", nil)).to eq(200)
+      expect(request.call("GET", "/", nil)).to eq(401)
+
+      File.write(file, good.sub('cn = "deployer"', 'cn = "viewer"'))
+      expect(request.call("POST", "/deploy", viewer)).to eq(200)
+      expect(request.call("POST", "/deploy", client)).to eq(403)
+
+      File.write(file, "#{good}\n[egress.broken]\nallow_cidrs = [\"nope\"]\n")
+      expect { expect(request.call("POST", "/deploy", viewer)).to eq(200) }.to output(/reload failed/).to_stderr
+      expect(errors).to eq(["config.invalid_value"])
+
+      File.write(file, good.sub('cn = "deployer"', 'cn = "viewer"'))
+      File.write(File.join(dir, "crl.pem"), inter.crl(revoked: [viewer]).to_pem)
+      # TestPKI CRLs are valid 2024-2030; the middleware verifies at the current time.
+      expect(request.call("POST", "/deploy", viewer)).to eq(401)
+    end
+
+    it "refuses a [rack] table that names a missing store or an ungranted permission" do
+      File.write(file, good.sub('trust_store = "clients"', 'trust_store = "client"'))
+      expect { Portcullis.load(file) }.to raise_error(Portcullis::ConfigError) { |e|
+        expect([e.code, e.line]).to eq(["config.reference", 20])
+      }
+      File.write(file, good.sub('"POST /deploy" = "deploy"', '"POST /deploy" = "deplyo"'))
+      expect { Portcullis.load(file) }.to raise_error(Portcullis::ConfigError) { |e| expect(e.message).to include("deplyo") }
+    end
+  end
+
+  it "has no [rack] settings without the table" do
+    expect(config.rack_settings).to be_nil
+    expect { config.middleware_options }.to raise_error(Portcullis::ConfigError)
+  end
+
   it "survives GC.stress with 8 threads looking up, using and reloading" do
     config
     GC.stress = true
@@ -200,5 +302,92 @@ RSpec.describe Portcullis::Config do
     end
     expect(results.size).to eq(24)
     expect(results.uniq).to eq([["deployer", "worker:latest", "ok", true]])
+  end
+end
+
+
+RSpec.describe "Portcullis::Railtie wired from config/portcullis.toml" do
+  # Booting Rails loads ActiveSupport's core extensions: run it in its own process.
+  it "mounts the middleware from the [rack] table and follows edits of the file" do
+    script = <<~'RUBY'
+      require "portcullis"
+      require File.expand_path("spec/support/pki")
+      require "logger"
+      require "tmpdir"
+      require "rails"
+      require "action_controller/railtie"
+      require "portcullis/railtie"
+
+      at = Time.now
+      root_ca = TestPKI::CA.root("Rails Config Root")
+      inter = root_ca.intermediate("Rails Config Intermediate")
+      deployer = inter.issue(cn: "deployer")
+      viewer = inter.issue(cn: "viewer")
+      dir = Dir.mktmpdir("portcullis-rails")
+      Dir.mkdir(File.join(dir, "config"))
+      File.write(File.join(dir, "config", "ca.pem"), root_ca.pem)
+      File.write(File.join(dir, "config", "intermediate.pem"), inter.pem)
+      File.write(File.join(dir, "config", "crl.pem"), inter.crl(this_update: at - 60, next_update: at + 3600).to_pem)
+      toml = <<~TOML
+        [trust_store.clients]
+        ca = "ca.pem"
+        intermediates = ["intermediate.pem"]
+        crls = ["crl.pem"]
+
+        [[access]]
+        cn = "deployer"
+        grants = ["deploy"]
+
+        [rack]
+        trust_store = "clients"
+        require = { "/deploy" = "deploy" }
+        skip = ["/up"]
+        reload_interval = 0
+      TOML
+      file = File.join(dir, "config", "portcullis.toml")
+      File.write(file, toml)
+
+      class App < ::Rails::Application
+        config.eager_load = false
+        config.logger = Logger.new(nil)
+        config.secret_key_base = "portcullis" * 8
+        config.hosts.clear
+      end
+      App.config.root = dir
+      App.initialize!
+      App.routes.draw do
+        get "/deploy" => proc { |env| [200, { "content-type" => "text/plain" }, [env["portcullis.identity"].common_name]] }
+        get "/up" => proc { [200, { "content-type" => "text/plain" }, ["up"]] }
+      end
+
+      def status(path, cert = nil)
+        env = Rack::MockRequest.env_for(path, "REMOTE_ADDR" => "127.0.0.1")
+        env["SSL_CLIENT_CERT"] = cert.pem if cert
+        App.call(env).first
+      end
+
+      raise "middleware not mounted" unless App.middleware.include?(Portcullis::Rack::ConfiguredClientCert)
+      raise "Portcullis.config not set" unless Portcullis.config.is_a?(Portcullis::Config)
+      puts "deployer #{status('/deploy', deployer)}"
+      puts "viewer #{status('/deploy', viewer)}"
+      puts "anonymous #{status('/deploy')}"
+      puts "up #{status('/up')}"
+      sleep 0.01
+      File.write(file, toml.sub('cn = "deployer"', 'cn = "viewer"'))
+      puts "edited viewer #{status('/deploy', viewer)}"
+      puts "edited deployer #{status('/deploy', deployer)}"
+      File.write(file, toml + "\n[egress.broken]\nallow_cidrs = [\"nope\"]\n")
+      puts "broken viewer #{status('/deploy', viewer)}"
+      File.write(file, toml.sub('cn = "deployer"', 'cn = "viewer"'))
+      File.write(File.join(dir, "config", "crl.pem"), inter.crl(revoked: [viewer], this_update: at - 60, next_update: at + 3600).to_pem)
+      puts "revoked viewer #{status('/deploy', viewer)}"
+    RUBY
+    out, status = Open3.capture2e(RbConfig.ruby, "-Ilib", "-e", script, chdir: File.expand_path("..", __dir__))
+    expect(status.success?).to be(true), out
+    lines = out.lines.map(&:strip).grep(/\A[a-z ]+ \d{3}\z/)
+    expect(lines).to eq(["deployer 200", "viewer 403", "anonymous 401", "up 200",
+                         "edited viewer 200", "edited deployer 403",
+                         "broken viewer 200", "revoked viewer 401"]), out
+    expect(out).to include("reload failed, the previous configuration stays")
   end
 end

@@ -241,7 +241,12 @@ fn check(file: &Path) -> Result<Outcome, Failure> {
     }
     let mut sections = Vec::new();
     for s in config.summary() {
-        text.push_str(&format!("\n\n[{}.{}]", s.kind, s.name));
+        let header = match s.kind {
+            "access" => format!("[[access]] {}", s.name),
+            "rack" => "[rack]".to_owned(),
+            kind => format!("[{kind}.{}]", s.name),
+        };
+        text.push_str(&format!("\n\n{header}"));
         for d in &s.details {
             text.push_str(&format!("\n  - {d}"));
         }
@@ -342,9 +347,12 @@ fn verify(args: &VerifyArgs) -> Result<Outcome, Failure> {
     }
 }
 
-/// The permissions the configured access rules grant (none until rules are configured).
-fn permissions(_config: &Config, _store: &str, _id: &Identity) -> Vec<String> {
-    Vec::new()
+/// The permissions the `[[access]]` rules grant this identity from this store.
+fn permissions(config: &Config, store: &str, id: &Identity) -> Vec<String> {
+    config
+        .access_policy_for(store)
+        .map(|policy| policy.permissions(id))
+        .unwrap_or_default()
 }
 
 /// Answers from `--resolve host=ip` first, the system resolver for everything else.

@@ -138,6 +138,19 @@ ca = "ca.pem"
 intermediates = ["intermediate.pem"]
 crls = ["crl.pem"]
 
+[[access]]
+cn = "demo-client"
+grants = ["containers:deploy"]
+
+[[access]]
+spiffe_prefix = "spiffe://demo.portcullis.example/ns/ops/"
+grants = ["containers:deploy", "admin"]
+
+[rack]
+trust_store = "clients"
+require = { "POST /deploy" = "containers:deploy", "/admin" = "admin" }
+skip = ["/up"]
+
 [egress.partners]
 allow_hosts = ["example.com", "*.example.com"]
 "#;

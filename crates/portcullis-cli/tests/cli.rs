@@ -80,7 +80,15 @@ fn check_summarizes_the_example_and_locates_mistakes() {
         .iter()
         .map(|s| s["kind"].as_str().unwrap())
         .collect();
-    for kind in ["trust_store", "egress", "root", "command"] {
+    for kind in [
+        "trust_store",
+        "egress",
+        "root",
+        "command",
+        "source",
+        "access",
+        "rack",
+    ] {
         assert!(kinds.contains(&kind), "{kinds:?}");
     }
 
@@ -123,6 +131,11 @@ fn verify_accepts_the_good_client_and_refuses_the_others() {
     ]);
     assert_eq!(code(&out), 0, "{}", stdout(&out));
     assert!(stdout(&out).contains("CN=demo-client"));
+    assert!(
+        stdout(&out).contains("permissions: containers:deploy"),
+        "{}",
+        stdout(&out)
+    );
 
     let out = run(&[
         "verify",
@@ -140,7 +153,10 @@ fn verify_accepts_the_good_client_and_refuses_the_others() {
         v["identity"]["spiffe_id"],
         "spiffe://demo.portcullis.example/ns/ops/sa/deployer"
     );
-    assert!(v["permissions"].is_array());
+    assert_eq!(
+        v["permissions"],
+        serde_json::json!(["admin", "containers:deploy"])
+    );
 
     for (file, expected) in [
         ("revoked.pem", "cert.revoked"),

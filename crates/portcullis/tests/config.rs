@@ -540,3 +540,172 @@ fn command_settings_the_core_refuses_are_located() {
         "{err}"
     );
 }
+
+const EDGE: &str = r#"
+[trust_store.clients]
+ca = "ca.pem"
+intermediates = ["intermediate.pem"]
+
+[trust_store.partners]
+ca = "ca.pem"
+
+[source.edge]
+kind = "nginx"
+trusted_proxies = ["10.0.0.0/8", "127.0.0.1"]
+header = "X-Client-Cert"
+max_cert_bytes = 8192
+
+[[access]]
+cn = "deployer"
+grants = ["containers:deploy", "read"]
+
+[[access]]
+store = "partners"
+cn = "deployer"
+grants = ["partners:only"]
+
+[rack]
+trust_store = "clients"
+source = "edge"
+require = { "POST /deploy" = "containers:deploy" }
+skip = ["/up"]
+reload_interval = 0.5
+"#;
+
+#[test]
+fn sources_access_rules_and_rack_settings() {
+    let f = Fixture::new();
+    let config = f.load(EDGE).unwrap();
+
+    let edge = config.source("edge").unwrap();
+    assert_eq!(edge.header(), "x-client-cert");
+    assert_eq!(edge.limits().max_cert_bytes, 8192);
+    assert!(edge.trusted_proxies().contains("10.1.2.3".parse().unwrap()));
+    assert!(!edge.trusted_proxies().contains("11.1.2.3".parse().unwrap()));
+    assert_eq!(
+        config.source("nope").unwrap_err().code(),
+        "config.unknown_name"
+    );
+
+    let id = config
+        .trust_store("clients")
+        .unwrap()
+        .verify(&f.pki.leaf.der(), &[], now())
+        .unwrap();
+    let general = config.access_policy();
+    assert_eq!(general.permissions(&id), ["containers:deploy", "read"]);
+    assert!(!general.allowed(&id, "partners:only"));
+    // Rules limited to a store apply only to that store's policy.
+    let partners = config.access_policy_for("partners").unwrap();
+    assert!(partners.allowed(&id, "partners:only"));
+    assert!(!config
+        .access_policy_for("clients")
+        .unwrap()
+        .allowed(&id, "partners:only"));
+    assert_eq!(
+        config.access_policy_for("nope").unwrap_err().code(),
+        "config.unknown_name"
+    );
+    let other = leaf(Alg::P256, &f.pki.inter, &LeafSpec::client("mallory"));
+    let mallory = config
+        .trust_store("clients")
+        .unwrap()
+        .verify(&other.der(), &[], now())
+        .unwrap();
+    assert!(general.permissions(&mallory).is_empty());
+
+    let rack = config.rack().unwrap();
+    assert_eq!(rack.trust_store, "clients");
+    assert_eq!(rack.source.as_deref(), Some("edge"));
+    assert_eq!(
+        rack.require,
+        [("POST /deploy".to_owned(), "containers:deploy".to_owned())]
+    );
+    assert_eq!(rack.skip, ["/up"]);
+    assert_eq!(rack.reload_interval, Some(Duration::from_millis(500)));
+    let kinds: Vec<&str> = config.summary().iter().map(|s| s.kind).collect();
+    assert!(
+        kinds.contains(&"source") && kinds.contains(&"access") && kinds.contains(&"rack"),
+        "{kinds:?}"
+    );
+}
+
+#[test]
+fn source_access_and_rack_mistakes_are_located() {
+    let f = Fixture::new();
+    let err = f.err("[source.e]\nkind = \"haproxy\"\ntrusted_proxies = [\"10.0.0.0/8\"]\n");
+    assert_eq!((err.code(), at(&err)), ("config.invalid_value", (2, 8)));
+    assert!(err.to_string().contains("expected one of"), "{err}");
+
+    // A /0 would let anyone assert any certificate; an unparsable entry is refused too.
+    let err =
+        f.err("[source.e]\nkind = \"envoy\"\ntrusted_proxies = [\"10.0.0.0/8\", \"0.0.0.0/0\"]\n");
+    assert_eq!((err.code(), at(&err)), ("config.invalid_value", (3, 34)));
+    let err = f.err("[source.e]\nkind = \"envoy\"\ntrusted_proxies = [\"10.0.0.300\"]\n");
+    assert_eq!((err.code(), at(&err)), ("config.invalid_value", (3, 20)));
+    // A forwarded header without trusted proxies would trust every peer.
+    let err = f.err("[source.e]\nkind = \"nginx\"\n");
+    assert_eq!((err.code(), at(&err).0), ("config.invalid_value", 1));
+    let err = f.err(
+        "[source.e]\nkind = \"nginx\"\ntrusted_proxies = [\"127.0.0.1\"]\nheader = \"x client\"\n",
+    );
+    assert_eq!((err.code(), at(&err)), ("config.invalid_value", (4, 10)));
+    let err =
+        f.err("[source.e]\nkind = \"nginx\"\ntrusted_proxies = [\"127.0.0.1\"]\nproxies = []\n");
+    assert_eq!((err.code(), at(&err)), ("config.unknown_key", (4, 1)));
+
+    // A rule naming a missing store.
+    let err = f.err("[trust_store.clients]\nca = \"ca.pem\"\n\n[[access]]\nstore = \"client\"\ncn = \"x\"\ngrants = [\"y\"]\n");
+    assert_eq!((err.code(), at(&err)), ("config.reference", (5, 9)));
+    assert!(
+        err.to_string().contains("no trust store named \"client\""),
+        "{err}"
+    );
+    assert!(err.to_string().contains("clients"), "{err}");
+    // A rule that matches everyone, and a typo'd matcher key.
+    let err = f.err("\n[[access]]\ngrants = [\"admin\"]\n");
+    assert_eq!((err.code(), at(&err).0), ("config.invalid_value", 2));
+    assert!(
+        matches!(
+            err,
+            ConfigError::InvalidValue {
+                cause: Some("authz.empty_match"),
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let err = f.err("[[access]]\ncommon_name = \"x\"\ngrants = [\"admin\"]\n");
+    assert_eq!((err.code(), at(&err)), ("config.unknown_key", (2, 1)));
+    assert!(err.to_string().contains("in [[access]]"), "{err}");
+    let err =
+        f.err("[[access]]\nspiffe_prefix = \"spiffe://example.org/../x\"\ngrants = [\"admin\"]\n");
+    assert_eq!(err.code(), "config.invalid_value");
+
+    // [rack] references.
+    let base = "[trust_store.clients]\nca = \"ca.pem\"\n\n[[access]]\ncn = \"d\"\ngrants = [\"deploy\"]\n\n[rack]\n";
+    let err = f.err(&format!("{base}trust_store = \"client\"\n"));
+    assert_eq!((err.code(), at(&err)), ("config.reference", (9, 15)));
+    let err = f.err(&format!(
+        "{base}trust_store = \"clients\"\nsource = \"edge\"\n"
+    ));
+    assert_eq!((err.code(), at(&err)), ("config.reference", (10, 10)));
+    let err = f.err(&format!(
+        "{base}trust_store = \"clients\"\nrequire = {{ \"/admin\" = \"admn\" }}\n"
+    ));
+    assert_eq!(err.code(), "config.reference");
+    assert!(
+        err.to_string()
+            .contains("no [[access]] rule grants \"admn\""),
+        "{err}"
+    );
+    let err = f.err(&format!(
+        "{base}trust_store = \"clients\"\nreload_interval = -1\n"
+    ));
+    assert_eq!((err.code(), at(&err)), ("config.invalid_value", (10, 19)));
+    assert!(f
+        .load(&format!(
+            "{base}trust_store = \"clients\"\nrequire = {{ \"/d\" = \"deploy\" }}\n"
+        ))
+        .is_ok());
+}

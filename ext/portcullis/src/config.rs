@@ -11,10 +11,12 @@ use std::time::Duration;
 use magnus::{function, method, prelude::*, Error, RArray, RModule, Ruby};
 use portcullis::config::{ConfigError, ConfigHandle};
 
+use crate::authz::RbAccessPolicy;
 use crate::command::RbCommand;
 use crate::egress::RbEgressPolicy;
 use crate::fs::RbSafeRoot;
 use crate::identity::RbTrustStore;
+use crate::source::RbCertSource;
 use crate::{errors, gvl};
 
 /// `Portcullis::Config`: a configuration file kept in force; reloads swap atomically.
@@ -98,14 +100,61 @@ impl RbConfig {
         Ok(RbCommand::from_template((**template).clone()))
     }
 
+    fn source(ruby: &Ruby, rb_self: &Self, name: String) -> Result<RbCertSource, Error> {
+        let config = rb_self.0.current();
+        let source = config.source(&name).map_err(|e| config_error(ruby, &e))?;
+        Ok(RbCertSource::from_source((**source).clone()))
+    }
+
+    /// `_access_policy(store_or_nil)`
+    fn access_policy(
+        ruby: &Ruby,
+        rb_self: &Self,
+        store: Option<String>,
+    ) -> Result<RbAccessPolicy, Error> {
+        let config = rb_self.0.current();
+        let policy = match store {
+            None => config.access_policy(),
+            Some(name) => config
+                .access_policy_for(&name)
+                .map_err(|e| config_error(ruby, &e))?,
+        };
+        Ok(RbAccessPolicy::from_policy((**policy).clone()))
+    }
+
+    /// `_rack` -> nil or `[trust_store, source_or_nil, [[route, permission], ...], [skip, ...], interval_or_nil]`
+    fn rack(ruby: &Ruby, rb_self: &Self) -> Result<Option<RArray>, Error> {
+        let config = rb_self.0.current();
+        let Some(rack) = config.rack() else {
+            return Ok(None);
+        };
+        let require = ruby.ary_new_capa(rack.require.len());
+        for (route, permission) in &rack.require {
+            require.push((route.as_str(), permission.as_str()))?;
+        }
+        let out = ruby.ary_new_capa(5);
+        out.push(rack.trust_store.as_str())?;
+        out.push(rack.source.as_deref())?;
+        out.push(require)?;
+        out.push(ruby.ary_from_iter(rack.skip.iter().map(String::as_str)))?;
+        out.push(rack.reload_interval.map(|d| d.as_secs_f64()))?;
+        Ok(Some(out))
+    }
+
     fn reload(ruby: &Ruby, rb_self: &Self) -> Result<bool, Error> {
         let handle = Arc::clone(&rb_self.0);
         off_gvl(ruby, move || handle.reload().map(|_| true))
     }
 
-    fn reload_if_changed(ruby: &Ruby, rb_self: &Self) -> Result<bool, Error> {
+    fn reload_if_changed(ruby: &Ruby, rb_self: &Self, throttle: bool) -> Result<bool, Error> {
         let handle = Arc::clone(&rb_self.0);
-        off_gvl(ruby, move || handle.reload_if_changed())
+        off_gvl(ruby, move || {
+            if throttle {
+                handle.reload_if_changed()
+            } else {
+                handle.reload_if_changed_now()
+            }
+        })
     }
 
     fn reload_crls(ruby: &Ruby, rb_self: &Self) -> Result<bool, Error> {
@@ -124,6 +173,7 @@ impl RbConfig {
             "egress" => config.egress_names().collect(),
             "root" => config.root_names().collect(),
             "command" => config.command_names().collect(),
+            "source" => config.source_names().collect(),
             other => {
                 return Err(errors::arg_error(
                     ruby,
@@ -157,10 +207,13 @@ pub(crate) fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     class.define_method("_egress", method!(RbConfig::egress, 1))?;
     class.define_method("_root", method!(RbConfig::root, 1))?;
     class.define_method("_command", method!(RbConfig::command, 1))?;
+    class.define_method("_source", method!(RbConfig::source, 1))?;
+    class.define_method("_access_policy", method!(RbConfig::access_policy, 1))?;
+    class.define_method("_rack", method!(RbConfig::rack, 0))?;
     class.define_method("_reload", method!(RbConfig::reload, 0))?;
     class.define_method(
         "_reload_if_changed",
-        method!(RbConfig::reload_if_changed, 0),
+        method!(RbConfig::reload_if_changed, 1),
     )?;
     class.define_method("_reload_crls", method!(RbConfig::reload_crls, 0))?;
     class.define_method("_names", method!(RbConfig::names, 1))?;

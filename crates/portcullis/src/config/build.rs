@@ -11,16 +11,14 @@ use toml::Spanned;
 use super::spec::{
     CommandSpec, EgressSpec, FileSpec, ParamSpec, PathList, RootSpec, TrustStoreSpec,
 };
-use super::{Config, ConfigError, CrlFile, Location, Section};
+use super::{Config, ConfigError, CrlFile, Location, RackSettings, Section};
+use crate::authz::{AccessPolicy, Match, Rule};
 use crate::command::{CommandTemplate, Param, Rlimits};
 use crate::egress::EgressPolicy;
 use crate::fs::{SafeRoot, SymlinkPolicy};
+use crate::identity::source::{CertSource, SourceError, SourceKind, SourceLimits, TrustedProxies};
 use crate::identity::{decode, TrustStore, Usage};
 use crate::ErrorCode;
-
-/// Sections that need the authz and certificate-source capabilities.
-#[derive(Debug, Default)]
-pub(super) struct Extra {}
 
 /// The text being loaded, for turning spans into locations.
 pub(super) struct Ctx<'a> {
@@ -188,7 +186,6 @@ pub(super) fn check_crl(
 pub(super) fn load(text: &str, base: &Path, file: &str) -> Result<Config, ConfigError> {
     let ctx = Ctx { file, text, base };
     let spec: FileSpec = toml::from_str(text).map_err(|e| from_toml(&ctx, &e))?;
-    pending_sections(&ctx, &spec)?;
     let mut summary = Vec::new();
 
     let mut trust_stores = BTreeMap::new();
@@ -223,6 +220,10 @@ pub(super) fn load(text: &str, base: &Path, file: &str) -> Result<Config, Config
         summary.push(section("command", name, details));
     }
 
+    let sources = sources(&ctx, &spec, &mut summary)?;
+    let (access_policy, store_policies) = access(&ctx, &spec, &trust_stores, &mut summary)?;
+    let rack = rack(&ctx, &spec, &trust_stores, &sources, &mut summary)?;
+
     Ok(Config {
         file: file.to_owned(),
         path: None,
@@ -232,27 +233,14 @@ pub(super) fn load(text: &str, base: &Path, file: &str) -> Result<Config, Config
         egress,
         roots,
         commands,
-        extra: Extra::default(),
+        extra: Extra {
+            sources,
+            access_policy,
+            store_policies,
+            rack,
+        },
         summary,
     })
-}
-
-/// Sections whose capabilities are not wired yet are refused rather than ignored.
-fn pending_sections(ctx: &Ctx<'_>, spec: &FileSpec) -> Result<(), ConfigError> {
-    let first = spec
-        .source
-        .values()
-        .map(Spanned::span)
-        .chain(spec.access.iter().map(Spanned::span))
-        .chain(spec.rack.iter().map(Spanned::span))
-        .next();
-    match first {
-        Some(span) => Err(invalid_plain(
-            ctx.at(&span),
-            "source, access and rack sections are not supported by this build".to_owned(),
-        )),
-        None => Ok(()),
-    }
 }
 
 fn section(kind: &'static str, name: &str, details: Vec<String>) -> Section {
@@ -831,4 +819,271 @@ fn command(
         template.timeout()
     ));
     Ok((template, details))
+}
+
+/// Sections that need the authz and certificate-source capabilities.
+#[derive(Debug)]
+pub(super) struct Extra {
+    pub(super) sources: BTreeMap<String, Arc<CertSource>>,
+    /// Rules without a `store`: they apply to identities from every store.
+    pub(super) access_policy: Arc<AccessPolicy>,
+    /// Per store: the general rules plus the rules limited to that store.
+    pub(super) store_policies: BTreeMap<String, Arc<AccessPolicy>>,
+    pub(super) rack: Option<RackSettings>,
+}
+
+fn sources(
+    ctx: &Ctx<'_>,
+    spec: &FileSpec,
+    summary: &mut Vec<Section>,
+) -> Result<BTreeMap<String, Arc<CertSource>>, ConfigError> {
+    let mut out = BTreeMap::new();
+    for (name, source) in &spec.source {
+        let s = source.get_ref();
+        let kind: SourceKind = s.kind.get_ref().parse().map_err(|e: SourceError| {
+            invalid(
+                ctx.at(&s.kind.span()),
+                format!("{e}; expected one of \"tls\", \"nginx\", \"envoy\", \"alb\", \"traefik\", \"rfc9440\""),
+                Some(e),
+            )
+        })?;
+        for entry in &s.trusted_proxies {
+            TrustedProxies::new([entry.get_ref()]).map_err(|e| {
+                invalid(
+                    ctx.at(&entry.span()),
+                    format!("trusted proxy {:?} refused: {e}", entry.get_ref()),
+                    Some(e),
+                )
+            })?;
+        }
+        let proxies = TrustedProxies::new(strings(&s.trusted_proxies)).map_err(|e| {
+            invalid(
+                ctx.at(&source.span()),
+                format!("source {name:?}: {e}"),
+                Some(e),
+            )
+        })?;
+        let mut built = CertSource::new(kind, proxies).map_err(|e| {
+            invalid(
+                ctx.at(&source.span()),
+                format!("source {name:?}: {e}"),
+                Some(e),
+            )
+        })?;
+        if let Some(h) = &s.header {
+            built = built.with_header(h.get_ref()).map_err(|e| {
+                invalid(ctx.at(&h.span()), format!("source {name:?}: {e}"), Some(e))
+            })?;
+        }
+        if let Some(h) = &s.chain_header {
+            built = built.with_chain_header(h.get_ref()).map_err(|e| {
+                invalid(ctx.at(&h.span()), format!("source {name:?}: {e}"), Some(e))
+            })?;
+        }
+        let defaults = SourceLimits::default();
+        built = built.with_limits(SourceLimits {
+            max_cert_bytes: s.max_cert_bytes.unwrap_or(defaults.max_cert_bytes),
+            max_chain_bytes: s.max_chain_bytes.unwrap_or(defaults.max_chain_bytes),
+            max_certs: s.max_certs.unwrap_or(defaults.max_certs),
+        });
+        let mut details = vec![format!(
+            "client certificates from {} ({})",
+            kind,
+            built.header()
+        )];
+        if kind.is_forwarded() {
+            details.push(format!(
+                "honoured only from the proxies {}",
+                strings(&s.trusted_proxies).join(", ")
+            ));
+        }
+        summary.push(section("source", name, details));
+        out.insert(name.clone(), Arc::new(built));
+    }
+    Ok(out)
+}
+
+/// The general policy and the per-store ones.
+type AccessPolicies = (Arc<AccessPolicy>, BTreeMap<String, Arc<AccessPolicy>>);
+
+fn access(
+    ctx: &Ctx<'_>,
+    spec: &FileSpec,
+    stores: &BTreeMap<String, Arc<TrustStore>>,
+    summary: &mut Vec<Section>,
+) -> Result<AccessPolicies, ConfigError> {
+    let mut rules: Vec<(Option<String>, Rule)> = Vec::with_capacity(spec.access.len());
+    for (index, rule) in spec.access.iter().enumerate() {
+        let r = rule.get_ref();
+        if let Some(store) = &r.store {
+            if !stores.contains_key(store.get_ref()) {
+                return Err(reference_error(
+                    ctx,
+                    store,
+                    "trust store",
+                    "trust_store",
+                    stores,
+                ));
+            }
+        }
+        let built = Rule {
+            matcher: Match {
+                issuer: r.issuer.clone(),
+                subject: r.subject.clone(),
+                cn: r.cn.clone(),
+                dns: r.dns.clone(),
+                spiffe_id: r.spiffe_id.clone(),
+                spiffe_trust_domain: r.spiffe_trust_domain.clone(),
+                spiffe_prefix: r.spiffe_prefix.clone(),
+            },
+            grants: r.grants.clone(),
+        };
+        // Each rule alone first, so a refusal points at the rule that caused it.
+        AccessPolicy::new(vec![built.clone()]).map_err(|e| {
+            invalid(
+                ctx.at(&rule.span()),
+                format!("access rule #{} refused: {e}", index + 1),
+                Some(e),
+            )
+        })?;
+        let m = &built.matcher;
+        let mut who = Vec::new();
+        for (label, value) in [
+            ("issuer", &m.issuer),
+            ("subject", &m.subject),
+            ("cn", &m.cn),
+            ("dns", &m.dns),
+            ("spiffe_id", &m.spiffe_id),
+            ("spiffe_trust_domain", &m.spiffe_trust_domain),
+            ("spiffe_prefix", &m.spiffe_prefix),
+        ] {
+            if let Some(v) = value {
+                who.push(format!("{label} = {v:?}"));
+            }
+        }
+        let scope = match &r.store {
+            Some(s) => format!(" (store {:?})", s.get_ref()),
+            None => String::new(),
+        };
+        summary.push(section(
+            "access",
+            &format!("#{}", index + 1),
+            vec![format!(
+                "{}{scope} may {}",
+                who.join(" and "),
+                built.grants.join(", ")
+            )],
+        ));
+        rules.push((r.store.as_ref().map(|s| s.get_ref().clone()), built));
+    }
+    let policy_of = |filter: &dyn Fn(&Option<String>) -> bool| {
+        AccessPolicy::new(
+            rules
+                .iter()
+                .filter(|(store, _)| filter(store))
+                .map(|(_, rule)| rule.clone())
+                .collect(),
+        )
+    };
+    let table_at = || Location::in_text(ctx.file, ctx.text, 0);
+    let general = policy_of(&|store| store.is_none())
+        .map_err(|e| invalid(table_at(), format!("access rules refused: {e}"), Some(e)))?;
+    let mut per_store = BTreeMap::new();
+    for name in stores.keys() {
+        let policy = policy_of(&|store| store.as_deref().map_or(true, |s| s == name))
+            .map_err(|e| invalid(table_at(), format!("access rules refused: {e}"), Some(e)))?;
+        per_store.insert(name.clone(), Arc::new(policy));
+    }
+    Ok((Arc::new(general), per_store))
+}
+
+fn rack(
+    ctx: &Ctx<'_>,
+    spec: &FileSpec,
+    stores: &BTreeMap<String, Arc<TrustStore>>,
+    sources: &BTreeMap<String, Arc<CertSource>>,
+    summary: &mut Vec<Section>,
+) -> Result<Option<RackSettings>, ConfigError> {
+    let Some(rack) = &spec.rack else {
+        return Ok(None);
+    };
+    let r = rack.get_ref();
+    if !stores.contains_key(r.trust_store.get_ref()) {
+        return Err(reference_error(
+            ctx,
+            &r.trust_store,
+            "trust store",
+            "trust_store",
+            stores,
+        ));
+    }
+    if let Some(source) = &r.source {
+        if !sources.contains_key(source.get_ref()) {
+            return Err(reference_error(ctx, source, "source", "source", sources));
+        }
+    }
+    // The same route syntax the middleware accepts: "/path" or "VERB /path".
+    for route in r.require.keys().chain(r.skip.iter()) {
+        let path = route.split_whitespace().last().unwrap_or("");
+        if !path.starts_with('/') || route.split_whitespace().count() > 2 {
+            return Err(invalid_plain(
+                ctx.at(&rack.span()),
+                format!("[rack] route {route:?} is not \"/path\" or \"VERB /path\""),
+            ));
+        }
+    }
+    let granted: Vec<&str> = spec
+        .access
+        .iter()
+        .flat_map(|rule| rule.get_ref().grants.iter().map(String::as_str))
+        .collect();
+    for (route, permission) in &r.require {
+        if !granted.contains(&permission.as_str()) {
+            return Err(ConfigError::Reference {
+                at: ctx.at(&rack.span()),
+                message: format!(
+                    "[rack] require {route:?} = {permission:?}, but no [[access]] rule grants {permission:?}; every request there would be refused"
+                ),
+            });
+        }
+    }
+    let reload_interval = match &r.reload_interval {
+        None => None,
+        Some(v) => Some(Duration::try_from_secs_f64(*v.get_ref()).map_err(|_| {
+            invalid_plain(
+                ctx.at(&v.span()),
+                format!(
+                    "reload_interval {} is not a non-negative number of seconds",
+                    v.get_ref()
+                ),
+            )
+        })?),
+    };
+    let settings = RackSettings {
+        trust_store: r.trust_store.get_ref().clone(),
+        source: r.source.as_ref().map(|s| s.get_ref().clone()),
+        require: r
+            .require
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        skip: r.skip.clone(),
+        reload_interval,
+    };
+    let mut details = vec![format!(
+        "verifies callers with trust store {:?}, certificates from {}",
+        settings.trust_store,
+        settings.source.as_deref().unwrap_or("the TLS layer")
+    )];
+    for (route, permission) in &settings.require {
+        details.push(format!("{route} requires {permission}"));
+    }
+    if !settings.skip.is_empty() {
+        details.push(format!(
+            "no certificate needed for {}",
+            settings.skip.join(", ")
+        ));
+    }
+    summary.push(section("rack", "middleware", details));
+    Ok(Some(settings))
 }

@@ -124,12 +124,22 @@ impl ConfigHandle {
     /// CRLs if only they changed. Returns whether anything was reloaded. A bad new file is
     /// reported once (until it changes again) and the old configuration stays.
     pub fn reload_if_changed(&self) -> Result<bool, ConfigError> {
+        self.check(true)
+    }
+
+    /// Like [`reload_if_changed`](Self::reload_if_changed) but looks at the files now,
+    /// whatever the interval, for callers that throttle themselves (the Rack middleware).
+    pub fn reload_if_changed_now(&self) -> Result<bool, ConfigError> {
+        self.check(false)
+    }
+
+    fn check(&self, throttle: bool) -> Result<bool, ConfigError> {
         let mut watch = match self.watch.try_lock() {
             Ok(w) => w,
             // Another thread is checking or reloading right now; nothing to add.
             Err(_) => return Ok(false),
         };
-        if watch.last_check.elapsed() < self.interval {
+        if throttle && watch.last_check.elapsed() < self.interval {
             return Ok(false);
         }
         watch.last_check = Instant::now();

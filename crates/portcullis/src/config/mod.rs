@@ -44,13 +44,16 @@ mod spec;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 pub use error::{ConfigError, Location};
 pub use handle::{ConfigHandle, DEFAULT_CHECK_INTERVAL};
 
+use crate::authz::AccessPolicy;
 use crate::command::CommandTemplate;
 use crate::egress::EgressPolicy;
 use crate::fs::SafeRoot;
+use crate::identity::source::CertSource;
 use crate::identity::TrustStore;
 
 /// The name used in locations for text loaded without a file.
@@ -73,6 +76,29 @@ pub struct Section {
     pub name: String,
     /// What it allows, one fact per line.
     pub details: Vec<String>,
+}
+
+/// The `[rack]` table: how the Rack middleware (and any HTTP front end) verifies callers.
+///
+/// ```
+/// let dir = tempfile::tempdir().unwrap();
+/// let config = portcullis::config::Config::from_str("", dir.path())?;
+/// assert!(config.rack().is_none());
+/// # Ok::<(), portcullis::config::ConfigError>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RackSettings {
+    /// The trust store that verifies callers (a `[trust_store.NAME]` that exists).
+    pub trust_store: String,
+    /// The certificate source (a `[source.NAME]`); `None`: the TLS layer itself.
+    pub source: Option<String>,
+    /// Route (`"/admin"`, `"POST /deploy"`) to the permission it requires.
+    pub require: Vec<(String, String)>,
+    /// Routes that need no certificate (`"/up"`).
+    pub skip: Vec<String>,
+    /// How often to look for changes of the file and its CRLs; `None`: the default.
+    pub reload_interval: Option<Duration>,
 }
 
 /// Where a trust store's CRLs come from, for [`Config::reload_crls`].
@@ -103,7 +129,6 @@ pub struct Config {
     egress: BTreeMap<String, Arc<EgressPolicy>>,
     roots: BTreeMap<String, Arc<SafeRoot>>,
     commands: BTreeMap<String, Arc<CommandTemplate>>,
-    #[allow(dead_code)] // wired with the authz and source capabilities
     extra: build::Extra,
     summary: Vec<Section>,
 }
@@ -210,6 +235,38 @@ impl Config {
     /// The command template `[command.NAME]`.
     pub fn command(&self, name: &str) -> Result<&Arc<CommandTemplate>, ConfigError> {
         lookup(&self.commands, "command", name, &self.file)
+    }
+
+    /// The certificate source `[source.NAME]`.
+    pub fn source(&self, name: &str) -> Result<&Arc<CertSource>, ConfigError> {
+        lookup(&self.extra.sources, "source", name, &self.file)
+    }
+
+    /// The access policy of the `[[access]]` rules that name no `store`.
+    ///
+    /// ```
+    /// let config = portcullis::config::Config::from_str("", "/")?;
+    /// assert_eq!(config.access_policy().rule_count(), 0); // default deny
+    /// # Ok::<(), portcullis::config::ConfigError>(())
+    /// ```
+    pub fn access_policy(&self) -> &Arc<AccessPolicy> {
+        &self.extra.access_policy
+    }
+
+    /// The access policy for identities verified by trust store `store`: the rules that
+    /// name no store plus the rules limited to this one.
+    pub fn access_policy_for(&self, store: &str) -> Result<&Arc<AccessPolicy>, ConfigError> {
+        lookup(&self.extra.store_policies, "trust store", store, &self.file)
+    }
+
+    /// The `[rack]` table, if the file has one.
+    pub fn rack(&self) -> Option<&RackSettings> {
+        self.extra.rack.as_ref()
+    }
+
+    /// Names of the certificate sources, sorted.
+    pub fn source_names(&self) -> impl Iterator<Item = &str> {
+        self.extra.sources.keys().map(String::as_str)
     }
 
     /// Names of the trust stores, sorted.

@@ -82,7 +82,6 @@ pub(super) struct TrustStoreSpec {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(dead_code)] // wired with the authz and source capabilities
 pub(super) struct SourceSpec {
     pub(super) kind: Spanned<String>,
     #[serde(default)]
@@ -96,7 +95,6 @@ pub(super) struct SourceSpec {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(dead_code)] // wired with the authz and source capabilities
 pub(super) struct RuleSpec {
     pub(super) store: Option<Spanned<String>>,
     pub(super) issuer: Option<String>,
@@ -177,7 +175,6 @@ pub(super) struct RlimitsSpec {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(dead_code)] // wired with the authz and source capabilities
 pub(super) struct RackSpec {
     pub(super) trust_store: Spanned<String>,
     pub(super) source: Option<Spanned<String>>,
