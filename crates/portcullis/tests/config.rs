@@ -206,6 +206,10 @@ fn wrong_types_and_syntax_are_located() {
     let err = f.err("[egress.p]\nallow_hosts = \"api.example.com\"\n");
     assert_eq!(err.code(), "config.invalid_type");
     assert_eq!(at(&err), (2, 15));
+    assert!(
+        err.to_string().contains("invalid type for \"allow_hosts\" in [egress.p]: string \"api.example.com\", expected a list"),
+        "{err}"
+    );
 
     let err = f.err("[egress.p]\nports = [443, 70000]\n");
     assert_eq!(err.code(), "config.invalid_value");

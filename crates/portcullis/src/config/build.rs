@@ -41,6 +41,48 @@ impl Ctx<'_> {
         }
     }
 
+    /// A serde type complaint in TOML words, naming the key and table it is about:
+    /// `invalid type for "allow_hosts" in [egress.partners]: string "x", expected a list`.
+    fn explain(&self, message: &str, offset: usize) -> String {
+        let (what, detail) = message.split_once(": ").unwrap_or((message, ""));
+        let mut detail = detail.to_owned();
+        for (serde, toml) in [
+            ("expected a sequence", "expected a list"),
+            ("expected a map", "expected a table"),
+            ("expected u16", "expected an integer from 0 to 65535"),
+            ("expected usize", "expected a non-negative integer"),
+            ("expected u64", "expected a non-negative integer"),
+            ("expected i64", "expected an integer"),
+            ("expected f64", "expected a number"),
+            ("expected a boolean", "expected true or false"),
+        ] {
+            if let Some(head) = detail.strip_suffix(serde) {
+                detail = format!("{head}{toml}");
+            }
+        }
+        let table = self.table_at(offset);
+        match self.key_before(offset) {
+            Some(key) => format!("{what} for \"{key}\" in {table}: {detail}"),
+            None => format!("{what} in {table}: {detail}"),
+        }
+    }
+
+    /// The key of a `key = value` line whose value starts at (or contains) `offset`.
+    fn key_before(&self, offset: usize) -> Option<String> {
+        let before = self.text.get(..offset.min(self.text.len()))?;
+        let line = before.rsplit('\n').next()?;
+        let (key, _) = line.rsplit_once('=')?;
+        let key = key.trim().trim_start_matches('{').trim();
+        let key = key
+            .rsplit(',')
+            .next()
+            .unwrap_or(key)
+            .trim()
+            .trim_start_matches('{')
+            .trim();
+        (!key.is_empty() && !key.contains(['[', '"', '\''])).then(|| key.to_owned())
+    }
+
     /// The table an offset lies in, as `[egress.partners]`, judged from the nearest header
     /// line above it (or inside it, for a key of the header itself).
     fn table_at(&self, offset: usize) -> String {
@@ -135,12 +177,15 @@ fn from_toml(ctx: &Ctx<'_>, err: &toml::de::Error) -> ConfigError {
         };
     }
     if message.starts_with("invalid type") || message.starts_with("invalid length") {
-        return ConfigError::InvalidType { at, message };
+        return ConfigError::InvalidType {
+            at,
+            message: ctx.explain(&message, span.start),
+        };
     }
     if message.starts_with("invalid value") || message.starts_with("unknown variant") {
         return ConfigError::InvalidValue {
             at,
-            message,
+            message: ctx.explain(&message, span.start),
             cause: None,
         };
     }
