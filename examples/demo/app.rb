@@ -11,13 +11,25 @@ require "portcullis"
 #   Demo.route "GET", "/fetch", permission: "egress:fetch" do |request, identity|
 #     [200, "fetched #{request.params['url']}"]
 #   end
-#   Demo.call :workload, "GET", "/fetch?url=http://169.254.169.254/", note: "metadata SSRF"
+#   Demo.call :workload, "GET", "/fetch?url=http://169.254.169.254/", note: "metadata SSRF",
+#             status: 403, outcome: "egress.metadata"
+#
+# `status:` and `outcome:` are what the row must show; run.rb exits non-zero when a row
+# shows anything else. Fixtures a route file sets up at load time (temp dirs, a local
+# upstream) register their teardown with `Demo.on_stop`.
 module Demo
   Route = Struct.new(:verb, :path, :permission, :handler)
-  Call = Struct.new(:client, :verb, :path, :body, :note)
+  Call = Struct.new(:client, :verb, :path, :body, :note, :status, :outcome) do
+    # true when the row shows the expected status and outcome (String: substring; Regexp).
+    def expected?(shown_status, shown_outcome)
+      shown_status.to_s == status.to_s &&
+        (outcome.is_a?(Regexp) ? outcome.match?(shown_outcome.to_s) : shown_outcome.to_s.include?(outcome.to_s))
+    end
+  end
 
   @routes = []
   @calls = []
+  @stops = []
 
   class << self
     attr_reader :routes, :calls
@@ -29,9 +41,20 @@ module Demo
     end
 
     # Registers a row of the demo table: `client` (a Demo::Pki client name, or nil for no
-    # certificate) calls `verb path`.
-    def call(client, verb, path, body: nil, note: nil)
-      @calls << Call.new(client, verb.upcase, path, body, note)
+    # certificate) calls `verb path`; the row must show `status` ("-" when the TLS handshake
+    # is refused) and an outcome containing `outcome` (or matching it, for a Regexp).
+    def call(client, verb, path, status:, outcome:, body: nil, note: nil)
+      @calls << Call.new(client, verb.upcase, path, body, note, status, outcome)
+    end
+
+    # Registers a teardown (close a socket, remove a temp dir) for Demo.stop!.
+    def on_stop(&block)
+      @stops << block
+    end
+
+    # Runs every teardown once, last registered first.
+    def stop!
+      @stops.pop.call while @stops.any?
     end
 
     # The Rack app: the middleware (permissions per route from the registry) + the router.
@@ -57,9 +80,10 @@ module Demo
 
   # The policy: plain data, as a config file would hold it.
   POLICY_RULES = [
-    { match: { issuer: "CN=Ops CA,O=Demo Corp" }, grant: ["status:read"] },
+    { match: { issuer: "CN=Ops CA,O=Demo Corp" }, grant: ["status:read", "files:read"] },
     { match: { issuer: "CN=Ops CA,O=Demo Corp", cn: "deployer" }, grant: ["containers:deploy"] },
-    { match: { spiffe_prefix: "spiffe://demo.internal/ops/" }, grant: ["containers:deploy", "files:read"] }
+    { match: { spiffe_prefix: "spiffe://demo.internal/ops/" },
+      grant: ["containers:deploy", "files:read", "files:write", "egress:fetch"] }
   ].freeze
 
   def self.who(identity)
@@ -74,13 +98,18 @@ module Demo
     [200, "#{who(identity)} (#{identity.issuer})"]
   end
 
-  call :deployer, "GET", "/whoami", note: "issuer matched structurally"
-  call :workload, "GET", "/whoami", note: "SPIFFE ID, granted by prefix"
-  call :revoked, "GET", "/whoami", note: "OpenSSL accepted it; the CRL did not"
-  call :wrong_issuer, "GET", "/whoami", note: "valid chain, but not from Ops CA"
-  call :foreign, "GET", "/whoami", note: "never reaches the app"
-  call nil, "GET", "/whoami", note: "no client certificate"
-  call nil, "GET", "/up", note: "skipped health check"
+  call :deployer, "GET", "/whoami", note: "issuer matched structurally",
+                                    status: 200, outcome: "CN=deployer,O=Demo Corp (CN=Ops CA,O=Demo Corp)"
+  call :workload, "GET", "/whoami", note: "SPIFFE ID, granted by prefix",
+                                    status: 200, outcome: "spiffe://demo.internal/ops/builder"
+  call :viewer, "GET", "/whoami", note: "any Ops CA client may read status",
+                                  status: 200, outcome: "CN=viewer,O=Demo Corp"
+  call :revoked, "GET", "/whoami", note: "OpenSSL accepted it; the CRL did not", status: 401, outcome: "cert.revoked"
+  call :wrong_issuer, "GET", "/whoami", note: "valid chain, but not from Ops CA", status: 403, outcome: "authz.forbidden"
+  call :foreign, "GET", "/whoami", note: "never reaches the app", status: "-", outcome: "TLS handshake refused"
+  call nil, "GET", "/whoami", note: "no client certificate", status: 401, outcome: "cert.missing"
+  call nil, "GET", "/up", note: "skipped health check", status: 200, outcome: "up"
 end
 
+at_exit { Demo.stop! }
 Dir[File.join(__dir__, "routes", "*.rb")].sort.each { |f| require f }

@@ -20,6 +20,7 @@ module Demo
       @clients = {}
       add_client(:deployer, "/O=Demo Corp/CN=deployer", @ops_ca, "DNS:deployer.ops.demo.internal", "Ops CA, CN=deployer")
       add_client(:workload, "/O=Demo Corp", @ops_ca, "URI:spiffe://demo.internal/ops/builder", "SPIFFE workload")
+      add_client(:viewer, "/O=Demo Corp/CN=viewer", @ops_ca, "DNS:viewer.ops.demo.internal", "Ops CA, CN=viewer")
       add_client(:revoked, "/O=Demo Corp/CN=laptop-42", @ops_ca, "DNS:laptop-42.ops.demo.internal", "revoked by Ops CA")
       add_client(:wrong_issuer, "/O=Demo Corp/CN=deployer", @dev_ca, "DNS:deployer.ops.demo.internal", "CN=deployer, but from Dev CA")
       add_client(:foreign, "/O=Demo Corp/CN=deployer", @foreign_ca, nil, "from a CA the server does not know")

@@ -2,7 +2,8 @@
 
 # `make demo`: mint a throwaway PKI, start Puma with mutual TLS on 127.0.0.1, mount
 # Portcullis::Rack::ClientCert in front of the demo app, call it as each client with
-# Net::HTTP, print what happened, and shut Puma down.
+# Net::HTTP, print what happened, and shut Puma down. Each row says what it must show; the
+# run exits 1 when any row shows something else.
 require "openssl" # before Puma, so env["puma.peercert"] exists
 require "net/http"
 require "tmpdir"
@@ -33,11 +34,15 @@ def call_app(port, pki, client, verb, path, body)
   end
   http.open_timeout = http.read_timeout = 5
   request = Net::HTTPGenericRequest.new(verb, !body.nil?, true, path)
-  request.body = body if body
+  if body
+    request.body = body
+    request["content-type"] = "application/octet-stream"
+  end
   http.start { |h| h.request(request) }
 end
 
 rows = []
+failures = 0
 Dir.mktmpdir("portcullis-demo") do |dir|
   File.write(key = File.join(dir, "server.key"), pki.server[1].to_pem)
   File.write(cert = File.join(dir, "server.pem"), pki.server[0].to_pem)
@@ -62,23 +67,35 @@ Dir.mktmpdir("portcullis-demo") do |dir|
                     r = rejections.empty? ? nil : rejections.pop
                     r ? r.code : response.body.strip
                   end
-        rows << [label, "#{c.verb} #{c.path}", response.code, outcome, c.note]
+        status = response.code
       rescue OpenSSL::SSL::SSLError, EOFError, Errno::ECONNRESET => e
-        rows << [label, "#{c.verb} #{c.path}", "-", "TLS handshake refused by OpenSSL (#{e.class.name.split('::').last})", c.note]
+        status = "-"
+        outcome = "TLS handshake refused by OpenSSL (#{e.class.name.split('::').last})"
       end
+      as_expected = c.expected?(status, outcome)
+      failures += 1 unless as_expected
+      rows << [label, "#{c.verb} #{c.path}", status, outcome, c.note,
+               as_expected ? "ok" : "UNEXPECTED (wanted #{c.status} #{c.outcome.inspect})"]
     end
   ensure
     server.stop(true)
     thread.join(5)
+    Demo.stop!
   end
 end
 
-header = ["client", "request", "status", "identity or reason", "note"]
+header = ["client", "request", "status", "identity or outcome", "note", "check"]
 widths = header.each_index.map { |i| ([header] + rows).map { |r| r[i].to_s.size }.max }
 line = ->(cols) { cols.each_with_index.map { |v, i| v.to_s.ljust(widths[i]) }.join(" | ").rstrip }
 puts line.call(header)
 puts widths.map { |w| "-" * w }.join("-+-")
 rows.each { |r| puts line.call(r) }
 puts
-puts "Reasons are stable codes (the client only ever sees \"unauthorized\" or \"forbidden\")."
-puts "Puma stopped. Every certificate above was minted for this run and is gone."
+puts "Reasons are stable codes. The middleware's own 401/403 bodies say only \"unauthorized\" or"
+puts "\"forbidden\" (the code shown comes from on_reject); the demo endpoints print their code."
+puts "Puma and the upstream stopped. Every certificate and file above was made for this run and is gone."
+if failures.positive?
+  warn "demo: #{failures} of #{rows.size} rows did not show the expected outcome"
+  exit 1
+end
+puts "All #{rows.size} rows as expected."

@@ -9,7 +9,6 @@
 //! it); the certificate's contents are judged by [`TrustStore::verify`](super::TrustStore::verify).
 
 use base64::Engine as _;
-use percent_encoding::percent_decode;
 use rustls_pki_types::pem::{self, PemObject};
 use rustls_pki_types::{CertificateDer, CertificateRevocationListDer};
 
@@ -182,7 +181,8 @@ pub fn decode_url_escaped_pem(escaped: &str) -> Result<Vec<Vec<u8>>, Certificate
     check_input_size(WHAT, escaped.as_bytes())?;
     // `+` is literal base64 in these headers (nginx escapes only what it must), so this is
     // percent-decoding, not form-decoding.
-    let pem: Vec<u8> = percent_decode(escaped.as_bytes()).collect();
+    let pem = percent_decode_strict(escaped)
+        .map_err(|reason| CertificateError::bad_encoding(WHAT, reason))?;
     decode_pem_certificates(&pem).map_err(|e| match e {
         CertificateError::BadEncoding { reason, .. } => {
             CertificateError::bad_encoding(WHAT, reason)
@@ -307,6 +307,42 @@ pub fn decode_crls(input: &[u8]) -> Result<Vec<Vec<u8>>, CertificateError> {
             WHAT,
             "no -----BEGIN X509 CRL----- block and not DER",
         ));
+    }
+    Ok(out)
+}
+
+/// Strict URL-unescaping: every `%` must start a two-hex-digit escape (`%ZZ`, `%2`, a
+/// trailing `%` are errors); `+` stays `+` (ALB leaves `+`, `/` and `=` unescaped).
+/// A proxy that wrote the header never produces a bad escape, so one means forgery or
+/// corruption, not something to repair.
+///
+/// ```
+/// use portcullis::identity::decode::percent_decode_strict;
+/// assert_eq!(percent_decode_strict("a%2Bb+c").unwrap(), b"a+b+c");
+/// assert!(percent_decode_strict("%ZZ").is_err());
+/// assert!(percent_decode_strict("trailing%2").is_err());
+/// ```
+pub fn percent_decode_strict(s: &str) -> Result<Vec<u8>, String> {
+    fn hex(b: u8) -> Option<u8> {
+        (b as char).to_digit(16).and_then(|d| u8::try_from(d).ok())
+    }
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if b == b'%' {
+            match (
+                bytes.get(i + 1).and_then(|c| hex(*c)),
+                bytes.get(i + 2).and_then(|c| hex(*c)),
+            ) {
+                (Some(hi), Some(lo)) => out.push(hi << 4 | lo),
+                _ => return Err(format!("invalid % escape at byte {i}")),
+            }
+            i += 3;
+        } else {
+            out.push(b);
+            i += 1;
+        }
     }
     Ok(out)
 }

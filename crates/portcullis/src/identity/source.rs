@@ -656,9 +656,9 @@ impl CertSource {
         })
     }
 
-    /// URL-escaped PEM (nginx, ALB, XFCC), unescaped strictly (see [`percent_decode_strict`]).
+    /// URL-escaped PEM (nginx, ALB, XFCC), unescaped strictly (see [`decode::percent_decode_strict`]).
     fn escaped_pem(&self, header: &str, value: &str) -> Result<Vec<Vec<u8>>, SourceError> {
-        let pem = percent_decode_strict(value).map_err(|r| self.bad(header, r))?;
+        let pem = decode::percent_decode_strict(value).map_err(|r| self.bad(header, r))?;
         self.decoded(header, decode::decode_pem_certificates(&pem))
     }
 
@@ -690,7 +690,8 @@ impl CertSource {
         value
             .split(',')
             .map(|item| {
-                let text = percent_decode_strict(item.trim()).map_err(|r| self.bad(h, r))?;
+                let text =
+                    decode::percent_decode_strict(item.trim()).map_err(|r| self.bad(h, r))?;
                 let text = std::str::from_utf8(&text).map_err(|_| self.bad(h, "not ASCII"))?;
                 self.decoded(h, decode::decode_base64_der(text))
             })
@@ -853,35 +854,6 @@ fn parse_xfcc(value: &str) -> Result<Vec<XfccElement>, String> {
             Some(c) => return Err(format!("unexpected {c:?}")),
         }
     }
-}
-
-/// Strict URL-unescaping: every `%` must start a two-hex-digit escape (`%ZZ`, `%2`, a
-/// trailing `%` are errors); `+` stays `+` (ALB leaves `+`, `/` and `=` unescaped).
-/// `decode::decode_url_escaped_pem` passes an invalid `%` through unchanged, which is fine
-/// for files but not for a header a proxy is supposed to have written.
-fn percent_decode_strict(s: &str) -> Result<Vec<u8>, String> {
-    fn hex(b: u8) -> Option<u8> {
-        (b as char).to_digit(16).and_then(|d| u8::try_from(d).ok())
-    }
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        if b == b'%' {
-            match (
-                bytes.get(i + 1).and_then(|c| hex(*c)),
-                bytes.get(i + 2).and_then(|c| hex(*c)),
-            ) {
-                (Some(hi), Some(lo)) => out.push(hi << 4 | lo),
-                _ => return Err(format!("invalid % escape at byte {i}")),
-            }
-            i += 3;
-        } else {
-            out.push(b);
-            i += 1;
-        }
-    }
-    Ok(out)
 }
 
 /// An RFC 8941 byte sequence `:base64:`.
