@@ -264,6 +264,26 @@ RSpec.describe Portcullis::Config do
       expect(request.call("POST", "/deploy", viewer)).to eq(401)
     end
 
+    it "survives GC.stress with 8 threads asking for sources, policies and middleware options" do
+      config
+      GC.stress = true
+      begin
+        threads = Array.new(8) do
+          Thread.new do
+            Array.new(2) do
+              identity = config.trust_store(:clients).verify(client.cert, at: at)
+              [config.source(:edge).kind, config.access_policy(store: :clients).permissions(identity),
+               config.middleware_options.keys.size, config.rack_settings[:trust_store]]
+            end
+          end
+        end
+        results = threads.flat_map(&:value)
+      ensure
+        GC.stress = false
+      end
+      expect(results.uniq).to eq([[:nginx, %w[clients:only deploy], 5, :clients]])
+    end
+
     it "refuses a [rack] table that names a missing store or an ungranted permission" do
       File.write(file, good.sub('trust_store = "clients"', 'trust_store = "client"'))
       expect { Portcullis.load(file) }.to raise_error(Portcullis::ConfigError) { |e|
