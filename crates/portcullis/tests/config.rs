@@ -322,6 +322,24 @@ fn missing_and_empty_files_are_located() {
 
     let err = Config::from_path(f.path().join("absent.toml")).unwrap_err();
     assert_eq!(err.code(), "config.io");
+    // Not UTF-8, too large, or a device: refused, not read forever.
+    std::fs::write(f.path().join("latin1.toml"), b"# caf\xe9\n").unwrap();
+    assert_eq!(
+        Config::from_path(f.path().join("latin1.toml"))
+            .unwrap_err()
+            .code(),
+        "config.io"
+    );
+    let big = format!("# {}\n", "x".repeat(2 * 1024 * 1024));
+    std::fs::write(f.path().join("big.toml"), big).unwrap();
+    let err = Config::from_path(f.path().join("big.toml")).unwrap_err();
+    assert!(err.to_string().contains("limit"), "{err}");
+    assert_eq!(
+        Config::from_path("/dev/zero").unwrap_err().code(),
+        "config.io"
+    );
+    let err = f.err("[trust_store.c]\nca = \"/dev/zero\"\n");
+    assert_eq!((err.code(), at(&err)), ("config.missing_file", (2, 6)));
 }
 
 #[test]

@@ -192,12 +192,31 @@ fn from_toml(ctx: &Ctx<'_>, err: &toml::de::Error) -> ConfigError {
     ConfigError::Syntax { at, message }
 }
 
+/// The largest CA bundle, intermediates or CRL file read (large public CRLs run to tens of
+/// megabytes); a path that names a device or a runaway file fails instead of hanging.
+pub(super) const MAX_REFERENCED_FILE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Reads at most `limit` bytes of `path`; more is an error, not a truncation.
+pub(super) fn read_capped(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(limit.saturating_add(1))
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(std::io::Error::other(format!(
+            "larger than the {limit} byte limit"
+        )));
+    }
+    Ok(bytes)
+}
+
 pub(super) fn read_file(
     path: &Path,
     at: &Location,
     what: &'static str,
 ) -> Result<Vec<u8>, ConfigError> {
-    std::fs::read(path).map_err(|e| ConfigError::MissingFile {
+    read_capped(path, MAX_REFERENCED_FILE_BYTES).map_err(|e| ConfigError::MissingFile {
         at: at.clone(),
         what,
         path: path.display().to_string(),

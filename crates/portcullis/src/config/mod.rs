@@ -56,6 +56,9 @@ use crate::fs::SafeRoot;
 use crate::identity::source::CertSource;
 use crate::identity::TrustStore;
 
+/// The largest configuration file read; a bigger one is refused (`config.io`).
+pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
 /// The name used in locations for text loaded without a file.
 pub const UNNAMED: &str = "<string>";
 
@@ -159,9 +162,14 @@ impl Config {
     pub fn from_path(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
         let path = path.as_ref();
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+        let bytes =
+            build::read_capped(path, MAX_CONFIG_BYTES).map_err(|source| ConfigError::Io {
+                file: file.clone(),
+                source,
+            })?;
+        let text = String::from_utf8(bytes).map_err(|e| ConfigError::Io {
             file: file.clone(),
-            source,
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, e.utf8_error()),
         })?;
         let base = match path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
