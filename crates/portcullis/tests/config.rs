@@ -1,5 +1,5 @@
 //! `portcullis.toml`: typed objects by name, every mistake located, live reload.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
@@ -730,4 +730,43 @@ fn source_access_and_rack_mistakes_are_located() {
             "{base}trust_store = \"clients\"\nrequire = {{ \"/d\" = \"deploy\" }}\n"
         ))
         .is_ok());
+}
+
+#[test]
+fn hostile_text_gets_a_located_error_and_never_a_panic() {
+    let f = Fixture::new();
+    let cases = [
+        "[",
+        "[[",
+        "[]",
+        "[egress.é]\nallow_hosts = [\"ü\"]\nüber = 1\n",
+        "[egress.\"a.b\"]\nalow = 1",
+        "  [  egress . p  ]  # comment\n  nope = 1\n",
+        "[[access]]\n[[access]]\ncn = \"x\"\ngrants = [\"y\"]\n",
+        "[command.x]\nprogram = \"/bin/echo\"\nparams = 5\n",
+        "[command.x]\nprogram = \"/bin/echo\"\nparams.a = { type = 5 }\n",
+        "[trust_store.c]\nca = [[\"nested\"]]\n",
+        "[trust_store.c]\nca = []\n",
+        "\u{feff}[egress.p]\nx = 1\n",
+        "a = \"\\u0000\"\n",
+        "[egress.p]\nports = [1, 2, -3]\n",
+        "[rack]\n",
+        "[command.x]\nprogram = \"/bin/echo\"\ntimeout = nan\n",
+        "[command.x]\nprogram = \"/bin/echo\"\ntimeout = inf\n",
+        "[command.x]\nprogram = \"/bin/echo\"\nparams.n = { type = \"integer\", min = 5, max = 1 }\nargs = [\"{n}\"]\n",
+    ];
+    for text in cases {
+        let err = f.err(text);
+        let loc = err
+            .location()
+            .unwrap_or_else(|| panic!("{text:?}: no location: {err}"));
+        assert!(
+            loc.line >= 1 && loc.line <= text.lines().count().max(1) + 1,
+            "{text:?}: {err}"
+        );
+        assert!(
+            err.to_string().starts_with("portcullis.toml:"),
+            "{text:?}: {err}"
+        );
+    }
 }
