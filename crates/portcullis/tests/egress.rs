@@ -1060,3 +1060,28 @@ fn policies_and_destinations_cross_threads() {
     assert_send_sync::<portcullis::egress::Destination>();
     assert_send_sync::<EgressError>();
 }
+
+#[test]
+fn mapped_answers_are_pinned_as_the_ipv4_they_were_judged_as() {
+    let policy = http_policy();
+    let literal = policy
+        .check_with("http://[::ffff:93.184.216.34]/", &no_dns)
+        .unwrap();
+    assert_eq!(literal.addrs, vec![ip("93.184.216.34")]);
+    let resolver = dns(&[(
+        "dual.example",
+        &["::ffff:93.184.216.34", "93.184.216.34", "2606:4700::1111"],
+    )]);
+    let named = policy
+        .check_with("http://dual.example/", &resolver)
+        .unwrap();
+    assert_eq!(
+        named.addrs,
+        vec![ip("93.184.216.34"), ip("2606:4700::1111")]
+    );
+    // NAT64 is not a mapping: the gateway address is what the socket must reach.
+    let nat64 = policy
+        .check_with("http://[64:ff9b::5db8:d822]/", &no_dns)
+        .unwrap();
+    assert_eq!(nat64.addrs, vec![ip("64:ff9b::5db8:d822")]);
+}

@@ -712,11 +712,19 @@ fn for_host(err: EgressError, host: &str) -> EgressError {
     }
 }
 
+/// IPv4-mapped answers (`::ffff:a.b.c.d`) were judged as IPv4, so they are pinned as the
+/// IPv4 address too: a v6 socket to a mapped address fails on hosts without dual-stack.
 fn destination(pending: PendingUrl, addrs: Vec<IpAddr>) -> Destination {
+    let mut pinned: Vec<IpAddr> = Vec::with_capacity(addrs.len());
+    for ip in addrs.into_iter().map(|ip| ip.to_canonical()) {
+        if !pinned.contains(&ip) {
+            pinned.push(ip);
+        }
+    }
     Destination {
         url: pending.url,
         host: pending.host,
         port: pending.port,
-        addrs,
+        addrs: pinned,
     }
 }

@@ -17,87 +17,87 @@ use crate::ErrorCode;
 #[non_exhaustive]
 pub enum PathError {
     /// The name was empty. An empty name never means "the root itself"; pass `"."` for that.
-    #[error("path.empty: the file name is empty; pass a name relative to the root")]
+    #[error("the file name is empty; pass a name relative to the root")]
     Empty,
     /// The name contains a NUL byte, which would silently truncate it at the C boundary.
-    #[error("path.nul: {name:?} contains a NUL byte; refuse the request")]
+    #[error("{name:?} contains a NUL byte; refuse the request")]
     Nul {
         /// The offending name.
         name: String,
     },
     /// The name contains a control byte (0x01-0x1f or 0x7f) other than NUL: newlines and
     /// escape sequences in file names are log injection and terminal tricks, never needed.
-    #[error("path.control: {name:?} contains a control character; refuse the request")]
+    #[error("{name:?} contains a control character; refuse the request")]
     Control {
         /// The offending name.
         name: String,
     },
     /// The name is not valid UTF-8; Portcullis only accepts names it can print and compare.
-    #[error("path.not_utf8: {name:?} is not valid UTF-8; refuse the request")]
+    #[error("{name:?} is not valid UTF-8; refuse the request")]
     NotUtf8 {
         /// The offending name, lossily decoded.
         name: String,
     },
     /// The name is absolute (starts with `/`); names are always relative to the root.
-    #[error("path.absolute: {name:?} is absolute; pass a name relative to the root")]
+    #[error("{name:?} is absolute; pass a name relative to the root")]
     Absolute {
         /// The offending name.
         name: String,
     },
     /// The name contains a backslash: a Windows separator on some systems and a literal
     /// character on others, so it is refused everywhere.
-    #[error("path.backslash: {name:?} contains a backslash; use `/` as the separator")]
+    #[error("{name:?} contains a backslash; use `/` as the separator")]
     Backslash {
         /// The offending name.
         name: String,
     },
     /// The name starts with a Windows drive letter (`C:`) or a UNC prefix (`//server`,
     /// `\\server`).
-    #[error("path.drive: {name:?} starts with a drive letter or UNC prefix; pass a relative name")]
+    #[error("{name:?} starts with a drive letter or UNC prefix; pass a relative name")]
     Drive {
         /// The offending name.
         name: String,
     },
     /// The name climbs above the root, lexically (`a/../../b`) or on disk (through `..`
     /// after a symlink, or a symlink whose target is absolute or leaves the root).
-    #[error("path.escape: {name:?} leaves the root directory; refuse the request")]
+    #[error("{name:?} leaves the root directory; refuse the request")]
     Escape {
         /// The offending name.
         name: String,
     },
     /// The name goes through a symlink the policy refuses (any symlink under
     /// [`super::SymlinkPolicy::Deny`]), or through too many symlinks (a loop).
-    #[error("path.symlink: {name:?} goes through a symlink that is refused (policy or loop)")]
+    #[error("{name:?} goes through a symlink that is refused (policy or loop)")]
     Symlink {
         /// The offending name.
         name: String,
     },
     /// Nothing exists under that name beneath the root.
-    #[error("path.not_found: {name:?} does not exist beneath the root")]
+    #[error("{name:?} does not exist beneath the root")]
     NotFound {
         /// The offending name.
         name: String,
     },
     /// The name exists but is not a regular file (a directory, FIFO, device, socket, …).
-    #[error("path.not_a_file: {name:?} is not a regular file")]
+    #[error("{name:?} is not a regular file")]
     NotAFile {
         /// The offending name.
         name: String,
     },
     /// A component used as a directory is not one (including a trailing `/` after a file).
-    #[error("path.not_a_directory: {name:?} is not a directory (or a component of it is not)")]
+    #[error("{name:?} is not a directory (or a component of it is not)")]
     NotADirectory {
         /// The offending name.
         name: String,
     },
     /// The name is longer than 4096 bytes, or one component is longer than 255 bytes.
-    #[error("path.too_long: {name:?}… is too long (at most 4096 bytes, 255 per component)")]
+    #[error("{name:?}… is too long (at most 4096 bytes, 255 per component)")]
     TooLong {
         /// The first bytes of the offending name.
         name: String,
     },
     /// An upload's extension is missing or not in the allowlist.
-    #[error("path.extension: {name:?} has extension {extension:?}, which is not allowed; allowed: {allowed}")]
+    #[error("{name:?} has extension {extension:?}, which is not allowed; allowed: {allowed}")]
     Extension {
         /// The client-supplied file name.
         name: String,
@@ -107,14 +107,14 @@ pub enum PathError {
         allowed: String,
     },
     /// The name already exists and exclusive creation was asked for.
-    #[error("path.exists: {name:?} already exists")]
+    #[error("{name:?} already exists")]
     Exists {
         /// The offending name.
         name: String,
     },
     /// The operating system refused the operation for another reason (permissions, disk
     /// full, …); the source error says which.
-    #[error("path.io: {name:?}: {source}")]
+    #[error("{name:?}: {source}")]
     Io {
         /// The offending name.
         name: String,

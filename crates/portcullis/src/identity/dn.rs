@@ -159,8 +159,7 @@ impl DistinguishedName {
             key.clear();
             Ok(())
         };
-        while i < bytes.len() {
-            let b = bytes[i];
+        while let Some(&b) = bytes.get(i) {
             if !in_value {
                 match b {
                     b'=' => in_value = true,
