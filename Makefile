@@ -7,7 +7,7 @@ TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 EXT_SO := lib/portcullis/portcullis.so
 RSPEC ?= rspec
 
-.PHONY: all test deps toolchain ext rust-test lint rspec gem-test bench bench-rust bench-ruby demo clean
+.PHONY: all test deps toolchain ext cli rust-test lint rspec gem-test bench bench-rust bench-ruby demo fuzz clean
 
 all: ext
 
@@ -29,6 +29,10 @@ toolchain:
 ext: deps
 	$(CARGO) build --release -p portcullis-ext
 	cp $(TARGET_DIR)/release/libportcullis.so $(EXT_SO)
+
+# The `portcullis` command (check, verify, url, path, command, pki demo): target/release/portcullis
+cli:
+	$(CARGO) build --release -p portcullis-cli
 
 rust-test:
 	$(CARGO) test --workspace

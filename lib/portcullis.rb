@@ -21,6 +21,7 @@ require_relative "portcullis/http"
 
 require_relative "portcullis/safe_root"
 require_relative "portcullis/command"
+require_relative "portcullis/config"
 
 # Portcullis keeps a hostile request inside the box: it verifies mutual-TLS client
 # certificates into identities, authorizes them, confines outbound URLs, file access and

@@ -18,6 +18,7 @@
 
 pub mod authz;
 pub mod command;
+pub mod config;
 pub mod egress;
 pub mod fs;
 pub mod identity;

@@ -28,7 +28,14 @@ use crate::identity::RbIdentity;
     size,
     frozen_shareable
 )]
-struct RbAccessPolicy(AccessPolicy);
+pub(crate) struct RbAccessPolicy(AccessPolicy);
+
+impl RbAccessPolicy {
+    /// Wraps a policy built elsewhere (the configuration file).
+    pub(crate) fn from_policy(policy: AccessPolicy) -> Self {
+        Self(policy)
+    }
+}
 
 const MATCH_KEYS: &[&str] = &[
     "issuer",

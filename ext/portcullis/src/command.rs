@@ -20,7 +20,14 @@ const CLASS: &str = "CommandError";
 
 /// `Portcullis::Command`: an immutable, thread-safe command template.
 #[magnus::wrap(class = "Portcullis::Command", free_immediately, size)]
-struct RbCommand(CommandTemplate);
+pub(crate) struct RbCommand(CommandTemplate);
+
+impl RbCommand {
+    /// Wraps a template built elsewhere (the configuration file); templates are immutable.
+    pub(crate) fn from_template(template: CommandTemplate) -> Self {
+        Self(template)
+    }
+}
 
 /// A template definition problem found while converting Ruby values.
 fn bad_template(ruby: &Ruby, message: impl AsRef<str>) -> Error {

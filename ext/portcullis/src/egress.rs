@@ -20,7 +20,14 @@ use crate::{errors, gvl};
     size,
     frozen_shareable
 )]
-struct RbEgressPolicy(Arc<EgressPolicy>);
+pub(crate) struct RbEgressPolicy(Arc<EgressPolicy>);
+
+impl RbEgressPolicy {
+    /// Wraps a policy built elsewhere (the configuration file).
+    pub(crate) fn from_shared(policy: Arc<EgressPolicy>) -> Self {
+        Self(policy)
+    }
+}
 
 #[magnus::wrap(
     class = "Portcullis::Destination",

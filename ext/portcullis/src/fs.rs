@@ -6,6 +6,7 @@
 
 use std::os::fd::IntoRawFd;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::sync::Arc;
 
 use magnus::{function, method, prelude::*, Error, RArray, RModule, RString, Ruby};
 use portcullis::fs::{CreateOptions, PathError, SafeRoot, SymlinkPolicy};
@@ -14,7 +15,14 @@ use crate::{errors, gvl};
 
 /// `Portcullis::SafeRoot`: the core root handle, shared by reference.
 #[magnus::wrap(class = "Portcullis::SafeRoot", free_immediately, size)]
-struct RbSafeRoot(SafeRoot);
+pub(crate) struct RbSafeRoot(Arc<SafeRoot>);
+
+impl RbSafeRoot {
+    /// Wraps a root opened elsewhere (the configuration file); the handle stays shared.
+    pub(crate) fn from_shared(root: Arc<SafeRoot>) -> Self {
+        Self(root)
+    }
+}
 
 /// How `_open_fd` opens: must match `MODES` in lib/portcullis/safe_root.rb.
 const OPEN_READ: u8 = 0;
@@ -61,9 +69,9 @@ fn new(ruby: &Ruby, dir: String, symlinks: String, force_walk: bool) -> Result<R
         }
     };
     let root = off_gvl(ruby, move || SafeRoot::new(&dir))?;
-    Ok(RbSafeRoot(
+    Ok(RbSafeRoot(Arc::new(
         root.with_symlinks(policy).force_walk(force_walk),
-    ))
+    )))
 }
 
 fn open_fd(ruby: &Ruby, rb_self: &RbSafeRoot, name: RString, how: u8) -> Result<i32, Error> {

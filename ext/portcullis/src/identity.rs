@@ -45,11 +45,16 @@ fn unix_time(secs: Option<i64>) -> SystemTime {
 
 /// `Portcullis::TrustStore`: shared by every thread; verification releases the GVL.
 #[magnus::wrap(class = "Portcullis::TrustStore", free_immediately, size)]
-struct RbTrustStore {
+pub(crate) struct RbTrustStore {
     inner: Arc<TrustStore>,
 }
 
 impl RbTrustStore {
+    /// Wraps a store built elsewhere (the configuration file); its cache stays shared.
+    pub(crate) fn from_shared(inner: Arc<TrustStore>) -> Self {
+        Self { inner }
+    }
+
     /// `TrustStore._build(cas, intermediates, crls, usage, cache_size, deny_unknown,
     /// require_spiffe, max_intermediates_or_nil)`
     #[allow(clippy::too_many_arguments)] // mirrors the Ruby keywords one to one

@@ -5,6 +5,7 @@
 
 mod authz;
 mod command;
+mod config;
 mod egress;
 mod errors;
 mod fs;
@@ -23,5 +24,6 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     egress::init(ruby, module)?;
     fs::init(ruby, module)?;
     command::init(ruby, module)?;
+    config::init(ruby, module)?;
     Ok(())
 }

@@ -22,13 +22,18 @@ use crate::errors;
     size,
     frozen_shareable
 )]
-struct RbCertSource {
+pub(crate) struct RbCertSource {
     source: CertSource,
     /// What `extract` reads, computed once: (name the core asks for, Rack env key).
     keys: Vec<(String, String)>,
 }
 
 impl RbCertSource {
+    /// Wraps a source built elsewhere (the configuration file).
+    pub(crate) fn from_source(source: CertSource) -> Self {
+        Self::wrap(source)
+    }
+
     fn wrap(source: CertSource) -> Self {
         let mut names = vec![source.header().to_owned()];
         if source.kind() == SourceKind::Tls {
