@@ -98,3 +98,38 @@ fn rfc9440_seeds_reach_a_verified_identity() {
     let (cert, chain) = text.split_once('\n').unwrap();
     assert!(extract_and_verify(SourceKind::Rfc9440, cert, chain));
 }
+
+/// The `config` target loads its seeds against a scratch tree with the fixed PKI under
+/// `pki/` and an `uploads/` directory; the good seeds must load all the way.
+#[test]
+fn config_seeds_load_against_the_fixed_pki() {
+    use portcullis::config::Config;
+    use portcullis::ErrorCode;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("pki")).unwrap();
+    std::fs::create_dir_all(dir.path().join("uploads")).unwrap();
+    std::fs::write(dir.path().join("pki/ca.pem"), CA).unwrap();
+    std::fs::write(dir.path().join("pki/intermediate.pem"), INTERMEDIATE).unwrap();
+    std::fs::write(dir.path().join("pki/crl.pem"), CRL).unwrap();
+    for good in [
+        "full.toml",
+        "trust_store.toml",
+        "egress.toml",
+        "command.toml",
+        "access_rack.toml",
+    ] {
+        let text = seed("config", good);
+        if let Err(e) = Config::from_str_named(&text, dir.path(), good) {
+            panic!("{good}: {e}");
+        }
+    }
+    for (bad, code) in [
+        ("bad_cidr.toml", "config.invalid_value"),
+        ("bad_syntax.toml", "config.syntax"),
+        ("bad_command.toml", "config.invalid_value"),
+    ] {
+        let err = Config::from_str_named(&seed("config", bad), dir.path(), bad).unwrap_err();
+        assert_eq!(err.code(), code, "{bad}: {err}");
+        assert!(err.location().is_some(), "{bad}: {err}");
+    }
+}
