@@ -5,8 +5,8 @@ require "erb"
 
 # Every binding, driven from 8 threads at once under GC.stress for a short loop: objects
 # crossing the boundary must stay rooted while Rust holds them, and no error may panic.
-# TrustStore/Identity, SafeRoot and Command have theirs next to their other specs
-# (identity_spec, safe_root_spec, command_spec); this file covers the rest.
+# TrustStore/Identity, SafeRoot, Command and Config have theirs next to their other specs
+# (identity_spec, safe_root_spec, command_spec, config_spec); this file covers the rest.
 RSpec.describe "bindings under GC.stress from 8 threads" do
   THREADS = 8
   ROUNDS = 3
@@ -83,6 +83,23 @@ RSpec.describe "bindings under GC.stress from 8 threads" do
         end
       end
     end
+  end
+
+  it "Certificates: decodes every form and refuses garbage" do
+    leaf = inter.issue(cn: "dec")
+    escaped = ERB::Util.url_encode(leaf.pem)
+    b64 = [leaf.der].pack("m0")
+    results = stressed do |t, i|
+      case (t + i) % 5
+      when 0 then Portcullis::Certificates.decode(leaf.pem).first
+      when 1 then Portcullis::Certificates.decode_pem(leaf.pem + inter.pem).first
+      when 2 then Portcullis::Certificates.decode_url_escaped_pem(escaped).first
+      when 3 then Portcullis::Certificates.decode_base64_der(b64)
+      else code_of { Portcullis::Certificates.decode("-----BEGIN CERTIFICATE-----\n!!\n") }
+      end
+    end
+    expect(results.size).to eq(THREADS * ROUNDS)
+    expect(results.uniq.sort).to eq([leaf.der, "cert.bad_encoding"].sort)
   end
 
   it "CertSource: extracts from forwarded headers and refuses untrusted peers" do
