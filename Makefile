@@ -36,6 +36,8 @@ cli:
 
 rust-test:
 	$(CARGO) test --workspace
+	@# the x509-limbo summary, shown even when green (the run above captures it)
+	@$(CARGO) test -q -p portcullis --test limbo -- --nocapture 2>/dev/null | grep -E '^ +[a-z0-9]+ +[0-9]+ passed|^limbo:'
 
 lint: toolchain
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
