@@ -68,6 +68,12 @@ bench-ruby: ext
 demo: ext
 	ruby -Ilib examples/demo/run.rb
 
+# Every cargo-fuzz target for FUZZ_SECONDS each (stable toolchain with RUSTC_BOOTSTRAP=1).
+FUZZ_SECONDS ?= 60
+fuzz:
+	@command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) install cargo-fuzz
+	FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh
+
 clean:
 	$(CARGO) clean
 	rm -rf tmp $(EXT_SO)
