@@ -14,7 +14,8 @@ use std::sync::OnceLock;
 fn root_dir() -> &'static PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let base = std::env::temp_dir().join(format!("portcullis-fuzz-command-{}", std::process::id()));
+        let base =
+            std::env::temp_dir().join(format!("portcullis-fuzz-command-{}", std::process::id()));
         let dir = base.join("root");
         std::fs::create_dir_all(dir.join("sub")).unwrap();
         std::fs::write(dir.join("a.txt"), b"a").unwrap();
@@ -44,16 +45,32 @@ fn templates() -> &'static [(CommandTemplate, &'static [&'static str])] {
             (build(Param::literal().max_len(16), PREFIXED), PREFIXED),
             (build(Param::integer(-1000..=1000), PLAIN), PLAIN),
             (build(Param::integer(..).allow_leading_dash(), PLAIN), PLAIN),
-            (build(Param::pattern("[-a-z0-9._/]+").unwrap(), PLAIN), PLAIN),
-            (build(Param::one_of([("worker", "worker:latest"), ("api", "api:stable")]), PLAIN), PLAIN),
-            (build(Param::path(SafeRoot::new(root_dir()).unwrap()), PLAIN), PLAIN),
+            (
+                build(Param::pattern("[-a-z0-9._/]+").unwrap(), PLAIN),
+                PLAIN,
+            ),
+            (
+                build(
+                    Param::one_of([("worker", "worker:latest"), ("api", "api:stable")]),
+                    PLAIN,
+                ),
+                PLAIN,
+            ),
+            (
+                build(Param::path(SafeRoot::new(root_dir()).unwrap()), PLAIN),
+                PLAIN,
+            ),
         ]
     })
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&selector, rest)) = data.split_first() else { return };
-    let Ok(text) = std::str::from_utf8(rest) else { return };
+    let Some((&selector, rest)) = data.split_first() else {
+        return;
+    };
+    let Ok(text) = std::str::from_utf8(rest) else {
+        return;
+    };
     if selector == 0xff {
         // The element parser: any text, as a template argument, must build or be refused.
         let _ = CommandTemplate::builder("/bin/echo")
@@ -77,7 +94,10 @@ fuzz_target!(|data: &[u8]| {
             if !arg.contains("{v}") {
                 assert_eq!(element, arg);
             } else if element.starts_with('-') {
-                assert!(arg.starts_with('-') || selector as usize % all.len() == 3, "{element:?}");
+                assert!(
+                    arg.starts_with('-') || selector as usize % all.len() == 3,
+                    "{element:?}"
+                );
             }
         }
     }

@@ -40,7 +40,10 @@ fuzz_target!(|data: &[u8]| {
     // allowed and denied answers occur.
     let answers: Vec<IpAddr> = match selector / 4 % 4 {
         0 => vec![IpAddr::from([93, 184, 216, 34])],
-        1 => vec![IpAddr::from([93, 184, 216, 34]), IpAddr::from([10, 0, 0, 1])],
+        1 => vec![
+            IpAddr::from([93, 184, 216, 34]),
+            IpAddr::from([10, 0, 0, 1]),
+        ],
         2 => vec!["::ffff:169.254.169.254".parse().unwrap()],
         _ => vec![],
     };
@@ -54,7 +57,12 @@ fuzz_target!(|data: &[u8]| {
             assert!(policy.check_ip(*ip).is_ok(), "pinned {ip} fails check_ip");
         }
         let again = policy.check_with(dest.url.as_str(), &resolver);
-        assert!(again.is_ok(), "canonical {} refused: {:?}", dest.url, again.err());
+        assert!(
+            again.is_ok(),
+            "canonical {} refused: {:?}",
+            dest.url,
+            again.err()
+        );
         if let Ok(next) = policy.check_redirect_with(&dest.url, location, &resolver) {
             for ip in &next.addrs {
                 assert!(policy.check_ip(*ip).is_ok());

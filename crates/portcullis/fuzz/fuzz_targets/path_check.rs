@@ -41,7 +41,12 @@ fn acceptable(name: &[u8]) -> bool {
 
 fuzz_target!(|data: &[u8]| {
     let verdict = check_name(data);
-    assert_eq!(verdict.is_ok(), acceptable(data), "{:?}", String::from_utf8_lossy(data));
+    assert_eq!(
+        verdict.is_ok(),
+        acceptable(data),
+        "{:?}",
+        String::from_utf8_lossy(data)
+    );
     if let Err(err) = verdict {
         assert!(err.code().starts_with("path."));
         // Messages never carry raw control characters (log injection).
