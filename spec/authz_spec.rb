@@ -3,8 +3,8 @@
 RSpec.describe Portcullis::AccessPolicy do
   def code_of
     yield
-    raise "expected Portcullis::Forbidden"
-  rescue Portcullis::Forbidden => e
+    raise "expected Portcullis::ConfigError"
+  rescue Portcullis::ConfigError => e
     e.code
   end
 

@@ -174,8 +174,9 @@ impl RbAccessPolicy {
             .map(|v| rule_from(ruby, v))
             .collect::<Result<Vec<_>, _>>()?;
         AccessPolicy::new(rules)
+            // A bad rule is a configuration mistake, never a request-time "forbidden".
             .map(Self)
-            .map_err(|e| errors::to_ruby(ruby, "Forbidden", &e))
+            .map_err(|e| errors::to_ruby(ruby, "ConfigError", &e))
     }
 
     fn allowed(
