@@ -314,6 +314,7 @@ impl SafeRoot {
         open_beneath(
             self.dir.as_fd(),
             checked.text,
+            checked.climbs,
             flags,
             mode,
             self.policy,
@@ -546,7 +547,7 @@ impl SafeRoot {
     pub fn join(&self, name: impl Name) -> Result<PathBuf, PathError> {
         let checked = self.checked(name.name_bytes())?;
         let mut path = self.path.clone();
-        for component in &checked.normalized {
+        for component in checked.normalized() {
             path.push(component);
         }
         Ok(path)
