@@ -142,7 +142,9 @@ mod tests {
         for name in ["a/../b", "a/..", "./a/../b", "a//../b", "a/b/../../c"] {
             assert!(check(name.as_bytes()).unwrap().climbs, "{name}");
         }
-        for name in ["a/b", "a/..b/c", "a/b../c", "...", "a/.../b", ".a/b", "./a/./b/"] {
+        for name in [
+            "a/b", "a/..b/c", "a/b../c", "...", "a/.../b", ".a/b", "./a/./b/",
+        ] {
             assert!(!check(name.as_bytes()).unwrap().climbs, "{name}");
         }
     }
