@@ -108,17 +108,34 @@ impl DistinguishedName {
         Self { rdns }
     }
 
-    /// Reads the subject or issuer of a certificate parsed by x509-parser.
-    pub fn from_x509(name: &x509_parser::x509::X509Name<'_>) -> Self {
+    /// Reads a DER-encoded X.501 Name (a certificate's subject or issuer, a CRL's issuer).
+    ///
+    /// ```
+    /// use portcullis::identity::DistinguishedName;
+    /// // SEQUENCE { SET { SEQUENCE { 2.5.4.3, UTF8String "api" } } }
+    /// let der = [0x30, 0x0e, 0x31, 0x0c, 0x30, 0x0a, 0x06, 0x03, 0x55, 0x04, 0x03,
+    ///            0x0c, 0x03, b'a', b'p', b'i'];
+    /// assert_eq!(DistinguishedName::from_der(&der).unwrap().to_string(), "CN=api");
+    /// assert!(DistinguishedName::from_der(&der[..10]).is_err());
+    /// ```
+    pub fn from_der(der: &[u8]) -> Result<Self, DnParseError> {
+        let name = super::cert::Name::parse_der(der).map_err(|e| DnParseError {
+            message: format!("not a DER Name ({e})"),
+        })?;
+        Ok(Self::from_name(&name))
+    }
+
+    /// Reads a Name already checked by the certificate reader.
+    pub(crate) fn from_name(name: &super::cert::Name<'_>) -> Self {
         let rdns = name
-            .iter_rdn()
+            .rdns()
             .map(|rdn| {
-                rdn.iter()
+                rdn.attributes()
                     .map(|atv| Attribute {
-                        oid: atv.attr_type().to_id_string(),
-                        value: match atv.as_str() {
-                            Ok(s) => s.to_owned(),
-                            Err(_) => format!("#{}", hex(atv.attr_value().data)),
+                        oid: super::der::oid_string(atv.oid),
+                        value: match atv.text() {
+                            Some(s) => s.to_owned(),
+                            None => format!("#{}", hex(atv.value.content)),
                         },
                     })
                     .collect()

@@ -4,7 +4,9 @@
 //! the verification cache, certificate decoding and certificate sources.
 
 mod cache;
+mod cert;
 pub mod decode;
+mod der;
 mod dn;
 mod error;
 mod profile;

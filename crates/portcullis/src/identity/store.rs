@@ -2,23 +2,20 @@
 //! [`TrustStore::verify`] turns a presented chain into an [`Identity`].
 
 use std::cell::RefCell;
-use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use super::cache::{Presented, VerificationCache};
+use super::cert::Cert;
+use super::dn::hex;
+use super::profile::{self, Role};
+use super::{decode, CertificateError, DistinguishedName, Identity};
 use ring::digest;
 use rustls_pki_types::{CertificateDer, ServerName, TrustAnchor, UnixTime};
 use webpki::{
     CertRevocationList, EndEntityCert, KeyUsage, OwnedCertRevocationList, RevocationCheckDepth,
     RevocationOptionsBuilder, UnknownStatusPolicy, VerifiedPath,
 };
-use x509_parser::certificate::X509Certificate;
-use x509_parser::extensions::GeneralName;
-
-use super::cache::{Presented, VerificationCache};
-use super::dn::hex;
-use super::profile::{self, Role};
-use super::{decode, CertificateError, DistinguishedName, Identity};
 
 /// Most certificates a peer may present besides its leaf. Real chains have one or two
 /// intermediates; the cap bounds path-building work on a hostile chain.
@@ -205,13 +202,13 @@ impl TrustStoreBuilder {
                 .to_owned();
             // Anchors are trusted by configuration, but an anchor that is not a CA (or
             // breaks the profile) must not issue: paths through it are refused.
-            let info = match x509_parser::parse_x509_certificate(&der) {
-                Ok((_, cert)) => AnchorInfo {
+            let info = match Cert::parse(&der) {
+                Ok(cert) => AnchorInfo {
                     fingerprint: fingerprint(&der),
                     problem: profile::check_issuer(&cert, Role::Anchor).err(),
-                    not_before: cert.validity().not_before.timestamp(),
-                    not_after: cert.validity().not_after.timestamp(),
-                    subject_raw: cert.subject().as_raw().to_vec(),
+                    not_before: cert.not_before,
+                    not_after: cert.not_after,
+                    subject_raw: cert.subject.raw.to_vec(),
                     may_sign_crls: profile::may_sign_crls(&cert),
                 },
                 Err(e) => AnchorInfo {
@@ -514,27 +511,18 @@ impl TrustStore {
         server_name: Option<&str>,
     ) -> Result<Verified, CertificateError> {
         let leaf_fp = fingerprint(leaf_der);
-        let leaf = match x509_parser::parse_x509_certificate(leaf_der) {
-            Ok(([], cert)) => cert,
-            Ok(_) => {
-                return Err(CertificateError::bad_encoding(
-                    "certificate",
-                    format!("trailing bytes after certificate (sha256 {leaf_fp})"),
-                ))
-            }
-            Err(e) => {
-                return Err(CertificateError::bad_encoding(
-                    "certificate",
-                    format!("not an X.509 certificate ({e})"),
-                ))
-            }
-        };
+        let leaf = Cert::parse(leaf_der).map_err(|e| {
+            CertificateError::bad_encoding(
+                "certificate",
+                format!("not an X.509 certificate ({e}; sha256 {leaf_fp})"),
+            )
+        })?;
         // Formatted only when an error needs them.
         let name = profile::LeafName {
             cert: &leaf,
             fingerprint: &leaf_fp,
         };
-        let issuer_dn = profile::NameDisplay(leaf.issuer());
+        let issuer_dn = profile::NameDisplay(&leaf.issuer);
 
         // The leaf's own rules first: they do not depend on the path, and they name the
         // leaf precisely.
@@ -543,14 +531,13 @@ impl TrustStore {
             cert: name.to_string(),
             reason,
         })?;
-        let uris = profile::uri_sans(&leaf);
+        let uris: Vec<&str> = leaf.san().uris().collect();
         let spiffe_id = if self.require_spiffe || profile::claims_spiffe(&uris) {
-            Some(profile::check_svid(&leaf, &name)?)
+            Some(profile::check_svid(&leaf, &uris, &name)?)
         } else {
             None
         };
-        let leaf_nb = leaf.validity().not_before.timestamp();
-        let leaf_na = leaf.validity().not_after.timestamp();
+        let (leaf_nb, leaf_na) = (leaf.not_before, leaf.not_after);
         if at_secs > leaf_na {
             return Err(CertificateError::Expired {
                 cert: name.to_string(),
@@ -678,14 +665,12 @@ impl TrustStore {
         let mut logical_intermediates = 0usize;
         for cert in path.intermediate_certificates() {
             let der = cert.der();
-            let (_, parsed) = x509_parser::parse_x509_certificate(der.as_ref()).map_err(|e| {
-                CertificateError::Invalid {
-                    cert: format!(
-                        "intermediate (sha256 {}) of {leaf_name}",
-                        fingerprint(der.as_ref())
-                    ),
-                    reason: format!("does not parse ({e})"),
-                }
+            let parsed = Cert::parse(der.as_ref()).map_err(|e| CertificateError::Invalid {
+                cert: format!(
+                    "intermediate (sha256 {}) of {leaf_name}",
+                    fingerprint(der.as_ref())
+                ),
+                reason: format!("does not parse ({e})"),
             })?;
             profile::check_issuer(&parsed, Role::Intermediate).map_err(|reason| {
                 CertificateError::Invalid {
@@ -693,13 +678,13 @@ impl TrustStore {
                     reason,
                 }
             })?;
-            if !crl_signer_ok(parsed.subject().as_raw(), profile::may_sign_crls(&parsed)) {
+            if !crl_signer_ok(parsed.subject.raw, profile::may_sign_crls(&parsed)) {
                 return Err(CertificateError::Invalid {
                     cert: profile::describe(&parsed, &fingerprint(der.as_ref())),
                     reason: "issued a loaded CRL but its keyUsage lacks cRLSign".to_owned(),
                 });
             }
-            if !profile::is_self_issued(&parsed) {
+            if !parsed.is_self_issued() {
                 logical_intermediates += 1;
             }
             if let Some(max) = self.max_intermediates {
@@ -710,8 +695,8 @@ impl TrustStore {
                     });
                 }
             }
-            from = from.max(parsed.validity().not_before.timestamp());
-            until = until.min(parsed.validity().not_after.timestamp());
+            from = from.max(parsed.not_before);
+            until = until.min(parsed.not_after);
         }
         let anchor = path.anchor();
         let index = self.anchors.iter().position(|a| std::ptr::eq(a, anchor));
@@ -823,35 +808,26 @@ fn map_webpki(
 }
 
 fn identity_from(
-    leaf: &X509Certificate<'_>,
+    leaf: &Cert<'_>,
     fingerprint: String,
     spiffe_id: Option<String>,
     chain_fingerprints: Vec<String>,
     uris: Vec<&str>,
 ) -> Identity {
-    let subject = DistinguishedName::from_x509(leaf.subject());
-    let issuer = DistinguishedName::from_x509(leaf.issuer());
+    let subject = DistinguishedName::from_name(&leaf.subject);
+    let issuer = DistinguishedName::from_name(&leaf.issuer);
     let common_name = subject.common_name().map(str::to_owned);
-    let mut dns_names = Vec::new();
-    let mut emails = Vec::new();
-    let mut ips = Vec::new();
-    if let Ok(Some(san)) = leaf.subject_alternative_name() {
-        for name in &san.value.general_names {
-            match name {
-                GeneralName::DNSName(d) => dns_names.push((*d).to_owned()),
-                GeneralName::RFC822Name(e) => emails.push((*e).to_owned()),
-                GeneralName::IPAddress(bytes) => {
-                    if let Ok(v4) = <[u8; 4]>::try_from(*bytes) {
-                        ips.push(IpAddr::from(v4));
-                    } else if let Ok(v6) = <[u8; 16]>::try_from(*bytes) {
-                        ips.push(IpAddr::from(v6));
-                    }
-                }
-                _ => {}
-            }
-        }
-    }
-    let serial_bytes = leaf.raw_serial();
+    let san = leaf.san();
+    let dns_names = san.dns().map(str::to_owned).collect();
+    let emails = san
+        .iter()
+        .filter_map(|g| match g {
+            super::cert::GeneralName::Email(e) => Some(e.to_owned()),
+            _ => None,
+        })
+        .collect();
+    let ips = san.ips().collect();
+    let serial_bytes = leaf.serial;
     let first_nonzero = serial_bytes
         .iter()
         .position(|b| *b != 0)
@@ -868,8 +844,8 @@ fn identity_from(
         spiffe_id,
         serial,
         fingerprint,
-        not_before: leaf.validity().not_before.timestamp(),
-        not_after: leaf.validity().not_after.timestamp(),
+        not_before: leaf.not_before,
+        not_after: leaf.not_after,
         chain_fingerprints,
     }
 }
