@@ -120,3 +120,45 @@ RSpec.describe Portcullis::AccessPolicy do
     expect { policy.permissions({ subject: "CN=admin" }) }.to raise_error(TypeError)
   end
 end
+
+RSpec.describe Portcullis::RouteRequirements do
+  subject(:routes) do
+    described_class.new("/admin" => "admin", "POST /deploy" => %w[containers:deploy], :"/reports" => [:"reports:read"])
+  end
+
+  it "lists what a request needs, folding the spellings a router would fold" do
+    ["/admin", "//admin", "/x/../admin", "/%61dmin", "/ADMIN", "/admin;x", "/admin/users", "\\admin"].each do |path|
+      expect(routes.required("GET", path)).to eq(["admin"]), path
+    end
+    expect(routes.required("GET", "/administrator")).to eq([])
+    expect(routes.required("GET", "/reports/q3")).to eq(["reports:read"])
+  end
+
+  it "matches methods case-insensitively, HEAD as GET, and only the named method" do
+    expect(routes.required("post", "/deploy")).to eq(["containers:deploy"])
+    expect(routes.required("GET", "/deploy")).to eq([])
+    expect(described_class.new("GET /r" => "r").required("HEAD", "/r")).to eq(["r"])
+  end
+
+  it "compares undecodable and binary paths as bytes" do
+    expect(routes.required("GET", "/%ff/../admin".b)).to eq(["admin"])
+    expect(routes.required("GET", "/\xff\xfe".b)).to eq([])
+  end
+
+  it "returns frozen results and is itself shareable" do
+    expect(routes.required("GET", "/admin")).to be_frozen
+    expect(routes.required("GET", "/admin").first).to be_frozen
+    expect(routes).not_to be_empty
+    expect(described_class.new({})).to be_empty
+  end
+
+  it "refuses malformed tables with typed errors" do
+    { { "admin" => "a" } => "authz.bad_route", { "GET POST /x" => "a" } => "authz.bad_route",
+      { "/x" => [] } => "authz.bad_route", { "/x" => "" } => "authz.bad_permission",
+      { "/x" => "two words" } => "authz.bad_permission" }.each do |map, code|
+      expect { described_class.new(map) }.to raise_error(Portcullis::ConfigError) { |e| expect(e.code).to eq(code) }
+    end
+    expect { described_class.new("/x" => 1) }.to raise_error(TypeError)
+    expect { described_class.new([["/x", "a"]]) }.to raise_error(TypeError)
+  end
+end

@@ -188,7 +188,12 @@ RSpec.describe Portcullis::Rack::ClientCert do
       expect { described_class.new(inner, trust_store: store, source: :apache) }.to raise_error(ArgumentError)
       expect { described_class.new(inner, trust_store: store, source: :envoy) }.to raise_error(Portcullis::CertificateError)
       expect { described_class.new(inner, trust_store: store, require: { "/a" => "x" }) }.to raise_error(ArgumentError, /policy/)
-      expect { described_class.new(inner, trust_store: store, policy: Object.new, require: { "a" => "x" }) }.to raise_error(ArgumentError)
+      expect { described_class.new(inner, trust_store: store, policy: Object.new, require: { "a" => "x" }) }
+        .to raise_error(Portcullis::ConfigError) { |e| expect(e.code).to eq("authz.bad_route") }
+      expect { described_class.new(inner, trust_store: store, policy: Object.new, require: { "/a" => "two words" }) }
+        .to raise_error(Portcullis::ConfigError) { |e| expect(e.code).to eq("authz.bad_permission") }
+      expect { described_class.new(inner, trust_store: store, policy: Object.new, require: [["/a", "x"]]) }
+        .to raise_error(TypeError)
       expect { described_class.new(inner, trust_store: store, skip: ["up"]) }.to raise_error(ArgumentError)
     end
   end

@@ -721,6 +721,18 @@ fn source_access_and_rack_mistakes_are_located() {
             .contains("no [[access]] rule grants \"admn\""),
         "{err}"
     );
+    // Routes compile as the middleware compiles them (authz::RouteRequirements).
+    for (route, reason) in [
+        ("admin", "the path starts with /"),
+        ("GET POST /x", "must be"),
+        ("G3T /x", "method"),
+    ] {
+        let err = f.err(&format!(
+            "{base}trust_store = \"clients\"\nrequire = {{ \"{route}\" = \"deploy\" }}\n"
+        ));
+        assert_eq!(err.code(), "config.invalid_value", "{route}");
+        assert!(err.to_string().contains(reason), "{err}");
+    }
     let err = f.err(&format!(
         "{base}trust_store = \"clients\"\nreload_interval = -1\n"
     ));

@@ -7,6 +7,9 @@
 //! policy.allowed?(identity, "containers:deploy")
 //! policy.authorize!(identity, "containers:deploy")   # raises Portcullis::Forbidden
 //! policy.permissions(identity)
+//!
+//! routes = Portcullis::RouteRequirements.new("/admin" => "admin", "POST /deploy" => %w[deploy])
+//! routes.required("GET", "/x/../%61dmin")   # => ["admin"]
 //! ```
 
 use magnus::{
@@ -16,7 +19,7 @@ use magnus::{
     scan_args::{get_kwargs, scan_args},
     Error, RArray, RHash, RModule, RString, Ruby, Symbol, Value,
 };
-use portcullis::authz::{AccessPolicy, Match, Rule};
+use portcullis::authz::{AccessPolicy, Match, RouteRequirements, Rule};
 use portcullis::identity::Identity;
 
 use crate::errors;
@@ -216,7 +219,94 @@ impl RbAccessPolicy {
     }
 }
 
+#[magnus::wrap(
+    class = "Portcullis::RouteRequirements",
+    free_immediately,
+    size,
+    frozen_shareable
+)]
+pub(crate) struct RbRouteRequirements(RouteRequirements);
+
+/// A permission list entry: one String/Symbol, or an Array of them.
+fn permission_names(ruby: &Ruby, route: &str, value: Value) -> Result<Vec<String>, Error> {
+    let one = |v: Value| -> Result<String, Error> {
+        if let Some(sym) = Symbol::from_value(v) {
+            return Ok(sym.name()?.into_owned());
+        }
+        RString::from_value(v)
+            .ok_or_else(|| {
+                Error::new(
+                    ruby.exception_type_error(),
+                    format!("require: {route:?} must name permissions as Strings or Symbols"),
+                )
+            })?
+            .to_string()
+    };
+    match RArray::from_value(value) {
+        Some(list) => list.into_iter().map(one).collect(),
+        None => Ok(vec![one(value)?]),
+    }
+}
+
+impl RbRouteRequirements {
+    fn new(ruby: &Ruby, map: Value) -> Result<Self, Error> {
+        let map = RHash::from_value(map).ok_or_else(|| {
+            Error::new(
+                ruby.exception_type_error(),
+                "require: must be a Hash of \"/path\" or \"VERB /path\" => permission(s)",
+            )
+        })?;
+        let mut entries: Vec<(String, Vec<String>)> = Vec::new();
+        let mut failure: Option<Error> = None;
+        map.foreach(|key: Value, value: Value| {
+            let route = match key_name(ruby, key) {
+                Ok(route) => route,
+                Err(e) => {
+                    failure = Some(e);
+                    return Ok(ForEach::Stop);
+                }
+            };
+            match permission_names(ruby, &route, value) {
+                Ok(perms) => entries.push((route, perms)),
+                Err(e) => {
+                    failure = Some(e);
+                    return Ok(ForEach::Stop);
+                }
+            }
+            Ok(ForEach::Continue)
+        })?;
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        RouteRequirements::new(entries)
+            .map(Self)
+            .map_err(|e| errors::to_ruby(ruby, "ConfigError", &e))
+    }
+
+    fn required(ruby: &Ruby, rb_self: &Self, method: String, path: RString) -> RArray {
+        let path = crate::fs::bytes_of(path);
+        let perms = rb_self.0.required_bytes(&method, &path);
+        let out = ruby.ary_new_capa(perms.len());
+        for p in perms {
+            let s = ruby.str_new(p);
+            s.freeze();
+            let _ = out.push(s);
+        }
+        out.freeze();
+        out
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 pub(crate) fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
+    let routes = module.define_class("RouteRequirements", ruby.class_object())?;
+    routes.define_singleton_method("new", function!(RbRouteRequirements::new, 1))?;
+    routes.define_method("required", method!(RbRouteRequirements::required, 2))?;
+    routes.define_method("empty?", method!(RbRouteRequirements::is_empty, 0))?;
+
     let class = module.define_class("AccessPolicy", ruby.class_object())?;
     class.define_singleton_method("new", function!(RbAccessPolicy::new, -1))?;
     class.define_method("allowed?", method!(RbAccessPolicy::allowed, 2))?;

@@ -30,7 +30,8 @@ const OPEN_TRUNCATE: u8 = 1;
 const OPEN_APPEND: u8 = 2;
 const OPEN_EXCLUSIVE: u8 = 3;
 
-fn bytes_of(string: RString) -> Vec<u8> {
+/// A Ruby String's bytes, copied (any encoding, binary included).
+pub(crate) fn bytes_of(string: RString) -> Vec<u8> {
     // SAFETY: the slice is copied at once, before any Ruby call could move or free the
     // string's buffer; `string` is on the stack, so the GC keeps it alive meanwhile.
     #[allow(unsafe_code)]

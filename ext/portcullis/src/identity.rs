@@ -17,16 +17,13 @@ use portcullis::identity::{
     decode, CertificateError, Identity, TrustStore, Usage, MAX_PRESENTED_CHAIN,
 };
 
+use crate::fs::bytes_of;
 use crate::{errors, gvl};
 
 const CLASS: &str = "CertificateError";
 
 fn cert_error(ruby: &Ruby, err: &CertificateError) -> Error {
     errors::to_ruby(ruby, CLASS, err)
-}
-
-fn bytes_of(s: RString) -> Vec<u8> {
-    s.to_bytes().to_vec()
 }
 
 fn strings(ary: RArray) -> Result<Vec<Vec<u8>>, Error> {

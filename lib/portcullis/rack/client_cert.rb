@@ -46,7 +46,8 @@ module Portcullis
         @policy = policy
         @on_reject = on_reject
         @source = build_source(source, trusted_proxies, header, chain_header, max_cert_bytes, max_chain_bytes)
-        @requirements = Requirements.new(require || {})
+        # Route matching and path normalization live in the core (authz::RouteRequirements).
+        @requirements = Portcullis::RouteRequirements.new(require || {})
         @skip = Skip.new(skip)
         # Puma keeps one peer-certificate object per connection: remember its DER for the
         # connection's later requests (to_der costs microseconds every time).
@@ -67,7 +68,7 @@ module Portcullis
           return reject(env, e.code == "cert.untrusted_proxy" ? 403 : 401, e.code || "cert.invalid", e.message)
         end
         permissions = permissions_for(identity)
-        missing = @requirements.for(env).reject { |perm| permissions.include?(perm) }
+        missing = required(env).reject { |perm| permissions.include?(perm) }
         unless missing.empty?
           return reject(env, 403, "authz.forbidden",
                         "#{describe(identity)} lacks #{missing.join(', ')} for #{env['REQUEST_METHOD']} #{path_of(env)}")
@@ -120,6 +121,12 @@ module Portcullis
         @trust_store.verify(leaf, chain: chain)
       end
 
+      def required(env)
+        return EMPTY if @requirements.empty?
+
+        @requirements.required(env["REQUEST_METHOD"].to_s, path_of(env))
+      end
+
       def describe(identity)
         (identity.spiffe_id if identity.respond_to?(:spiffe_id)) || identity.subject.to_s
       end
@@ -135,75 +142,6 @@ module Portcullis
         body = BODIES.fetch(status)
         [status, { "content-type" => "text/plain", "content-length" => body.bytesize.to_s,
                    "cache-control" => "no-store" }, [body]]
-      end
-
-      # Paths are compared the way a router might see them, so `//admin`, `/a/../admin`,
-      # `/%61dmin` and `/ADMIN` all count as `/admin`.
-      module PathNormalizer
-        module_function
-
-        SUSPICIOUS = %r{[%\\;]|//|/\.\.?(?:/|\z)}.freeze
-
-        # "/a/b" lowercase, with escapes decoded and dot segments resolved.
-        def canonical(path)
-          path = path.to_s
-          return path.downcase unless SUSPICIOUS.match?(path)
-
-          "/#{segments(path).join('/')}"
-        end
-
-        def segments(path)
-          decoded = path.to_s.b.gsub(/%(\h\h)/) { Regexp.last_match(1).hex.chr }
-          out = []
-          decoded.split(%r{[/\\]}).each do |seg|
-            seg = seg.split(";", 2).first.to_s
-            next if seg.empty? || seg == "."
-
-            seg == ".." ? out.pop : out << seg.downcase
-          end
-          out
-        end
-      end
-
-      # `require:` — which permissions a request needs. Over-matching is the safe direction
-      # here (it only asks for more), so paths are normalized generously and every matching
-      # entry applies, not just the longest.
-      class Requirements
-        Entry = Struct.new(:method, :prefix, :prefix_dir, :permissions)
-
-        def initialize(map)
-          raise ArgumentError, "portcullis: require: must be a Hash" unless map.is_a?(Hash)
-
-          @entries = map.map do |key, perms|
-            method, path = key.to_s.strip.split(/\s+/, 2)
-            method, path = nil, method if path.nil?
-            raise ArgumentError, "portcullis: require: key #{key.inspect} must be \"/path\" or \"VERB /path\"" unless path.start_with?("/")
-
-            perms = Array(perms).map(&:to_s)
-            raise ArgumentError, "portcullis: require: #{key.inspect} names no permission" if perms.empty?
-
-            prefix = "/#{PathNormalizer.segments(path).join('/')}"
-            prefix = "" if prefix == "/"
-            Entry.new(method&.upcase, prefix.freeze, "#{prefix}/".freeze, perms.freeze).freeze
-          end.freeze
-        end
-
-        def empty?
-          @entries.empty?
-        end
-
-        def for(env)
-          return EMPTY if @entries.empty?
-
-          verb = env["REQUEST_METHOD"].to_s.upcase
-          path = PathNormalizer.canonical("#{env['SCRIPT_NAME']}#{env['PATH_INFO']}")
-          @entries.each_with_object([]) do |e, out|
-            next unless e.method.nil? || e.method == verb || (verb == "HEAD" && e.method == "GET")
-            next unless path == e.prefix || path.start_with?(e.prefix_dir)
-
-            out.concat(e.permissions)
-          end.uniq
-        end
       end
 
       # `skip:` — requests that bypass the check entirely. Under-matching is the safe

@@ -1086,8 +1086,15 @@ fn rack(
             return Err(reference_error(ctx, source, "source", "source", sources));
         }
     }
-    // The same route syntax the middleware accepts: "/path" or "VERB /path".
-    for route in r.require.keys().chain(r.skip.iter()) {
+    // `require` compiles exactly as the middleware will compile it.
+    crate::authz::RouteRequirements::new(
+        r.require
+            .iter()
+            .map(|(route, permission)| (route.as_str(), vec![permission.as_str()])),
+    )
+    .map_err(|e| invalid_plain(ctx.at(&rack.span()), format!("[rack] require: {e}")))?;
+    // `skip` takes the same route syntax: "/path" or "VERB /path".
+    for route in &r.skip {
         let path = route.split_whitespace().last().unwrap_or("");
         if !path.starts_with('/') || route.split_whitespace().count() > 2 {
             return Err(invalid_plain(

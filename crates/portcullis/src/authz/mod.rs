@@ -26,6 +26,9 @@
 use crate::identity::{DistinguishedName, Identity};
 use crate::ErrorCode;
 
+mod routes;
+pub use routes::{canonical_path, RouteRequirements};
+
 /// Longest SPIFFE ID the SPIFFE specification allows, in bytes.
 const MAX_SPIFFE_ID_LEN: usize = 2048;
 /// Longest permission name accepted in a rule.
@@ -151,6 +154,15 @@ pub enum AuthzError {
         /// Index of the rule (0-based).
         rule: usize,
     },
+    /// A [`RouteRequirements`] entry is malformed (not `"/path"` or `"VERB /path"`, or
+    /// names no permission).
+    #[error("route {route:?} {reason}")]
+    BadRoute {
+        /// The offending route key.
+        route: String,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 impl ErrorCode for AuthzError {
@@ -161,6 +173,7 @@ impl ErrorCode for AuthzError {
             Self::BadRule { .. } => "authz.bad_rule",
             Self::BadPermission { .. } => "authz.bad_permission",
             Self::NoGrants { .. } => "authz.no_grants",
+            Self::BadRoute { .. } => "authz.bad_route",
         }
     }
 }
@@ -408,6 +421,13 @@ impl AccessPolicy {
     }
 }
 
+/// A permission name: non-empty, at most 256 bytes, no whitespace or control characters.
+fn valid_permission(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_PERMISSION_LEN
+        && !name.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
 fn compile(i: usize, rule: Rule) -> Result<CompiledRule, AuthzError> {
     let m = &rule.matcher;
     if m.is_empty() {
@@ -417,10 +437,7 @@ fn compile(i: usize, rule: Rule) -> Result<CompiledRule, AuthzError> {
         return Err(AuthzError::NoGrants { rule: i });
     }
     for g in &rule.grants {
-        if g.is_empty()
-            || g.len() > MAX_PERMISSION_LEN
-            || g.chars().any(|c| c.is_whitespace() || c.is_control())
-        {
+        if !valid_permission(g) {
             return Err(AuthzError::BadPermission {
                 rule: i,
                 permission: g.clone(),

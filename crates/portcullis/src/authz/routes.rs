@@ -1,0 +1,351 @@
+//! Which permissions a request needs, by method and path: the table behind the Rack
+//! middleware's `require:` and `[rack] require` in `portcullis.toml`.
+//!
+//! Over-matching is the safe direction here (it only ever asks for *more* permissions), so
+//! request paths are normalized the generous way a router might read them before they are
+//! compared: percent-escapes decoded once, `\` read as `/`, `;parameters` dropped, empty
+//! and `.` segments removed, `..` resolved, ASCII case folded. `//admin`, `/%61dmin`,
+//! `/x/../admin`, `/admin;x` and `/ADMIN` all need what `/admin` needs. Every matching
+//! entry applies, not only the longest.
+//!
+//! ```
+//! use portcullis::authz::RouteRequirements;
+//!
+//! let routes = RouteRequirements::new([
+//!     ("/admin", vec!["admin"]),
+//!     ("POST /deploy", vec!["containers:deploy"]),
+//! ])?;
+//! assert_eq!(routes.required("GET", "/admin/users"), ["admin"]);
+//! assert_eq!(routes.required("GET", "/x/../%61DMIN"), ["admin"]);
+//! assert!(routes.required("GET", "/administrator").is_empty());
+//! assert!(routes.required("GET", "/deploy").is_empty());
+//! assert_eq!(routes.required("post", "//deploy/"), ["containers:deploy"]);
+//! # Ok::<(), portcullis::authz::AuthzError>(())
+//! ```
+
+use super::{valid_permission, AuthzError};
+
+/// Longest route key accepted (`"VERB /path"`).
+const MAX_ROUTE_LEN: usize = 2048;
+
+/// One `require:` entry, compiled.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Route {
+    /// Uppercase method; `None` for any method.
+    method: Option<String>,
+    /// Canonical path prefix without a trailing slash; empty for `/` (every path).
+    prefix: Vec<u8>,
+    permissions: Vec<String>,
+}
+
+/// A compiled `require:` table. Immutable and cheap to share.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RouteRequirements {
+    routes: Vec<Route>,
+}
+
+impl RouteRequirements {
+    /// Compiles `(route, permissions)` pairs. A route is `"/path"` (any method) or
+    /// `"VERB /path"`; its path is normalized like request paths are. Each route needs at
+    /// least one valid permission name.
+    ///
+    /// Errors: `authz.bad_route` for a malformed route or an empty permission list,
+    /// `authz.bad_permission` for a malformed permission name.
+    pub fn new<K, P, I>(entries: I) -> Result<Self, AuthzError>
+    where
+        I: IntoIterator<Item = (K, Vec<P>)>,
+        K: AsRef<str>,
+        P: AsRef<str>,
+    {
+        let mut routes = Vec::new();
+        for (index, (key, permissions)) in entries.into_iter().enumerate() {
+            routes.push(compile(index, key.as_ref(), &permissions)?);
+        }
+        Ok(Self { routes })
+    }
+
+    /// Whether the table has no entry (every request needs nothing).
+    pub fn is_empty(&self) -> bool {
+        self.routes.is_empty()
+    }
+
+    /// The permissions a `method` request for `path` needs: every matching entry's, in
+    /// table order, without repeats. `path` is what the framework received (SCRIPT_NAME
+    /// plus PATH_INFO, still escaped); a `HEAD` request needs what `GET` needs.
+    pub fn required(&self, method: &str, path: &str) -> Vec<&str> {
+        self.required_bytes(method, path.as_bytes())
+    }
+
+    /// [`RouteRequirements::required`] for a path that need not be UTF-8.
+    pub fn required_bytes(&self, method: &str, path: &[u8]) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        if self.routes.is_empty() {
+            return out;
+        }
+        let path = canonical_path(path);
+        for route in &self.routes {
+            let method_matches = match &route.method {
+                None => true,
+                Some(m) => {
+                    m.eq_ignore_ascii_case(method)
+                        || (m == "GET" && method.eq_ignore_ascii_case("HEAD"))
+                }
+            };
+            if !method_matches || !under(&path, &route.prefix) {
+                continue;
+            }
+            for permission in &route.permissions {
+                if !out.contains(&permission.as_str()) {
+                    out.push(permission);
+                }
+            }
+        }
+        out
+    }
+
+    /// The permissions a request needs that `granted` lacks (empty: let it through).
+    pub fn missing<'a, G: AsRef<str>>(
+        &'a self,
+        method: &str,
+        path: &str,
+        granted: &[G],
+    ) -> Vec<&'a str> {
+        let mut needed = self.required(method, path);
+        needed.retain(|p| !granted.iter().any(|g| g.as_ref() == *p));
+        needed
+    }
+}
+
+/// `path` equals `prefix` or lies beneath it on a segment boundary.
+fn under(path: &[u8], prefix: &[u8]) -> bool {
+    match path.strip_prefix(prefix) {
+        Some(rest) => rest.is_empty() || rest.first() == Some(&b'/'),
+        None => false,
+    }
+}
+
+fn compile<P: AsRef<str>>(index: usize, key: &str, permissions: &[P]) -> Result<Route, AuthzError> {
+    let bad = |reason: &str| AuthzError::BadRoute {
+        route: key.to_owned(),
+        reason: reason.to_owned(),
+    };
+    if key.len() > MAX_ROUTE_LEN {
+        return Err(bad("is longer than 2048 bytes"));
+    }
+    let mut words = key.split_whitespace();
+    let (method, path) = match (words.next(), words.next(), words.next()) {
+        (Some(path), None, None) => (None, path),
+        (Some(method), Some(path), None) => (Some(method), path),
+        _ => return Err(bad("must be \"/path\" or \"VERB /path\"")),
+    };
+    if !path.starts_with('/') {
+        return Err(bad(
+            "must be \"/path\" or \"VERB /path\" (the path starts with /)",
+        ));
+    }
+    if let Some(m) = method {
+        if !m.bytes().all(|b| b.is_ascii_alphabetic()) {
+            return Err(bad("has a method that is not a word like GET or POST"));
+        }
+    }
+    if path.bytes().any(|b| b.is_ascii_control()) {
+        return Err(bad("has a control character in its path"));
+    }
+    if permissions.is_empty() {
+        return Err(bad("names no permission"));
+    }
+    for p in permissions {
+        if !valid_permission(p.as_ref()) {
+            return Err(AuthzError::BadPermission {
+                rule: index,
+                permission: p.as_ref().to_owned(),
+            });
+        }
+    }
+    let mut prefix = canonical_path(path.as_bytes());
+    if prefix == b"/" {
+        prefix.clear();
+    }
+    Ok(Route {
+        method: method.map(str::to_ascii_uppercase),
+        prefix,
+        permissions: permissions.iter().map(|p| p.as_ref().to_owned()).collect(),
+    })
+}
+
+/// A request path the way a generous router reads it: `/` followed by its segments, with
+/// percent-escapes decoded once, `\` read as `/`, `;parameters` dropped, empty and `.`
+/// segments removed, `..` resolved (never above the root) and ASCII letters lowercased.
+/// The result is bytes: a decoded escape need not be UTF-8.
+///
+/// ```
+/// use portcullis::authz::canonical_path;
+/// assert_eq!(canonical_path(b"/Admin/"), b"/admin");
+/// assert_eq!(canonical_path(b"//x/./../%61dmin;jsessionid=1"), b"/admin");
+/// assert_eq!(canonical_path(b"/..\\..\\etc"), b"/etc");
+/// assert_eq!(canonical_path(b"/%2561"), b"/%61"); // decoded once, not twice
+/// assert_eq!(canonical_path(b""), b"/");
+/// ```
+pub fn canonical_path(path: &[u8]) -> Vec<u8> {
+    let decoded = percent_decode_once(path);
+    let mut segments: Vec<&[u8]> = Vec::new();
+    for segment in decoded.split(|b| *b == b'/' || *b == b'\\') {
+        let segment = segment.split(|b| *b == b';').next().unwrap_or(segment);
+        match segment {
+            b"" | b"." => {}
+            b".." => {
+                segments.pop();
+            }
+            other => segments.push(other),
+        }
+    }
+    let mut out = Vec::with_capacity(path.len() + 1);
+    for segment in &segments {
+        out.push(b'/');
+        out.extend(segment.iter().map(u8::to_ascii_lowercase));
+    }
+    if out.is_empty() {
+        out.push(b'/');
+    }
+    out
+}
+
+/// Decodes `%HH` escapes once; a `%` not followed by two hex digits stays as it is.
+fn percent_decode_once(path: &[u8]) -> Vec<u8> {
+    let hex = |b: u8| {
+        char::from(b)
+            .to_digit(16)
+            .and_then(|d| u8::try_from(d).ok())
+    };
+    let mut out = Vec::with_capacity(path.len());
+    let mut i = 0;
+    while let Some(&b) = path.get(i) {
+        if b == b'%' {
+            if let (Some(hi), Some(lo)) = (
+                path.get(i + 1).copied().and_then(hex),
+                path.get(i + 2).copied().and_then(hex),
+            ) {
+                out.push(hi << 4 | lo);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b);
+        i += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::ErrorCode;
+
+    fn table() -> RouteRequirements {
+        RouteRequirements::new([
+            ("/admin", vec!["admin"]),
+            ("POST /deploy", vec!["containers:deploy"]),
+            ("GET /reports", vec!["reports:read"]),
+            ("/admin/audit", vec!["audit", "admin"]),
+        ])
+        .unwrap()
+    }
+
+    #[test]
+    fn hostile_spellings_need_what_the_plain_path_needs() {
+        let t = table();
+        for path in [
+            "/admin",
+            "/admin/",
+            "//admin",
+            "/ADMIN",
+            "/%61dmin",
+            "/%41DMIN",
+            "/x/../admin",
+            "/./admin",
+            "/admin;jsessionid=1",
+            "\\admin",
+            "/../../admin",
+            "/admin/users/../../admin",
+        ] {
+            assert_eq!(t.required("GET", path), ["admin"], "{path}");
+        }
+        assert_eq!(t.required("GET", "/admin/audit/2024"), ["admin", "audit"]);
+        assert_eq!(t.required("DELETE", "/admin//AUDIT"), ["admin", "audit"]);
+    }
+
+    #[test]
+    fn prefixes_end_on_segment_boundaries() {
+        let t = table();
+        for path in [
+            "/administrator",
+            "/admins",
+            "/",
+            "",
+            "/public/admin",
+            "/adm%69n2",
+        ] {
+            assert!(t.required("GET", path).is_empty(), "{path}");
+        }
+        // An escaped slash decodes to a separator: over-matching is the safe direction.
+        assert_eq!(t.required("GET", "/%2fadmin"), ["admin"]);
+    }
+
+    #[test]
+    fn methods_match_case_insensitively_and_head_counts_as_get() {
+        let t = table();
+        assert_eq!(t.required("post", "/deploy"), ["containers:deploy"]);
+        assert!(t.required("GET", "/deploy").is_empty());
+        assert_eq!(t.required("HEAD", "/reports/q3"), ["reports:read"]);
+        assert!(t.required("POST", "/reports").is_empty());
+    }
+
+    #[test]
+    fn a_root_route_covers_everything() {
+        let t = RouteRequirements::new([("/", vec!["any"])]).unwrap();
+        for path in ["/", "", "/a/b", "//", "/.."] {
+            assert_eq!(t.required("GET", path), ["any"], "{path}");
+        }
+    }
+
+    #[test]
+    fn missing_lists_only_what_is_not_granted() {
+        let t = table();
+        assert_eq!(t.missing("GET", "/admin/audit", &["admin"]), ["audit"]);
+        assert!(t
+            .missing("GET", "/admin/audit", &["audit", "admin"])
+            .is_empty());
+        assert!(t.missing("GET", "/public", &[] as &[&str]).is_empty());
+    }
+
+    #[test]
+    fn malformed_tables_are_refused_with_codes() {
+        let cases: Vec<(&str, Vec<&str>, &str)> = vec![
+            ("admin", vec!["a"], "authz.bad_route"),
+            ("", vec!["a"], "authz.bad_route"),
+            ("GET POST /x", vec!["a"], "authz.bad_route"),
+            ("G3T /x", vec!["a"], "authz.bad_route"),
+            ("/x", vec![], "authz.bad_route"),
+            ("/x\u{7}", vec!["a"], "authz.bad_route"),
+            ("/x", vec![""], "authz.bad_permission"),
+            ("/x", vec!["two words"], "authz.bad_permission"),
+        ];
+        for (route, perms, code) in cases {
+            let err = RouteRequirements::new([(route, perms)]).unwrap_err();
+            assert_eq!(err.code(), code, "{route:?}");
+            assert!(err.to_string().contains("route") || code == "authz.bad_permission");
+        }
+        assert!(RouteRequirements::new(Vec::<(&str, Vec<&str>)>::new())
+            .unwrap()
+            .is_empty());
+    }
+
+    #[test]
+    fn non_utf8_paths_are_compared_as_bytes() {
+        let t = RouteRequirements::new([("/caf\u{e9}", vec!["x"])]).unwrap();
+        assert_eq!(t.required("GET", "/caf%C3%A9"), ["x"]);
+        assert!(t.required_bytes("GET", b"/caf\xe9").is_empty());
+        assert!(t.required_bytes("GET", b"/%ff%fe").is_empty());
+    }
+}
