@@ -348,4 +348,29 @@ mod tests {
         assert!(t.required_bytes("GET", b"/caf\xe9").is_empty());
         assert!(t.required_bytes("GET", b"/%ff%fe").is_empty());
     }
+
+    proptest::proptest! {
+        /// Whatever the bytes, the folded path is canonical: rooted, no empty, `.` or `..`
+        /// segments, no `\`, `;` or uppercase ASCII; and folding it again changes nothing
+        /// unless a decoded escape made a new `%HH`.
+        #[test]
+        fn folded_paths_are_canonical(path in proptest::collection::vec(
+            proptest::sample::select(b"/\\.;%2fF5cA aZ\xff".to_vec()), 0..24)) {
+            let folded = canonical_path(&path);
+            proptest::prop_assert_eq!(folded.first(), Some(&b'/'));
+            if folded != b"/" {
+                for segment in folded.split(|b| *b == b'/').skip(1) {
+                    proptest::prop_assert!(!segment.is_empty());
+                    proptest::prop_assert!(segment != b"." && segment != b"..");
+                }
+            }
+            proptest::prop_assert!(!folded.iter().any(|b| matches!(b, b'\\' | b';') || b.is_ascii_uppercase()));
+            if !folded.contains(&b'%') {
+                proptest::prop_assert_eq!(canonical_path(&folded), folded.clone());
+            }
+            let routes = RouteRequirements::new([("/a", vec!["p"])]).unwrap();
+            let needs = !routes.required_bytes("GET", &path).is_empty();
+            proptest::prop_assert_eq!(needs, folded == b"/a" || folded.starts_with(b"/a/"));
+        }
+    }
 }
