@@ -446,3 +446,61 @@ fn leader_exited(pid: Pid) -> io::Result<bool> {
     let options = WaitIdOptions::EXITED | WaitIdOptions::NOHANG | WaitIdOptions::NOWAIT;
     Ok(waitid(WaitId::Pid(pid), options)?.is_some())
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::ErrorCode;
+
+    /// A pipe whose read fails the way a broken descriptor does.
+    struct Broken;
+
+    impl Read for Broken {
+        fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+            Err(io::Error::from_raw_os_error(5)) // EIO
+        }
+    }
+
+    /// A pipe that is interrupted once, then has data, then ends.
+    struct Flaky(u8);
+
+    impl Read for Flaky {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.0 += 1;
+            match self.0 {
+                1 => Err(io::ErrorKind::Interrupted.into()),
+                2 => {
+                    buf[..3].copy_from_slice(b"abc");
+                    Ok(3)
+                }
+                _ => Ok(0),
+            }
+        }
+    }
+
+    #[test]
+    fn a_failing_pipe_is_an_error_and_becomes_command_output() {
+        let mut capture = Capture::new(16);
+        let mut buf = [0u8; 8];
+        let err = read_ready(&mut Broken, &mut buf, &mut capture).unwrap_err();
+        let err = CommandError::Output {
+            program: "/bin/tool".to_owned(),
+            source: err,
+        };
+        assert_eq!(err.code(), "command.output");
+        assert!(err.to_string().contains("/bin/tool"), "{err}");
+    }
+
+    #[test]
+    fn interrupted_reads_retry_and_captures_stop_at_the_cap() {
+        let mut capture = Capture::new(2);
+        let mut buf = [0u8; 8];
+        let mut pipe = Flaky(0);
+        assert!(read_ready(&mut pipe, &mut buf, &mut capture).unwrap());
+        assert!(read_ready(&mut pipe, &mut buf, &mut capture).unwrap());
+        assert!(!read_ready(&mut pipe, &mut buf, &mut capture).unwrap());
+        assert_eq!(capture.bytes, b"ab");
+        assert!(capture.truncated);
+    }
+}
