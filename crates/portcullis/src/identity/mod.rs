@@ -12,6 +12,8 @@ mod error;
 mod profile;
 pub mod source;
 mod store;
+#[cfg(feature = "rustls")]
+pub mod tls;
 
 pub use dn::{attribute_oid, Attribute, DistinguishedName, DnParseError};
 pub use error::CertificateError;

@@ -396,6 +396,13 @@ impl TrustStore {
         Ok(())
     }
 
+    /// The trust anchors' subjects: each Name's DER contents, without the outer SEQUENCE
+    /// header (what TLS CertificateRequest hints are built from).
+    #[cfg_attr(not(feature = "rustls"), allow(dead_code))]
+    pub(crate) fn anchor_subjects(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        self.anchors.iter().map(|a| a.subject.as_ref())
+    }
+
     fn crl_snapshot(&self) -> Arc<CrlSet> {
         Arc::clone(&self.crls.read().unwrap_or_else(|p| p.into_inner()))
     }
