@@ -57,43 +57,14 @@ fn open_close(c: &mut Criterion) {
 }
 
 /// Criterion runs the variants one after another, so load changes between them land in
-/// the ratio. This alternates short batches of the two contenders and reports the median
-/// of the per-round ratios, which cancels most of the drift.
+/// the ratio: this alternates short batches of the two contenders instead.
 fn paired(safe: &SafeRoot, full: &Path) {
-    use std::time::Instant;
-    const BATCH: u32 = 2_000;
-    const ROUNDS: usize = 41;
     let ours = || drop(black_box(safe.open(black_box(NAME)).unwrap()));
     let theirs = || drop(black_box(File::open(black_box(full)).unwrap()));
-    let time_batch = |f: &dyn Fn()| {
-        let start = Instant::now();
-        for _ in 0..BATCH {
-            f();
-        }
-        start.elapsed().as_secs_f64() * 1e6 / f64::from(BATCH)
-    };
-    let (mut a, mut b, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
-    for round in 0..ROUNDS {
-        let (x, y) = if round % 2 == 0 {
-            let x = time_batch(&ours);
-            (x, time_batch(&theirs))
-        } else {
-            let y = time_batch(&theirs);
-            (time_batch(&ours), y)
-        };
-        a.push(x);
-        b.push(y);
-        ratios.push(x / y);
-    }
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
+    let p = portcullis_benches::paired(41, 2_000, &ours, &theirs);
     println!(
         "paired open+close: SafeRoot::open {:.2} us, File::open {:.2} us, median ratio {:.3}x",
-        median(&mut a),
-        median(&mut b),
-        median(&mut ratios)
+        p.ours, p.theirs, p.ratio
     );
 }
 

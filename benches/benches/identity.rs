@@ -14,6 +14,7 @@ use std::time::UNIX_EPOCH;
 use common::{pki, Alg, LeafSpec};
 use criterion::{criterion_group, criterion_main, Criterion};
 use portcullis::identity::TrustStore;
+use portcullis_benches::{median, time_batch};
 use rustls_pki_types::{CertificateDer, UnixTime};
 use webpki::{EndEntityCert, KeyUsage};
 
@@ -110,7 +111,6 @@ fn bench_alg(c: &mut Criterion, label: &str, alg: Alg) {
 /// SHA-256: a SHA-256 over the same presented bytes, measured in alternating batches in
 /// the same run so machine load cancels out.
 fn paired_hit(label: &str, cached: &TrustStore, ch: &Chain, now: std::time::SystemTime) {
-    use std::time::Instant;
     const BATCH: u32 = 2000;
     let chain_refs: [&[u8]; 1] = [&ch.inter];
     let hit = || {
@@ -135,23 +135,12 @@ fn paired_hit(label: &str, cached: &TrustStore, ch: &Chain, now: std::time::Syst
         }
         black_box(ctx.finish());
     };
-    let time_batch = |f: &dyn Fn()| {
-        let start = Instant::now();
-        for _ in 0..BATCH {
-            f();
-        }
-        start.elapsed().as_secs_f64() * 1e6 / f64::from(BATCH)
-    };
     let (mut shared, mut owned, mut digest) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..31 {
-        shared.push(time_batch(&hit));
-        owned.push(time_batch(&hit_owned));
-        digest.push(time_batch(&sha));
+        shared.push(time_batch(BATCH, &hit));
+        owned.push(time_batch(BATCH, &hit_owned));
+        digest.push(time_batch(BATCH, &sha));
     }
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(|p, q| p.total_cmp(q));
-        v[v.len() / 2]
-    };
     println!(
         "paired hit {label} ({} bytes presented): verify_shared {:.2} us, verify {:.2} us, \
          SHA-256 of the presented bytes alone {:.2} us",
@@ -162,9 +151,8 @@ fn paired_hit(label: &str, cached: &TrustStore, ch: &Chain, now: std::time::Syst
     );
 }
 
-/// The machine is shared, so load drifts between criterion's sequential runs. This runs
-/// the two contenders in alternating short batches and reports the median of the
-/// per-round ratios, which cancels most of the drift.
+/// Cold verification against webpki directly, in alternating batches (see
+/// `portcullis_benches::paired`).
 fn paired(
     label: &str,
     cold: &TrustStore,
@@ -174,8 +162,6 @@ fn paired(
     time: UnixTime,
     now: std::time::SystemTime,
 ) {
-    use std::time::Instant;
-    const BATCH: u32 = 100;
     let chain_refs: [&[u8]; 1] = [&ch.inter];
     let leaf_der = CertificateDer::from(ch.leaf.as_slice());
     let ours = || {
@@ -196,35 +182,10 @@ fn paired(
             .unwrap();
         black_box(path.anchor().subject.len());
     };
-    let time_batch = |f: &dyn Fn()| {
-        let start = Instant::now();
-        for _ in 0..BATCH {
-            f();
-        }
-        start.elapsed().as_secs_f64() * 1e6 / f64::from(BATCH)
-    };
-    let (mut a, mut b, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
-    for round in 0..31 {
-        let (x, y) = if round % 2 == 0 {
-            let x = time_batch(&ours);
-            (x, time_batch(&theirs))
-        } else {
-            let y = time_batch(&theirs);
-            (time_batch(&ours), y)
-        };
-        a.push(x);
-        b.push(y);
-        ratios.push(x / y);
-    }
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(|p, q| p.total_cmp(q));
-        v[v.len() / 2]
-    };
+    let p = portcullis_benches::paired(31, 100, &ours, &theirs);
     println!(
         "paired {label}: portcullis cold {:.1} us, webpki direct {:.1} us, median ratio {:.3}x",
-        median(&mut a),
-        median(&mut b),
-        median(&mut ratios)
+        p.ours, p.theirs, p.ratio
     );
 }
 
