@@ -294,6 +294,39 @@ RSpec.describe Portcullis::Command do
       ticker.kill
       expect(ticks).to be > 10
     end
+
+    def dead?(pid)
+      deadline = Time.now + 5
+      loop do
+        state = (File.read("/proc/#{pid}/stat")[/\) (\S)/, 1] rescue nil)
+        return true if state.nil? || state == "Z"
+        return false if Time.now > deadline
+
+        sleep 0.02
+      end
+    end
+
+    it "is stopped by Timeout (and Thread#raise), killing the whole process group" do
+      require "timeout"
+      Dir.mktmpdir do |dir|
+        pid_file = File.join(dir, "pid")
+        cmd = described_class.new("/bin/sh", ["-c", %(trap "" TERM; sleep 100 & echo $! > #{pid_file}; sleep 100)],
+                                  allow_interpreter: true, timeout: 60)
+        started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+        expect { Timeout.timeout(0.5) { cmd.run } }.to raise_error(Timeout::Error)
+        # Long before the command's own 60 s timeout: the interrupt stopped it.
+        expect(Process.clock_gettime(Process::CLOCK_MONOTONIC) - started).to be < 30
+        expect(dead?(Integer(File.read(pid_file)))).to be(true)
+
+        File.delete(pid_file)
+        runner = Thread.new { cmd.run! }
+        runner.report_on_exception = false
+        sleep 0.05 until File.exist?(pid_file) && !File.read(pid_file).empty?
+        runner.raise(ArgumentError, "stop")
+        expect { runner.join }.to raise_error(ArgumentError, "stop")
+        expect(dead?(Integer(File.read(pid_file)))).to be(true)
+      end
+    end
   end
 
   describe "path parameters" do

@@ -412,3 +412,53 @@ fn runs_in_parallel_threads() {
         h.join().unwrap();
     }
 }
+
+#[test]
+fn cancelling_kills_the_group_and_returns_at_once() {
+    use portcullis::command::CancelHandle;
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("pid");
+    let script = format!(
+        r#"trap "" TERM; sleep 100 & echo $! > {}; sleep 100"#,
+        pid_file.display()
+    );
+    let t = shell(&script)
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let cancel = CancelHandle::new().unwrap();
+    let stopper = cancel.clone();
+    let watcher = std::thread::spawn(move || {
+        // Cancel once the background child exists.
+        while std::fs::read_to_string(&pid_file).map_or(true, |s| s.trim().is_empty()) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        stopper.cancel();
+        std::fs::read_to_string(&pid_file).unwrap()
+    });
+    let started = Instant::now();
+    let err = t.run_cancellable(NO_VALUES, &cancel).unwrap_err();
+    // Well before the 60 s timeout: the run stopped because it was cancelled.
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert_eq!(err.code(), "command.cancelled");
+    assert!(err.to_string().contains("/bin/sh"), "{err}");
+    assert!(cancel.is_cancelled());
+    let grandchild: u32 = watcher.join().unwrap().trim().parse().unwrap();
+    assert!(
+        eventually_dead(grandchild),
+        "background child {grandchild} survived"
+    );
+
+    // A handle cancelled before the run: the program never starts.
+    let marker = dir.path().join("ran");
+    let t = shell(&format!("touch {}", marker.display()))
+        .build()
+        .unwrap();
+    let err = t.run_cancellable(NO_VALUES, &cancel).unwrap_err();
+    assert_eq!(err.code(), "command.cancelled");
+    assert!(!marker.exists());
+    // An uncancelled handle changes nothing.
+    let fresh = CancelHandle::new().unwrap();
+    assert!(t.run_cancellable(NO_VALUES, &fresh).unwrap().success());
+    assert!(marker.exists());
+}

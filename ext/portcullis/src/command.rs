@@ -11,7 +11,10 @@ use magnus::{
     function, method, prelude::*, r_hash::ForEach, Error, Integer, RArray, RClass, RHash, RModule,
     RString, Range, Ruby, Symbol, Value,
 };
-use portcullis::command::{CommandOutput, CommandTemplate, CommandTemplateBuilder, Param, Rlimits};
+use portcullis::command::{
+    CancelHandle, CommandError, CommandOutput, CommandTemplate, CommandTemplateBuilder, Param,
+    Rlimits,
+};
 use portcullis::fs::{SafeRoot, SymlinkPolicy};
 
 use crate::{errors, gvl};
@@ -492,18 +495,42 @@ impl RbCommand {
     fn run(ruby: &Ruby, rb_self: &Self, hash: RHash, check: bool) -> Result<RArray, Error> {
         let values = values(ruby, &rb_self.0, hash)?;
         let template = &rb_self.0;
-        // The child runs without the GVL: other Ruby threads keep going meanwhile.
-        let result = gvl::without_gvl(|| {
-            template
-                .run(values)
-                .and_then(|out| if check { out.check() } else { Ok(out) })
-        })
-        .map_err(|panic| {
+        let cancel = CancelHandle::new().map_err(|e| {
             Error::new(
                 ruby.exception_runtime_error(),
-                format!("portcullis: {panic}"),
+                format!("portcullis: cannot watch for interrupts: {e}"),
             )
         })?;
+        // The child runs without the GVL, so other Ruby threads keep going; a Ruby
+        // interrupt (Timeout, Thread#raise, Thread#kill) cancels it: the process group is
+        // killed and reaped before the interrupt is raised here.
+        let result = loop {
+            let attempt = gvl::without_gvl_cancellable(
+                || {
+                    template
+                        .run_cancellable(values.iter().map(|(k, v)| (k, v)), &cancel)
+                        .and_then(|out| if check { out.check() } else { Ok(out) })
+                },
+                &cancel,
+            )
+            .map_err(|panic| {
+                Error::new(
+                    ruby.exception_runtime_error(),
+                    format!("portcullis: {panic}"),
+                )
+            })?;
+            match attempt {
+                Some(result) => break result,
+                // An interrupt was pending before the program started: let Ruby run it
+                // (raising, say, Timeout::Error), then start if it did not raise.
+                None => ruby.thread_check_ints()?,
+            }
+        };
+        if matches!(result, Err(CommandError::Cancelled { .. })) {
+            // Raise the interrupt that cancelled the run (Timeout::Error, …); only if it
+            // raised nothing is `command.cancelled` the answer.
+            ruby.thread_check_ints()?;
+        }
         let out: CommandOutput = result.map_err(|e| errors::to_ruby(ruby, CLASS, &e))?;
         let array = ruby.ary_new_capa(8);
         array.push(out.code())?;

@@ -9,6 +9,8 @@
 use std::ffi::c_void;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+use portcullis::command::CancelHandle;
+
 struct Slot<F, R> {
     work: Option<F>,
     result: Option<std::thread::Result<R>>,
@@ -27,6 +29,12 @@ extern "C" fn trampoline<F: FnOnce() -> R, R>(data: *mut c_void) -> *mut c_void 
 
 /// Runs `work` with the GVL released and returns its result. A panic inside `work` is
 /// caught and returned as `Err(message)` instead of crossing into the VM.
+///
+/// Uses `rb_thread_call_without_gvl2`, which does not process Ruby interrupts when `work`
+/// returns: an exception from `Thread#raise` or `Timeout` must not unwind (longjmp) through
+/// the Rust frames still on the stack here. A pending interrupt is raised once the method
+/// has returned to Ruby. If one was already pending on entry, Ruby does not release the
+/// GVL; `work` (bounded by design) then runs with the GVL held.
 pub(crate) fn without_gvl<F, R>(work: F) -> Result<R, String>
 where
     F: FnOnce() -> R + Send,
@@ -39,17 +47,64 @@ where
     // SAFETY: `trampoline::<F, R>` matches the expected signature; `slot` outlives the call;
     // no unblocking function is given, so Ruby waits for `work` to finish (it is bounded).
     unsafe {
-        rb_sys::rb_thread_call_without_gvl(
+        rb_sys::rb_thread_call_without_gvl2(
             Some(trampoline::<F, R>),
             &mut slot as *mut Slot<F, R> as *mut c_void,
             None,
             std::ptr::null_mut(),
         );
     }
+    if let Some(work) = slot.work.take() {
+        return catch_unwind(AssertUnwindSafe(work)).map_err(|p| panic_message(&p));
+    }
     match slot.result {
         Some(Ok(r)) => Ok(r),
         Some(Err(p)) => Err(panic_message(&p)),
         None => Err("portcullis: work did not run".to_owned()),
+    }
+}
+
+/// The unblocking function for [`without_gvl_cancellable`]: Ruby calls it, from whichever
+/// thread delivers an interrupt (`Thread#raise`, `Timeout`, `Thread#kill`, a signal), while
+/// `work` runs.
+extern "C" fn cancel_unblock(data: *mut c_void) {
+    // SAFETY: `data` is the `&CancelHandle` passed by `without_gvl_cancellable`, which
+    // outlives the blocking region during which Ruby may call this; `cancel` is thread-safe
+    // and cannot panic.
+    let cancel = unsafe { &*(data as *const CancelHandle) };
+    cancel.cancel();
+}
+
+/// Like [`without_gvl`], for work that watches `cancel`: a Ruby interrupt delivered while
+/// it runs calls [`CancelHandle::cancel`], so the work can stop at once. Returns
+/// `Ok(None)` if an interrupt was already pending and `work` did not run; the caller should
+/// let Ruby process it (`Ruby::thread_check_ints`).
+pub(crate) fn without_gvl_cancellable<F, R>(
+    work: F,
+    cancel: &CancelHandle,
+) -> Result<Option<R>, String>
+where
+    F: FnOnce() -> R + Send,
+    R: Send,
+{
+    let mut slot = Slot {
+        work: Some(work),
+        result: None,
+    };
+    // SAFETY: as in `without_gvl`; in addition `cancel` outlives the call, and
+    // `cancel_unblock` only reads it through a shared reference.
+    unsafe {
+        rb_sys::rb_thread_call_without_gvl2(
+            Some(trampoline::<F, R>),
+            &mut slot as *mut Slot<F, R> as *mut c_void,
+            Some(cancel_unblock),
+            cancel as *const CancelHandle as *mut c_void,
+        );
+    }
+    match slot.result {
+        Some(Ok(r)) => Ok(Some(r)),
+        Some(Err(p)) => Err(panic_message(&p)),
+        None => Ok(None),
     }
 }
 

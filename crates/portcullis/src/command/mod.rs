@@ -37,7 +37,7 @@ mod template;
 use std::time::Duration;
 
 pub use param::{Param, DEFAULT_MAX_LEN};
-pub use run::{CommandOutput, Rlimits};
+pub use run::{CancelHandle, CommandOutput, Rlimits};
 pub use template::{CommandTemplate, CommandTemplateBuilder};
 
 /// The `PATH` every child gets; templates cannot change it.
@@ -197,6 +197,15 @@ pub enum CommandError {
         reason: String,
     },
 
+    /// The run was stopped through its [`CancelHandle`] (a Ruby interrupt such as
+    /// `Timeout.timeout`, a request deadline). The program's process group was killed and
+    /// the child reaped.
+    #[error("running {program:?} was cancelled; its process group was killed")]
+    Cancelled {
+        /// The program path as written in the template.
+        program: String,
+    },
+
     /// Capturing the child's output or waiting for it failed. The child's process group was
     /// killed and the child reaped.
     #[error("capturing the output of {program:?} failed: {source}")]
@@ -226,6 +235,7 @@ impl crate::ErrorCode for CommandError {
             Self::SpawnFailed { .. } => "command.spawn_failed",
             Self::BadTemplate { .. } => "command.bad_template",
             Self::Output { .. } => "command.output",
+            Self::Cancelled { .. } => "command.cancelled",
         }
     }
 }

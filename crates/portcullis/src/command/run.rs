@@ -1,12 +1,15 @@
 //! Running a built argv: empty environment, no stdin, own process group, timeout, output cap.
 
 use std::io::{self, Read};
+use std::os::fd::OwnedFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
 use std::process::{Child, ChildStderr, ChildStdout, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rustix::event::{poll, PollFd, PollFlags, Timespec};
+use rustix::event::{eventfd, poll, EventfdFlags, PollFd, PollFlags, Timespec};
 use rustix::process::{
     kill_process, kill_process_group, pidfd_open, waitid, Pid, PidfdFlags, Signal, WaitId,
     WaitIdOptions,
@@ -121,6 +124,66 @@ impl Rlimits {
     }
 }
 
+/// Stops a running command from another thread: [`CommandTemplate::run_cancellable`]
+/// watches it, and [`CancelHandle::cancel`] makes the run kill the program's process
+/// group, reap it and return `command.cancelled` at once. Clones share the same state.
+/// The Ruby binding cancels through it when a Ruby interrupt (`Timeout.timeout`,
+/// `Thread#raise`, `Thread#kill`) reaches the thread running the command.
+///
+/// ```
+/// use portcullis::command::{CancelHandle, CommandTemplate};
+/// let sleep = CommandTemplate::builder("/bin/sleep").arg("30").build()?;
+/// let cancel = CancelHandle::new()?;
+/// let stopper = cancel.clone();
+/// std::thread::spawn(move || {
+///     std::thread::sleep(std::time::Duration::from_millis(50));
+///     stopper.cancel();
+/// });
+/// let err = sleep.run_cancellable::<[(&str, &str); 0], _, _>([], &cancel).unwrap_err();
+/// assert_eq!(portcullis::ErrorCode::code(&err), "command.cancelled");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// [`CommandTemplate::run_cancellable`]: super::CommandTemplate::run_cancellable
+#[derive(Debug, Clone)]
+pub struct CancelHandle {
+    inner: Arc<CancelState>,
+}
+
+#[derive(Debug)]
+struct CancelState {
+    cancelled: AtomicBool,
+    /// Readable once cancelled, so a run blocked in `poll` wakes at once.
+    wake: OwnedFd,
+}
+
+impl CancelHandle {
+    /// A fresh handle (one eventfd).
+    pub fn new() -> io::Result<Self> {
+        let wake = eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?;
+        Ok(Self {
+            inner: Arc::new(CancelState {
+                cancelled: AtomicBool::new(false),
+                wake,
+            }),
+        })
+    }
+
+    /// Asks the run to stop. Safe to call from any thread, any number of times, before or
+    /// during the run; a run started after it returns `command.cancelled` without
+    /// starting the program.
+    pub fn cancel(&self) {
+        self.inner.cancelled.store(true, Ordering::SeqCst);
+        // A full counter (EAGAIN) still leaves the eventfd readable: nothing to handle.
+        let _ = rustix::io::write(&self.inner.wake, &1u64.to_ne_bytes());
+    }
+
+    /// Whether [`CancelHandle::cancel`] was called.
+    pub fn is_cancelled(&self) -> bool {
+        self.inner.cancelled.load(Ordering::SeqCst)
+    }
+}
+
 /// What a run produced.
 ///
 /// ```
@@ -204,6 +267,7 @@ pub(super) struct Launch<'a> {
     pub(super) timeout: Duration,
     pub(super) max_output: usize,
     pub(super) rlimits: Rlimits,
+    pub(super) cancel: Option<&'a CancelHandle>,
 }
 
 /// Owns the child until it is reaped; if anything goes wrong first, the whole group is
@@ -294,6 +358,12 @@ fn timespec(d: Duration) -> Timespec {
 }
 
 pub(super) fn run(launch: &Launch<'_>) -> Result<CommandOutput, CommandError> {
+    let cancelled = || CommandError::Cancelled {
+        program: launch.program.to_owned(),
+    };
+    if launch.cancel.is_some_and(CancelHandle::is_cancelled) {
+        return Err(cancelled());
+    }
     let mut command = Command::new(launch.resolved);
     command
         .arg0(launch.program)
@@ -328,9 +398,20 @@ pub(super) fn run(launch: &Launch<'_>) -> Result<CommandOutput, CommandError> {
 
     let stdout = reaper.child.stdout.take();
     let stderr = reaper.child.stderr.take();
-    let (out, err, timed_out) = capture(&reaper, stdout, stderr, launch.timeout, launch.max_output)
-        .map_err(output_error)?;
+    let (out, err, ending) = capture(
+        &reaper,
+        stdout,
+        stderr,
+        launch.timeout,
+        launch.max_output,
+        launch.cancel,
+    )
+    .map_err(output_error)?;
     let status = reaper.wait().map_err(output_error)?;
+    if ending == Ending::Cancelled {
+        return Err(cancelled());
+    }
+    let timed_out = ending == Ending::TimedOut;
     Ok(CommandOutput {
         status,
         stdout: out.bytes,
@@ -343,15 +424,27 @@ pub(super) fn run(launch: &Launch<'_>) -> Result<CommandOutput, CommandError> {
     })
 }
 
-/// Reads both pipes until the program has exited and the pipes are closed, or the
-/// deadline passes. Leaves the child unreaped (the caller waits for it).
+/// How the capture loop ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    /// The program exited and its output was read.
+    Exited,
+    /// The deadline passed; the group was killed.
+    TimedOut,
+    /// The run was cancelled; the group was killed and the output abandoned.
+    Cancelled,
+}
+
+/// Reads both pipes until the program has exited and the pipes are closed, the deadline
+/// passes, or `cancel` fires. Leaves the child unreaped (the caller waits for it).
 fn capture(
     reaper: &Reaper,
     mut stdout: Option<ChildStdout>,
     mut stderr: Option<ChildStderr>,
     timeout: Duration,
     max_output: usize,
-) -> io::Result<(Capture, Capture, bool)> {
+    cancel: Option<&CancelHandle>,
+) -> io::Result<(Capture, Capture, Ending)> {
     let mut out = Capture::new(max_output);
     let mut err = Capture::new(max_output);
     let mut buf = [0u8; 64 * 1024];
@@ -364,6 +457,10 @@ fn capture(
     let mut draining = false;
 
     loop {
+        if cancel.is_some_and(CancelHandle::is_cancelled) {
+            reaper.kill_group();
+            return Ok((out, err, Ending::Cancelled));
+        }
         if draining && stdout.is_none() && stderr.is_none() {
             break;
         }
@@ -397,6 +494,10 @@ fn capture(
             fds.push(PollFd::new(p, PollFlags::IN));
             fds.len() - 1
         });
+        // Readable once cancelled: wakes the poll; the flag is checked at the loop's top.
+        if let Some(cancel) = cancel {
+            fds.push(PollFd::new(&cancel.inner.wake, PollFlags::IN));
+        }
         match poll(&mut fds, Some(&timespec(wait_for))) {
             Ok(_) => {}
             Err(rustix::io::Errno::INTR) => continue,
@@ -438,7 +539,12 @@ fn capture(
             deadline = deadline.min(Instant::now() + DRAIN_GRACE);
         }
     }
-    Ok((out, err, timed_out))
+    let ending = if timed_out {
+        Ending::TimedOut
+    } else {
+        Ending::Exited
+    };
+    Ok((out, err, ending))
 }
 
 /// Whether the child has exited, without reaping it.

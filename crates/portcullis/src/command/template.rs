@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::param::Param;
-use super::run::{self, CommandOutput, Launch, Rlimits};
+use super::run::{self, CancelHandle, CommandOutput, Launch, Rlimits};
 use super::{shown, CommandError, DEFAULT_MAX_OUTPUT, DEFAULT_TIMEOUT, MAX_TIMEOUT};
 
 /// A program with fixed arguments and typed placeholders; requests only fill placeholders.
@@ -283,6 +283,38 @@ impl CommandTemplate {
         K: AsRef<str>,
         V: AsRef<str>,
     {
+        self.launch(values, None)
+    }
+
+    /// Like [`CommandTemplate::run`], but [`CancelHandle::cancel`] (from any thread) stops
+    /// the run at once: the program's process group is killed, the child reaped, and the
+    /// result is `command.cancelled`.
+    ///
+    /// # Errors
+    /// Those of [`CommandTemplate::run`], and `command.cancelled`.
+    pub fn run_cancellable<I, K, V>(
+        &self,
+        values: I,
+        cancel: &CancelHandle,
+    ) -> Result<CommandOutput, CommandError>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        self.launch(values, Some(cancel))
+    }
+
+    fn launch<I, K, V>(
+        &self,
+        values: I,
+        cancel: Option<&CancelHandle>,
+    ) -> Result<CommandOutput, CommandError>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
         let argv = self.argv(values)?;
         run::run(&Launch {
             program: &self.program,
@@ -293,6 +325,7 @@ impl CommandTemplate {
             timeout: self.timeout,
             max_output: self.max_output,
             rlimits: self.rlimits,
+            cancel,
         })
     }
 }
