@@ -27,6 +27,45 @@ extern "C" fn trampoline<F: FnOnce() -> R, R>(data: *mut c_void) -> *mut c_void 
     std::ptr::null_mut()
 }
 
+/// Runs `work` through `rb_thread_call_without_gvl2` with `cancel` (if any) as the
+/// unblocking function. `Ok(None)`: an interrupt was pending on entry, so Ruby did not
+/// release the GVL and `work` did not run (it is handed back). `Err`: `work` panicked.
+fn call_without_gvl2<F, R>(work: F, cancel: Option<&CancelHandle>) -> Result<Result<R, F>, String>
+where
+    F: FnOnce() -> R + Send,
+    R: Send,
+{
+    let mut slot = Slot {
+        work: Some(work),
+        result: None,
+    };
+    let (ubf, data2): (rb_sys::rb_unblock_function_t, *mut c_void) = match cancel {
+        Some(cancel) => (
+            Some(cancel_unblock),
+            cancel as *const CancelHandle as *mut c_void,
+        ),
+        None => (None, std::ptr::null_mut()),
+    };
+    // SAFETY: `trampoline::<F, R>` matches the expected signature and `slot` outlives the
+    // call. Without `cancel`, no unblocking function is given, so Ruby waits for `work` to
+    // finish (such work is bounded). With it, `cancel` outlives the call and
+    // `cancel_unblock` only reads it through a shared reference.
+    unsafe {
+        rb_sys::rb_thread_call_without_gvl2(
+            Some(trampoline::<F, R>),
+            &mut slot as *mut Slot<F, R> as *mut c_void,
+            ubf,
+            data2,
+        );
+    }
+    match (slot.result, slot.work) {
+        (Some(Ok(r)), _) => Ok(Ok(r)),
+        (Some(Err(p)), _) => Err(panic_message(&p)),
+        (None, Some(work)) => Ok(Err(work)),
+        (None, None) => Err("portcullis: work did not run".to_owned()),
+    }
+}
+
 /// Runs `work` with the GVL released and returns its result. A panic inside `work` is
 /// caught and returned as `Err(message)` instead of crossing into the VM.
 ///
@@ -40,27 +79,9 @@ where
     F: FnOnce() -> R + Send,
     R: Send,
 {
-    let mut slot = Slot {
-        work: Some(work),
-        result: None,
-    };
-    // SAFETY: `trampoline::<F, R>` matches the expected signature; `slot` outlives the call;
-    // no unblocking function is given, so Ruby waits for `work` to finish (it is bounded).
-    unsafe {
-        rb_sys::rb_thread_call_without_gvl2(
-            Some(trampoline::<F, R>),
-            &mut slot as *mut Slot<F, R> as *mut c_void,
-            None,
-            std::ptr::null_mut(),
-        );
-    }
-    if let Some(work) = slot.work.take() {
-        return catch_unwind(AssertUnwindSafe(work)).map_err(|p| panic_message(&p));
-    }
-    match slot.result {
-        Some(Ok(r)) => Ok(r),
-        Some(Err(p)) => Err(panic_message(&p)),
-        None => Err("portcullis: work did not run".to_owned()),
+    match call_without_gvl2(work, None)? {
+        Ok(r) => Ok(r),
+        Err(work) => catch_unwind(AssertUnwindSafe(work)).map_err(|p| panic_message(&p)),
     }
 }
 
@@ -68,9 +89,9 @@ where
 /// thread delivers an interrupt (`Thread#raise`, `Timeout`, `Thread#kill`, a signal), while
 /// `work` runs.
 extern "C" fn cancel_unblock(data: *mut c_void) {
-    // SAFETY: `data` is the `&CancelHandle` passed by `without_gvl_cancellable`, which
-    // outlives the blocking region during which Ruby may call this; `cancel` is thread-safe
-    // and cannot panic.
+    // SAFETY: `data` is the `&CancelHandle` passed to `call_without_gvl2`, which outlives
+    // the blocking region during which Ruby may call this; `cancel` is thread-safe and
+    // cannot panic.
     let cancel = unsafe { &*(data as *const CancelHandle) };
     cancel.cancel();
 }
@@ -87,25 +108,7 @@ where
     F: FnOnce() -> R + Send,
     R: Send,
 {
-    let mut slot = Slot {
-        work: Some(work),
-        result: None,
-    };
-    // SAFETY: as in `without_gvl`; in addition `cancel` outlives the call, and
-    // `cancel_unblock` only reads it through a shared reference.
-    unsafe {
-        rb_sys::rb_thread_call_without_gvl2(
-            Some(trampoline::<F, R>),
-            &mut slot as *mut Slot<F, R> as *mut c_void,
-            Some(cancel_unblock),
-            cancel as *const CancelHandle as *mut c_void,
-        );
-    }
-    match slot.result {
-        Some(Ok(r)) => Ok(Some(r)),
-        Some(Err(p)) => Err(panic_message(&p)),
-        None => Ok(None),
-    }
+    Ok(call_without_gvl2(work, Some(cancel))?.ok())
 }
 
 fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
