@@ -162,3 +162,23 @@ RSpec.describe Portcullis::RouteRequirements do
     expect { described_class.new([["/x", "a"]]) }.to raise_error(TypeError)
   end
 end
+
+RSpec.describe Portcullis::SkipRoutes do
+  subject(:skip) { described_class.new(["/up", "/assets/"]) }
+
+  it "skips canonical paths at or beneath a prefix, and nothing else" do
+    %w[/up /up/ /up/db /assets/app.css].each { |path| expect(skip.skips?(path)).to be(true), path }
+    ["/upload", "/UP", "//up", "/up/../admin", "/up/%2e%2e/admin", "/up;x", "/up/..", "/up\\..\\admin",
+     "/\xff".b].each do |path|
+      expect(skip.skips?(path)).to be(false), path
+    end
+    expect(described_class.new([])).to be_empty
+  end
+
+  it "refuses prefixes that could never match, with a code" do
+    ["up", "GET /up", "/a/../b", "/%75p"].each do |bad|
+      expect { described_class.new([bad]) }.to raise_error(Portcullis::ConfigError) { |e| expect(e.code).to eq("authz.bad_route") }
+    end
+    expect { described_class.new([:up]) }.to raise_error(TypeError)
+  end
+end

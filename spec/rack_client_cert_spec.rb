@@ -194,7 +194,9 @@ RSpec.describe Portcullis::Rack::ClientCert do
         .to raise_error(Portcullis::ConfigError) { |e| expect(e.code).to eq("authz.bad_permission") }
       expect { described_class.new(inner, trust_store: store, policy: Object.new, require: [["/a", "x"]]) }
         .to raise_error(TypeError)
-      expect { described_class.new(inner, trust_store: store, skip: ["up"]) }.to raise_error(ArgumentError)
+      expect { described_class.new(inner, trust_store: store, skip: ["up"]) }
+        .to raise_error(Portcullis::ConfigError) { |e| expect(e.code).to eq("authz.bad_route") }
+      expect { described_class.new(inner, trust_store: store, skip: [:up]) }.to raise_error(ArgumentError)
     end
   end
 

@@ -733,6 +733,17 @@ fn source_access_and_rack_mistakes_are_located() {
         assert_eq!(err.code(), "config.invalid_value", "{route}");
         assert!(err.to_string().contains(reason), "{err}");
     }
+    for (route, reason) in [
+        ("GET /up", "skip entries take no method"),
+        ("up", "starting with /"),
+        ("/a/../up", "not canonical"),
+    ] {
+        let err = f.err(&format!(
+            "{base}trust_store = \"clients\"\nskip = [\"{route}\"]\n"
+        ));
+        assert_eq!(err.code(), "config.invalid_value", "{route}");
+        assert!(err.to_string().contains(reason), "{err}");
+    }
     let err = f.err(&format!(
         "{base}trust_store = \"clients\"\nreload_interval = -1\n"
     ));

@@ -19,7 +19,7 @@ use magnus::{
     scan_args::{get_kwargs, scan_args},
     Error, RArray, RHash, RModule, RString, Ruby, Symbol, Value,
 };
-use portcullis::authz::{AccessPolicy, Match, RouteRequirements, Rule};
+use portcullis::authz::{AccessPolicy, Match, RouteRequirements, Rule, SkipRoutes};
 use portcullis::identity::Identity;
 
 use crate::errors;
@@ -301,7 +301,48 @@ impl RbRouteRequirements {
     }
 }
 
+#[magnus::wrap(
+    class = "Portcullis::SkipRoutes",
+    free_immediately,
+    size,
+    frozen_shareable
+)]
+pub(crate) struct RbSkipRoutes(SkipRoutes);
+
+impl RbSkipRoutes {
+    fn new(ruby: &Ruby, prefixes: RArray) -> Result<Self, Error> {
+        let prefixes = prefixes
+            .into_iter()
+            .map(|v| {
+                RString::from_value(v)
+                    .ok_or_else(|| {
+                        Error::new(
+                            ruby.exception_type_error(),
+                            "skip: prefixes must be Strings",
+                        )
+                    })?
+                    .to_string()
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        SkipRoutes::new(prefixes)
+            .map(Self)
+            .map_err(|e| errors::to_ruby(ruby, "ConfigError", &e))
+    }
+
+    fn skips(&self, path: RString) -> bool {
+        self.0.skips_bytes(&crate::fs::bytes_of(path))
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 pub(crate) fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
+    let skip = module.define_class("SkipRoutes", ruby.class_object())?;
+    skip.define_singleton_method("new", function!(RbSkipRoutes::new, 1))?;
+    skip.define_method("skips?", method!(RbSkipRoutes::skips, 1))?;
+    skip.define_method("empty?", method!(RbSkipRoutes::is_empty, 0))?;
     let routes = module.define_class("RouteRequirements", ruby.class_object())?;
     routes.define_singleton_method("new", function!(RbRouteRequirements::new, 1))?;
     routes.define_method("required", method!(RbRouteRequirements::required, 2))?;

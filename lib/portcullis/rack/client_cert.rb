@@ -144,37 +144,32 @@ module Portcullis
                    "cache-control" => "no-store" }, [body]]
       end
 
-      # `skip:` — requests that bypass the check entirely. Under-matching is the safe
-      # direction, so a String prefix only matches a path already in canonical form (no
-      # escapes, dot segments, doubled slashes or `;`), on a segment boundary, case-sensitively.
-      # Procs get the env; Regexps match PATH_INFO.
+      # `skip:` — requests that bypass the check entirely. String prefixes go to the core's
+      # skip table (Portcullis::SkipRoutes: under-matching is the safe direction, so only a
+      # path already in canonical form, on a segment boundary, case-sensitively). Procs get
+      # the env; Regexps match PATH_INFO.
       class Skip
-        NON_CANONICAL = %r{%|\\|;|//|/\.\.?(?:/|\z)}.freeze
-
         def initialize(skip)
-          @rules = Array(skip).map do |rule|
+          prefixes = []
+          @rules = []
+          Array(skip).each do |rule|
             case rule
-            when String
-              raise ArgumentError, "portcullis: skip: #{rule.inspect} must start with /" unless rule.start_with?("/")
-
-              rule.chomp("/").freeze
-            when Regexp, Proc, Method then rule
+            when String then prefixes << rule
+            when Regexp, Proc, Method then @rules << rule
             else raise ArgumentError, "portcullis: skip: entries must be String, Regexp or Proc"
             end
-          end.freeze
+          end
+          @rules.freeze
+          @prefixes = Portcullis::SkipRoutes.new(prefixes)
+          @empty = @rules.empty? && @prefixes.empty?
         end
 
         def match?(env)
-          return false if @rules.empty?
+          return false if @empty
+          return true if @prefixes.skips?("#{env['SCRIPT_NAME']}#{env['PATH_INFO']}")
 
-          path = "#{env['SCRIPT_NAME']}#{env['PATH_INFO']}"
           @rules.any? do |rule|
-            case rule
-            when String
-              !NON_CANONICAL.match?(path) && (path == rule || path.start_with?("#{rule}/") || rule.empty?)
-            when Regexp then rule.match?(env["PATH_INFO"].to_s)
-            else rule.call(env)
-            end
+            rule.is_a?(Regexp) ? rule.match?(env["PATH_INFO"].to_s) : rule.call(env)
           end
         end
       end

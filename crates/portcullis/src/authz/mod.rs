@@ -27,7 +27,7 @@ use crate::identity::{DistinguishedName, Identity};
 use crate::ErrorCode;
 
 mod routes;
-pub use routes::{canonical_path, RouteRequirements};
+pub use routes::{canonical_path, is_canonical_path, RouteRequirements, SkipRoutes};
 
 /// Longest SPIFFE ID the SPIFFE specification allows, in bytes.
 const MAX_SPIFFE_ID_LEN: usize = 2048;

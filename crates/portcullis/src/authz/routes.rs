@@ -116,6 +116,115 @@ impl RouteRequirements {
     }
 }
 
+/// Paths that bypass the certificate check (health checks, public assets): the table
+/// behind the Rack middleware's `skip:` String entries and `[rack] skip`.
+///
+/// The opposite of [`RouteRequirements`]: here *under*-matching is the safe direction, so
+/// nothing is folded. A path is skipped only if it is already canonical (no `%`, `\`, `;`,
+/// doubled `/`, or `.`/`..` segments: [`is_canonical_path`]) and equals a prefix or lies
+/// beneath it on a segment boundary, case-sensitively.
+///
+/// ```
+/// use portcullis::authz::SkipRoutes;
+/// let skip = SkipRoutes::new(["/up", "/assets/"])?;
+/// assert!(skip.skips("/up") && skip.skips("/assets/app.css"));
+/// for path in ["/upload", "/UP", "//up", "/up/../admin", "/up/%2e%2e/admin", "/up;x"] {
+///     assert!(!skip.skips(path), "{path}");
+/// }
+/// # Ok::<(), portcullis::authz::AuthzError>(())
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SkipRoutes {
+    /// Prefixes without a trailing slash; empty for `/` (every canonical path).
+    prefixes: Vec<String>,
+}
+
+impl SkipRoutes {
+    /// Compiles `"/path"` prefixes. Errors: `authz.bad_route` for a prefix that does not
+    /// start with `/`, is not canonical itself, or is too long.
+    pub fn new<I, S>(prefixes: I) -> Result<Self, AuthzError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mut out = Vec::new();
+        for prefix in prefixes {
+            let prefix = prefix.as_ref();
+            let bad = |reason: &str| AuthzError::BadRoute {
+                route: prefix.to_owned(),
+                reason: reason.to_owned(),
+            };
+            if prefix.len() > MAX_ROUTE_LEN {
+                return Err(bad("is longer than 2048 bytes"));
+            }
+            if !prefix.starts_with('/') {
+                return Err(bad(
+                    "must be a path starting with / (skip entries take no method)",
+                ));
+            }
+            let trimmed = prefix.strip_suffix('/').unwrap_or(prefix);
+            if !trimmed.is_empty() && !is_canonical_path(trimmed.as_bytes()) {
+                return Err(bad(
+                    "is not canonical (no %, \\, ;, //, . or .. segments): it could never match",
+                ));
+            }
+            if prefix.bytes().any(|b| b.is_ascii_control() || b == b' ') {
+                return Err(bad("has a space or control character"));
+            }
+            out.push(trimmed.to_owned());
+        }
+        Ok(Self { prefixes: out })
+    }
+
+    /// Whether the table has no entry.
+    pub fn is_empty(&self) -> bool {
+        self.prefixes.is_empty()
+    }
+
+    /// Whether a request for `path` (SCRIPT_NAME plus PATH_INFO, as received) skips the
+    /// check.
+    pub fn skips(&self, path: &str) -> bool {
+        self.skips_bytes(path.as_bytes())
+    }
+
+    /// [`SkipRoutes::skips`] for a path that need not be UTF-8.
+    pub fn skips_bytes(&self, path: &[u8]) -> bool {
+        !self.prefixes.is_empty()
+            && is_canonical_path(path)
+            && self
+                .prefixes
+                .iter()
+                .any(|p| p.is_empty() || under(path, p.as_bytes()))
+    }
+}
+
+/// Whether `path` is already in the form [`canonical_path`] would give it, up to case and
+/// a trailing slash: no `%`, `\` or `;`, no doubled `/`, no `.` or `..` segment.
+///
+/// ```
+/// use portcullis::authz::is_canonical_path;
+/// assert!(is_canonical_path(b"/assets/app.css") && is_canonical_path(b"/a/"));
+/// assert!(!is_canonical_path(b"/a//b") && !is_canonical_path(b"/a/./b"));
+/// assert!(!is_canonical_path(b"/a/..") && !is_canonical_path(b"/%61"));
+/// ```
+pub fn is_canonical_path(path: &[u8]) -> bool {
+    if path.iter().any(|b| matches!(b, b'%' | b'\\' | b';')) {
+        return false;
+    }
+    let mut segments = path.split(|b| *b == b'/');
+    // Before the first `/`: a relative path is never canonical; "" means it starts with `/`.
+    if segments.next() != Some(&b""[..]) {
+        return false;
+    }
+    let rest: Vec<&[u8]> = segments.collect();
+    let last = rest.len().saturating_sub(1);
+    rest.iter().enumerate().all(|(i, segment)| match *segment {
+        b"" => i == last, // only a trailing slash may leave an empty segment
+        b"." | b".." => false,
+        _ => true,
+    })
+}
+
 /// `path` equals `prefix` or lies beneath it on a segment boundary.
 fn under(path: &[u8], prefix: &[u8]) -> bool {
     match path.strip_prefix(prefix) {
@@ -347,6 +456,42 @@ mod tests {
         assert_eq!(t.required("GET", "/caf%C3%A9"), ["x"]);
         assert!(t.required_bytes("GET", b"/caf\xe9").is_empty());
         assert!(t.required_bytes("GET", b"/%ff%fe").is_empty());
+    }
+
+    #[test]
+    fn skip_tables_only_match_canonical_paths_on_boundaries() {
+        let skip = SkipRoutes::new(["/up", "/assets/"]).unwrap();
+        for path in ["/up", "/up/", "/up/db", "/assets/app.css", "/assets"] {
+            assert!(skip.skips(path), "{path}");
+        }
+        for path in [
+            "/upload",
+            "/UP",
+            "//up",
+            "/up/../admin",
+            "/up/%2e%2e/admin",
+            "/up;x",
+            "/up/..",
+            "/up\\..\\admin",
+            "/up//x",
+            "/./up",
+            "up",
+            "",
+            "/",
+        ] {
+            assert!(!skip.skips(path), "{path}");
+        }
+        let all = SkipRoutes::new(["/"]).unwrap();
+        assert!(all.skips("/anything") && all.skips("/"));
+        assert!(!all.skips("/a/../b"));
+        assert!(!SkipRoutes::default().skips("/up"));
+        for bad in ["up", "GET /up", "/a//b", "/%75p", "/a/../b", "/a b", ""] {
+            assert_eq!(
+                SkipRoutes::new([bad]).unwrap_err().code(),
+                "authz.bad_route",
+                "{bad:?}"
+            );
+        }
     }
 
     proptest::proptest! {

@@ -1093,16 +1093,9 @@ fn rack(
             .map(|(route, permission)| (route.as_str(), vec![permission.as_str()])),
     )
     .map_err(|e| invalid_plain(ctx.at(&rack.span()), format!("[rack] require: {e}")))?;
-    // `skip` takes the same route syntax: "/path" or "VERB /path".
-    for route in &r.skip {
-        let path = route.split_whitespace().last().unwrap_or("");
-        if !path.starts_with('/') || route.split_whitespace().count() > 2 {
-            return Err(invalid_plain(
-                ctx.at(&rack.span()),
-                format!("[rack] route {route:?} is not \"/path\" or \"VERB /path\""),
-            ));
-        }
-    }
+    // `skip` too: canonical "/path" prefixes, as the middleware's skip table takes them.
+    crate::authz::SkipRoutes::new(&r.skip)
+        .map_err(|e| invalid_plain(ctx.at(&rack.span()), format!("[rack] skip: {e}")))?;
     let granted: Vec<&str> = spec
         .access
         .iter()
