@@ -5,11 +5,13 @@
 //! folded path is canonical (rooted, no empty, `.` or `..` segments, no `\`, `;` or
 //! uppercase ASCII); a request needs the route's permission exactly when an independent
 //! restatement of the rule says so (method matches, HEAD as GET; folded path at or beneath
-//! the folded route path on a segment boundary).
+//! the folded route path on a segment boundary); a skip table built from the same key skips
+//! a path only if it is canonical and equal to or beneath the key on a segment boundary,
+//! and a canonical path is never changed by folding beyond case and a trailing slash.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use portcullis::authz::{canonical_path, RouteRequirements};
+use portcullis::authz::{canonical_path, is_canonical_path, RouteRequirements, SkipRoutes};
 use portcullis::ErrorCode;
 
 fuzz_target!(|data: &[u8]| {
@@ -34,6 +36,31 @@ fuzz_target!(|data: &[u8]| {
     if folded != b"/" {
         for segment in folded.split(|b| *b == b'/').skip(1) {
             assert!(!segment.is_empty() && segment != b"." && segment != b"..");
+        }
+    }
+
+    if is_canonical_path(path) {
+        let mut expected = path.to_ascii_lowercase();
+        if expected.len() > 1 && expected.ends_with(b"/") {
+            expected.pop();
+        }
+        if expected.is_empty() {
+            expected.push(b'/');
+        }
+        assert_eq!(folded, expected, "{path:?}");
+    }
+    match SkipRoutes::new([route]) {
+        Err(e) => assert_eq!(e.code(), "authz.bad_route"),
+        Ok(skip) => {
+            if skip.skips_bytes(path) {
+                assert!(is_canonical_path(path));
+                let prefix = route.strip_suffix('/').unwrap_or(route).as_bytes();
+                assert!(
+                    path.starts_with(prefix)
+                        && (path.len() == prefix.len() || path.get(prefix.len()) == Some(&b'/')),
+                    "{route:?} skipped {path:?}"
+                );
+            }
         }
     }
 
