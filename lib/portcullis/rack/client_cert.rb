@@ -160,13 +160,13 @@ module Portcullis
             end
           end
           @rules.freeze
-          @prefixes = Portcullis::SkipRoutes.new(prefixes)
-          @empty = @rules.empty? && @prefixes.empty?
+          @prefixes = prefixes.empty? ? nil : Portcullis::SkipRoutes.new(prefixes)
+          @empty = @rules.empty? && @prefixes.nil?
         end
 
         def match?(env)
           return false if @empty
-          return true if @prefixes.skips?("#{env['SCRIPT_NAME']}#{env['PATH_INFO']}")
+          return true if @prefixes&.skips?("#{env['SCRIPT_NAME']}#{env['PATH_INFO']}")
 
           @rules.any? do |rule|
             rule.is_a?(Regexp) ? rule.match?(env["PATH_INFO"].to_s) : rule.call(env)
