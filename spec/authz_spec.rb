@@ -160,6 +160,7 @@ RSpec.describe Portcullis::RouteRequirements do
     end
     expect { described_class.new("/x" => 1) }.to raise_error(TypeError)
     expect { described_class.new([["/x", "a"]]) }.to raise_error(TypeError)
+    expect { described_class.new(1 => "a") }.to raise_error(TypeError, /require: keys/)
   end
 end
 

@@ -37,6 +37,16 @@ fn server_identity() -> Server {
     }
 }
 
+/// A store trusting `ca` alone.
+fn store_for(ca: &common::Ca) -> Arc<TrustStore> {
+    Arc::new(
+        TrustStore::builder()
+            .ca_pem(ca.pem().as_bytes())
+            .build()
+            .unwrap(),
+    )
+}
+
 /// What the server saw: the identity it read after the handshake, or the handshake error.
 type Outcome = Result<Option<Arc<Identity>>, String>;
 
@@ -114,12 +124,7 @@ fn a_verified_client_gets_through_and_its_identity_is_read_back() {
     let inter = intermediate(Alg::P256, &ca, "Clients CA");
     let id = "spiffe://example.org/ns/prod/sa/api";
     let client = leaf(Alg::P256, &inter, &LeafSpec::spiffe(id));
-    let store = Arc::new(
-        TrustStore::builder()
-            .ca_pem(ca.pem().as_bytes())
-            .build()
-            .unwrap(),
-    );
+    let store = store_for(&ca);
     let verifier = Arc::new(ClientVerifier::new(store));
 
     let (outcome, client_failed) = handshake(verifier, Some(client_auth(&client, &[&inter])));
@@ -135,12 +140,7 @@ fn a_verified_client_gets_through_and_its_identity_is_read_back() {
 fn hostile_and_broken_clients_are_refused_in_the_handshake() {
     let ca = root(Alg::P256);
     let inter = intermediate(Alg::P256, &ca, "Clients CA");
-    let store = Arc::new(
-        TrustStore::builder()
-            .ca_pem(ca.pem().as_bytes())
-            .build()
-            .unwrap(),
-    );
+    let store = store_for(&ca);
     let verifier = Arc::new(ClientVerifier::new(store));
 
     // A forged chain: a rogue root with the trusted root's name signs an intermediate
@@ -201,12 +201,7 @@ fn portcullis_profile_refusals_travel_with_their_code() {
     let ca = root(Alg::P256);
     let inter = intermediate(Alg::P256, &ca, "Clients CA");
     // Two SPIFFE IDs in one leaf: a Portcullis profile rule, no rustls variant for it.
-    let store = Arc::new(
-        TrustStore::builder()
-            .ca_pem(ca.pem().as_bytes())
-            .build()
-            .unwrap(),
-    );
+    let store = store_for(&ca);
     let verifier = Arc::new(ClientVerifier::new(store));
     let mut spec = LeafSpec::spiffe("spiffe://example.org/a");
     spec.uris.push("spiffe://example.org/b".into());
@@ -241,12 +236,7 @@ fn portcullis_profile_refusals_travel_with_their_code() {
 #[test]
 fn anonymous_clients_only_when_allowed() {
     let ca = root(Alg::P256);
-    let store = Arc::new(
-        TrustStore::builder()
-            .ca_pem(ca.pem().as_bytes())
-            .build()
-            .unwrap(),
-    );
+    let store = store_for(&ca);
 
     let strict = Arc::new(ClientVerifier::new(Arc::clone(&store)));
     let (outcome, client_failed) = handshake(strict, None);

@@ -259,12 +259,16 @@ impl RbRouteRequirements {
         let mut entries: Vec<(String, Vec<String>)> = Vec::new();
         let mut failure: Option<Error> = None;
         map.foreach(|key: Value, value: Value| {
-            let route = match key_name(ruby, key) {
-                Ok(route) => route,
-                Err(e) => {
-                    failure = Some(e);
-                    return Ok(ForEach::Stop);
-                }
+            let route = if let Some(sym) = Symbol::from_value(key) {
+                sym.name()?.into_owned()
+            } else if let Some(s) = RString::from_value(key) {
+                s.to_string()?
+            } else {
+                failure = Some(Error::new(
+                    ruby.exception_type_error(),
+                    "require: keys must be \"/path\" or \"VERB /path\" Strings",
+                ));
+                return Ok(ForEach::Stop);
             };
             match permission_names(ruby, &route, value) {
                 Ok(perms) => entries.push((route, perms)),
