@@ -7,7 +7,7 @@ TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 EXT_SO := lib/portcullis/portcullis.so
 RSPEC ?= rspec
 
-.PHONY: all test deps toolchain ext cli rust-test lint rspec gem-test bench bench-rust bench-ruby demo fuzz clean
+.PHONY: all test test-modern deps toolchain ext cli rust-test lint rspec gem-test bench bench-rust bench-ruby demo fuzz clean
 
 all: ext
 
@@ -56,6 +56,11 @@ gem-test: deps
 
 test: deps toolchain ext rust-test lint rspec gem-test
 	@echo "make test: all green"
+
+# The RSpec suite on Debian 13 (Ruby 3.3, Rack 3.1, Rails 7.2, Puma 6.6) in a debootstrapped
+# root under tmp/trixie (TRIXIE_ROOT to move it), reused when present. See scripts/test-modern.sh.
+test-modern:
+	DEB_PACKAGES="$(DEB_PACKAGES)" scripts/test-modern.sh
 
 bench: bench-rust bench-ruby
 
