@@ -77,6 +77,17 @@ RSpec.describe Portcullis::AccessPolicy do
       ])
     end
 
+    it "takes permissions as Symbols everywhere, and grants: as the toml spells it" do
+      id = verified(ops_ca, cn: "deployer", uris: ["spiffe://example.org/ops/deployer"])
+      expect(policy.allowed?(id, :"containers:deploy")).to be(true)
+      expect(policy.authorize!(id, :"files:read")).to be(true)
+      expect { policy.authorize!(id, :"audit:read") }.to raise_error(Portcullis::Forbidden)
+      toml_spelled = described_class.new(rules: [{ match: { cn: "deployer" }, grants: [:deploy] }])
+      expect(toml_spelled.permissions(id)).to eq(["deploy"])
+      expect { described_class.new(rules: [{ match: { cn: "x" }, grant: ["a"], grants: ["b"] }]) }
+        .to raise_error(ArgumentError, /both grant: and grants:/)
+    end
+
     it "grants by structural issuer DN and SPIFFE prefix together" do
       id = verified(ops_ca, cn: "builder", uris: ["spiffe://example.org/ops/builder"])
       expect(policy.allowed?(id, "containers:deploy")).to be(true)

@@ -67,6 +67,11 @@ RSpec.describe Portcullis::TrustStore do
   end
 
   describe "#verify" do
+    it "says to pass the rest in chain: when given a PEM bundle as the leaf" do
+      expect { store.verify(leaf.cert.to_pem + inter.cert.to_pem, at: now) }
+        .to raise_error(Portcullis::CertificateError, /found 2; pass the leaf alone and the rest in chain:/)
+    end
+
     it "returns a frozen Identity with every attribute" do
       id = store.verify(leaf.cert, chain: [inter.cert], at: now)
       expect(id).to be_a(Portcullis::Identity).and be_frozen

@@ -115,7 +115,18 @@ fn rule_from(ruby: &Ruby, value: Value) -> Result<Rule, Error> {
     })?;
     let mut rule = Rule::default();
     let mut saw_match = false;
-    for (key, v) in entries(ruby, hash, "rule", &["match", "grant"])? {
+    let mut saw_grant = false;
+    // `grants:` is the spelling of portcullis.toml's [[access]]; both are accepted, once.
+    for (key, v) in entries(ruby, hash, "rule", &["match", "grant", "grants"])? {
+        if key != "match" {
+            if saw_grant {
+                return Err(errors::arg_error(
+                    ruby,
+                    "a rule has both grant: and grants:; use one",
+                ));
+            }
+            saw_grant = true;
+        }
         if key == "match" {
             saw_match = true;
             let m = RHash::from_value(v)
@@ -186,8 +197,9 @@ impl RbAccessPolicy {
         ruby: &Ruby,
         rb_self: &Self,
         identity: Value,
-        permission: String,
+        permission: Value,
     ) -> Result<bool, Error> {
+        let permission = string(ruby, permission, "permission")?;
         with_identity(ruby, identity, |id| rb_self.0.allowed(id, &permission))
     }
 
@@ -195,8 +207,9 @@ impl RbAccessPolicy {
         ruby: &Ruby,
         rb_self: &Self,
         identity: Value,
-        permission: String,
+        permission: Value,
     ) -> Result<bool, Error> {
+        let permission = string(ruby, permission, "permission")?;
         with_identity(ruby, identity, |id| rb_self.0.authorize(id, &permission))?
             .map_err(|e| errors::to_ruby(ruby, "Forbidden", &e))?;
         Ok(true)

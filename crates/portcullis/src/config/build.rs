@@ -490,7 +490,7 @@ fn root(ctx: &Ctx<'_>, spec: &Spanned<RootSpec>) -> Result<(SafeRoot, Vec<String
     let at = ctx.at(&s.path.span());
     let dir = ctx.resolve(s.path.get_ref());
     let root = SafeRoot::new(&dir).map_err(|e| match e.code() {
-        "path.not_found" => ConfigError::MissingFile {
+        "path.not_found" | "path.root_missing" => ConfigError::MissingFile {
             at: at.clone(),
             what: "root directory",
             path: dir.display().to_string(),

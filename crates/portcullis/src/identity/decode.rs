@@ -142,12 +142,22 @@ pub fn decode_pem_certificates(pem: &[u8]) -> Result<Vec<Vec<u8>>, CertificateEr
 /// use portcullis::identity::decode::decode_pem_certificate;
 /// assert!(decode_pem_certificate(b"hello").is_err());
 /// ```
+/// What to say when one certificate was expected and `found` were given: a bundle (leaf
+/// plus intermediates) goes in two parts, the leaf first and the rest as the chain.
+fn one_certificate_expected(found: usize) -> String {
+    if found > 1 {
+        format!("expected one certificate, found {found}; pass the leaf alone and the rest in chain: (Ruby) / the chain argument (Rust)")
+    } else {
+        "expected one certificate, found none".to_owned()
+    }
+}
+
 pub fn decode_pem_certificate(pem: &[u8]) -> Result<Vec<u8>, CertificateError> {
     let mut certs = decode_pem_certificates(pem)?;
     if certs.len() != 1 {
         return Err(CertificateError::bad_encoding(
             "PEM certificate",
-            format!("expected one certificate, found {}", certs.len()),
+            one_certificate_expected(certs.len()),
         ));
     }
     certs
@@ -236,7 +246,7 @@ pub fn decode_certificate(input: &[u8]) -> Result<Vec<u8>, CertificateError> {
     if all.len() != 1 {
         return Err(CertificateError::bad_encoding(
             "certificate",
-            format!("expected one certificate, found {}", all.len()),
+            one_certificate_expected(all.len()),
         ));
     }
     all.pop()
