@@ -449,5 +449,7 @@ module Portcullis
         end
       end
     end
+
+    private_constant :Limits, :Connection, :BoundedIO
   end
 end
