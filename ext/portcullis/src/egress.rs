@@ -272,10 +272,7 @@ pub(crate) fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     destination.define_method("port", method!(RbDestination::port, 0))?;
     destination.define_method("addresses", method!(RbDestination::addresses, 0))?;
     destination.define_method("scheme", method!(RbDestination::scheme, 0))?;
-    destination.define_method(
-        "request_target",
-        method!(RbDestination::request_target, 0),
-    )?;
+    destination.define_method("request_target", method!(RbDestination::request_target, 0))?;
     destination.define_method("inspect", method!(RbDestination::inspect, 0))?;
     Ok(())
 }
