@@ -424,6 +424,31 @@ RSpec.describe Portcullis::HTTP do
       expect_denied("egress.deadline_exceeded") { c.post("http://127.0.0.1:#{port}/", body: "z" * (64 << 20)) }
     end
 
+    it "caps the open timeouts of many pinned addresses by the total deadline" do
+      # Twelve loopback listeners whose accept queues are full: the kernel drops further
+      # SYNs, so every connect attempt waits for its open timeout (12 x 1 s uncapped).
+      first = Socket.new(:INET, :STREAM)
+      first.bind(Addrinfo.tcp("127.0.0.1", 0))
+      port = first.local_address.ip_port
+      listeners = [first] + (2..12).map do |k|
+        Socket.new(:INET, :STREAM).tap { |l| l.bind(Addrinfo.tcp("127.0.0.#{k}", port)) }
+      end
+      fillers = listeners.flat_map do |l|
+        l.listen(0)
+        Array.new(2) do
+          Socket.new(:INET, :STREAM).tap do |c|
+            c.connect_nonblock(l.local_address, exception: false)
+          end
+        end
+      end
+      addresses = (1..12).map { |k| "127.0.0.#{k}" }
+      many = Portcullis::EgressPolicy.new(schemes: ["http"], ports: [port], allow_cidrs: ["127.0.0.0/8"])
+      c = described_class.new(policy: many, resolver: ->(_h) { addresses }, open_timeout: 1, total_timeout: 2.5)
+      expect_denied("egress.deadline_exceeded") { c.get("http://many.test:#{port}/") }
+    ensure
+      (listeners.to_a + fillers.to_a).each(&:close)
+    end
+
     it "refuses a non-positive deadline or header cap up front" do
       expect { raw_client(1, total_timeout: 0) }.to raise_error(ArgumentError)
       expect { raw_client(1, max_header_bytes: 0) }.to raise_error(ArgumentError)

@@ -829,3 +829,25 @@ fn destination(pending: PendingUrl, addrs: Vec<IpAddr>) -> Destination {
         addrs: pinned,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::host_name;
+    use crate::egress::ranges::METADATA_NAMES;
+
+    #[test]
+    fn metadata_names_are_in_the_one_host_name_form() {
+        // is_metadata_name compares normalised names; a list entry the rule would
+        // rewrite (a trailing dot, an empty label, uppercase) could never match.
+        for name in METADATA_NAMES {
+            assert_eq!(host_name(name), Ok(name));
+            assert_eq!(name.to_ascii_lowercase(), name);
+        }
+        assert_eq!(host_name("a.example."), Ok("a.example"));
+        assert!(host_name("a.example..").is_err());
+        assert!(host_name("a..example").is_err());
+        assert!(host_name(".a.example").is_err());
+        assert!(host_name(".").is_err());
+        assert!(host_name("").is_err());
+    }
+}
