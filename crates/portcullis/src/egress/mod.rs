@@ -61,7 +61,8 @@
 //! # Using a Destination with an HTTP client
 //!
 //! The rule is: connect to `dest.socket_addrs()` and nothing else, use `dest.host` for SNI,
-//! certificate verification and `Host`, turn off proxies (a proxy resolves the name again)
+//! certificate verification and `Host`, send `dest.url` (or, writing the request line
+//! yourself, [`Destination::request_target`]) without re-parsing it, turn off proxies (a proxy resolves the name again)
 //! and automatic redirects (each hop must go through [`EgressPolicy::check_redirect`]).
 //!
 //! With **reqwest**, a per-destination client pins the name through its resolve override:
