@@ -793,3 +793,65 @@ fn hostile_text_gets_a_located_error_and_never_a_panic() {
         );
     }
 }
+
+#[test]
+fn egress_tunnels_and_host_names_in_the_file() {
+    let f = Fixture::new();
+    let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+    let config = f
+        .load("[egress.default]\n\n[egress.tunnels]\nallow_6to4 = true\nallow_teredo = true\n\n[egress.six]\nallow_6to4 = true\n")
+        .unwrap();
+    let six_to_four = ip("2002:808:808::");
+    let teredo = ip("2001:0:4136:e378:8000:63bf:a247:27dd");
+    let verdict = |name: &str, addr| match config.egress(name).unwrap().check_ip(addr) {
+        Ok(()) => "ok",
+        Err(e) => e.code(),
+    };
+    assert_eq!(verdict("default", six_to_four), "egress.ipv6_tunnel");
+    assert_eq!(verdict("default", teredo), "egress.ipv6_tunnel");
+    assert_eq!(verdict("tunnels", six_to_four), "ok");
+    assert_eq!(verdict("tunnels", teredo), "ok");
+    assert_eq!(verdict("six", six_to_four), "ok");
+    assert_eq!(verdict("six", teredo), "egress.ipv6_tunnel");
+    let summary: Vec<String> = config
+        .summary()
+        .iter()
+        .filter(|s| s.kind == "egress")
+        .flat_map(|s| s.details.clone())
+        .collect();
+    assert!(
+        summary
+            .iter()
+            .any(|d| d.contains("6to4 (2002::/16) and Teredo (2001::/32) refused")),
+        "{summary:?}"
+    );
+
+    let err = f.err("[egress.p]\nallow_6to4 = \"yes\"\n");
+    assert_eq!(err.code(), "config.invalid_type");
+
+    // host patterns follow the core's one name rule: no empty label but the root dot
+    for pattern in [
+        "vault.corp.example..",
+        "a..example",
+        "*..example.com",
+        ".example",
+    ] {
+        for key in ["deny_hosts", "allow_hosts"] {
+            let err = f.err(&format!(
+                "[egress.p]\n{key} = [\"ok.example.\", \"{pattern}\"]\n"
+            ));
+            assert_eq!(err.code(), "config.invalid_value", "{key} {pattern}");
+            assert!(
+                err.to_string().contains("empty label") || err.to_string().contains("empty host"),
+                "{err}"
+            );
+            assert!(matches!(
+                err,
+                ConfigError::InvalidValue {
+                    cause: Some("egress.invalid_policy"),
+                    ..
+                }
+            ));
+        }
+    }
+}

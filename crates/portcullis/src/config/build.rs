@@ -624,7 +624,19 @@ fn egress_policy(
     }
     if let Some(nat64) = s.allow_nat64 {
         builder = builder.allow_nat64(nat64);
+        if !nat64 {
+            details.push("NAT64 (64:ff9b::/96) refused".to_owned());
+        }
     }
+    let six_to_four = s.allow_6to4.unwrap_or(false);
+    let teredo = s.allow_teredo.unwrap_or(false);
+    builder = builder.allow_6to4(six_to_four).allow_teredo(teredo);
+    details.push(match (six_to_four, teredo) {
+        (false, false) => "6to4 (2002::/16) and Teredo (2001::/32) refused".to_owned(),
+        (true, false) => "6to4 judged as the IPv4 it carries; Teredo refused".to_owned(),
+        (false, true) => "Teredo judged as the IPv4 it carries; 6to4 refused".to_owned(),
+        (true, true) => "6to4 and Teredo judged as the IPv4 they carry".to_owned(),
+    });
     let policy = builder.build().map_err(|e| {
         invalid(
             ctx.at(&spec.span()),

@@ -122,6 +122,8 @@ pub(super) struct EgressSpec {
     pub(super) deny_cidrs: Vec<Spanned<String>>,
     pub(super) strict: Option<bool>,
     pub(super) allow_nat64: Option<bool>,
+    pub(super) allow_6to4: Option<bool>,
+    pub(super) allow_teredo: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
