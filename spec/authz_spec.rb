@@ -43,7 +43,7 @@ RSpec.describe Portcullis::AccessPolicy do
     it "refuses unknown keys instead of silently widening a match" do
       expect { described_class.new(rules: [{ match: { isuer: "CN=x", cn: "a" }, grant: ["x"] }]) }
         .to raise_error(ArgumentError, /isuer/)
-      expect { described_class.new(rules: [{ match: { cn: "a" }, grants: ["x"] }]) }.to raise_error(ArgumentError, /grants/)
+      expect { described_class.new(rules: [{ match: { cn: "a" }, grantz: ["x"] }]) }.to raise_error(ArgumentError, /grantz/)
       expect { described_class.new(rules: [{ grant: ["x"] }]) }.to raise_error(ArgumentError, /match/)
       expect { described_class.new(rules: ["cn=a"]) }.to raise_error(ArgumentError)
       expect { described_class.new(rules: [{ match: { cn: 1 }, grant: ["x"] }]) }.to raise_error(ArgumentError)
