@@ -793,3 +793,50 @@ fn hostile_text_gets_a_located_error_and_never_a_panic() {
         );
     }
 }
+
+#[test]
+fn crl_files_mid_rotation_keep_the_newest_and_forged_ones_are_named() {
+    use common::{crl_with, intermediate, ymd};
+    let f = Fixture::new();
+    let serial = 0x1001; // LeafSpec::client's serial
+    let stale = crl_with(&f.pki.inter, &[], 1, ymd(2025, 1, 1), ymd(2030, 1, 1));
+    let fresh = crl_with(&f.pki.inter, &[serial], 2, ymd(2025, 5, 1), ymd(2030, 1, 1));
+    // Sorted by name the stale file comes first, as `Dir["crls/*"]` would list them.
+    std::fs::write(f.path().join("a-stale.der"), &stale).unwrap();
+    std::fs::write(f.path().join("b-fresh.der"), &fresh).unwrap();
+    let text = "[trust_store.c]\nca = \"ca.pem\"\nintermediates = [\"intermediate.pem\"]\n\
+                crls = [\"a-stale.der\", \"b-fresh.der\"]\n";
+    let config = f.load(text).unwrap();
+    let store = config.trust_store("c").unwrap();
+    assert_eq!(
+        store
+            .verify(&f.pki.leaf.der(), &[], now())
+            .unwrap_err()
+            .code(),
+        "cert.revoked"
+    );
+    // A CRL in the intermediate's name but signed by another key names its file.
+    let impostor = intermediate(Alg::P256, &f.pki.root, "Test Intermediate");
+    let forged = crl_with(&impostor, &[], 9, ymd(2025, 5, 1), ymd(2030, 1, 1));
+    std::fs::write(f.path().join("b-fresh.der"), &forged).unwrap();
+    let err = f.err(text);
+    assert_eq!(err.code(), "config.invalid_value");
+    let msg = err.to_string();
+    assert!(msg.contains("b-fresh.der"), "{msg}");
+    assert!(msg.contains("signature does not verify"), "{msg}");
+    // A lapsed CRL is loaded (what it lists stays revoked) and `check` says it lapsed.
+    let lapsed = crl_with(&f.pki.inter, &[], 3, ymd(2020, 1, 1), ymd(2020, 2, 1));
+    std::fs::write(f.path().join("b-fresh.der"), &lapsed).unwrap();
+    let config = f.load(text).unwrap();
+    let details: Vec<&String> = config
+        .summary()
+        .iter()
+        .flat_map(|s| s.details.iter())
+        .collect();
+    assert!(
+        details
+            .iter()
+            .any(|d| d.contains("lapsed") && d.contains("accepted unconfirmed")),
+        "{details:?}"
+    );
+}
