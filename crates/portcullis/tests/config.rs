@@ -676,6 +676,33 @@ fn source_access_and_rack_mistakes_are_located() {
         f.err("[source.e]\nkind = \"nginx\"\ntrusted_proxies = [\"127.0.0.1\"]\nproxies = []\n");
     assert_eq!((err.code(), at(&err)), ("config.unknown_key", (4, 1)));
 
+    // Certificate caps: out of range is a located typed error naming the cap, never an
+    // allocation sized by the value (i64::MAX once passed `check` and aborted Ruby).
+    for (line, expect_col) in [
+        ("max_certs = 9223372036854775807", 13),
+        ("max_certs = 50_000_000", 13),
+        ("max_certs = 18", 13),
+        ("max_certs = 0", 13),
+        ("max_cert_bytes = 0", 18),
+        ("max_chain_bytes = 4194304", 19),
+    ] {
+        let err = f.err(&format!("[source.s]\nkind = \"tls\"\n{line}\n"));
+        assert_eq!(
+            (err.code(), at(&err)),
+            ("config.invalid_value", (3, expect_col)),
+            "{line}: {err}"
+        );
+        let key = line.split(' ').next().unwrap();
+        assert!(err.to_string().contains(key), "{err}");
+        assert!(err.to_string().contains("between 1 and"), "{err}");
+    }
+    assert!(f
+        .load("[source.s]\nkind = \"tls\"\nmax_certs = 17\n")
+        .is_ok());
+    // Negative values are TOML type errors, located too.
+    let err = f.err("[source.s]\nkind = \"tls\"\nmax_certs = -1\n");
+    assert_eq!(at(&err).0, 3, "{err}");
+
     // A rule naming a missing store.
     let err = f.err("[trust_store.clients]\nca = \"ca.pem\"\n\n[[access]]\nstore = \"client\"\ncn = \"x\"\ngrants = [\"y\"]\n");
     assert_eq!((err.code(), at(&err)), ("config.reference", (5, 9)));

@@ -371,3 +371,26 @@ fn pem_crl(der: &[u8]) -> String {
         lines.join("\n")
     )
 }
+
+proptest::proptest! {
+    /// The classification never calls text DER, and a path is always one line of text
+    /// without a PEM block: the invariants the cert_decode fuzz target checks too.
+    #[test]
+    fn input_form_never_takes_text_for_der(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..300),
+                                            text in "[0-9a-z./ -]{0,40}") {
+        use decode::{input_form, InputForm};
+        for input in [bytes.as_slice(), text.as_bytes()] {
+            if decode::is_der(input) {
+                proptest::prop_assert!(std::str::from_utf8(input).is_err());
+                proptest::prop_assert_eq!(input_form(input), Some(InputForm::Der));
+            }
+            if input_form(input) == Some(InputForm::Path) {
+                let t = std::str::from_utf8(input).unwrap();
+                proptest::prop_assert!(!t.contains("-----BEGIN") && !t.contains('\n'));
+            }
+        }
+        if !text.is_empty() {
+            proptest::prop_assert_eq!(input_form(text.as_bytes()), Some(InputForm::Path));
+        }
+    }
+}

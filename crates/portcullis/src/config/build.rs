@@ -974,11 +974,33 @@ fn sources(
             })?;
         }
         let defaults = SourceLimits::default();
-        built = built.with_limits(SourceLimits {
-            max_cert_bytes: s.max_cert_bytes.unwrap_or(defaults.max_cert_bytes),
-            max_chain_bytes: s.max_chain_bytes.unwrap_or(defaults.max_chain_bytes),
-            max_certs: s.max_certs.unwrap_or(defaults.max_certs),
-        });
+        let value =
+            |v: &Option<Spanned<usize>>, default| v.as_ref().map_or(default, |v| *v.get_ref());
+        built = built
+            .with_limits(SourceLimits {
+                max_cert_bytes: value(&s.max_cert_bytes, defaults.max_cert_bytes),
+                max_chain_bytes: value(&s.max_chain_bytes, defaults.max_chain_bytes),
+                max_certs: value(&s.max_certs, defaults.max_certs),
+            })
+            .map_err(|e| {
+                // Point at the value that is out of range.
+                let key = match &e {
+                    SourceError::BadLimit {
+                        limit: "max_certs", ..
+                    } => s.max_certs.as_ref(),
+                    SourceError::BadLimit {
+                        limit: "max_cert_bytes",
+                        ..
+                    } => s.max_cert_bytes.as_ref(),
+                    SourceError::BadLimit {
+                        limit: "max_chain_bytes",
+                        ..
+                    } => s.max_chain_bytes.as_ref(),
+                    _ => None,
+                };
+                let span = key.map_or_else(|| source.span(), Spanned::span);
+                invalid(ctx.at(&span), format!("source {name:?}: {e}"), Some(e))
+            })?;
         let mut details = vec![format!(
             "client certificates from {} ({})",
             kind,
