@@ -258,10 +258,6 @@ impl CrlSet {
         Ok(set)
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
-        self.crls.is_empty()
-    }
-
     pub(crate) fn lists(&self) -> Vec<&CertRevocationList<'static>> {
         self.crls.iter().map(|c| &c.list).collect()
     }

@@ -609,27 +609,29 @@ impl TrustStore {
                 revocation,
                 Some(&check_path),
             );
+            // The error says whether a lapsed CRL caused it.
             match verified {
                 Ok(path) => Ok((path, window.into_inner(), anchor_index.into_inner())),
                 Err(e) => Err(match (e, path_refusal.into_inner()) {
-                    (webpki::Error::UnknownIssuer, Some(refusal)) => refusal,
-                    (e, _) if is_crl_signature_error(&e) => crls.signature_failure(chain),
-                    (webpki::Error::CrlExpired { next_update, .. }, _) => {
+                    (webpki::Error::UnknownIssuer, Some(refusal)) => (false, refusal),
+                    (e, _) if is_crl_signature_error(&e) => (false, crls.signature_failure(chain)),
+                    (webpki::Error::CrlExpired { next_update, .. }, _) => (
+                        true,
                         CertificateError::RevocationUnknown {
                             cert: format!("{name} (or a CA in its chain)"),
                             reason: lapse_reason(&crls, at_secs, next_update, leaf.issuer.raw),
-                        }
-                    }
-                    (e, _) => map_webpki(e, &name, &issuer_dn, usage),
+                        },
+                    ),
+                    (e, _) => (false, map_webpki(e, &name, &issuer_dn, usage)),
                 }),
             }
         };
         let mut revocation_warning = None;
         let (path, window, anchor_index) = match attempt(ExpirationPolicy::Enforce) {
             Ok(found) => found,
-            Err(lapsed @ CertificateError::RevocationUnknown { .. }) if !crls.is_empty() => {
+            Err((true, lapsed)) => {
                 // A covering CRL lapsed. Judge again with it: what it lists stays revoked.
-                let found = attempt(ExpirationPolicy::Ignore)?;
+                let found = attempt(ExpirationPolicy::Ignore).map_err(|(_, e)| e)?;
                 if self.deny_unknown_revocation {
                     return Err(lapsed);
                 }
@@ -641,7 +643,7 @@ impl TrustStore {
                 }
                 found
             }
-            Err(e) => return Err(e),
+            Err((false, e)) => return Err(e),
         };
         if let Some(server_name) = server_name {
             let sn =
