@@ -92,7 +92,8 @@ RSpec.describe Portcullis::TrustStore do
       expect(id.to_h).to include(subject: id.subject, serial: "abcdef", ips: id.ips, spiffe_id: nil,
                                  not_after: Time.utc(2035, 1, 1), chain_fingerprints: id.chain_fingerprints)
       expect(id.to_h.keys).to eq(%i[subject issuer common_name dns_names uris emails ips spiffe_id serial
-                                    fingerprint not_before not_after chain_fingerprints])
+                                    fingerprint not_before not_after chain_fingerprints revocation_warning])
+      expect(id.revocation_warning).to be_nil
       expect(id.inspect).to include("CN=api-client")
     end
 

@@ -287,6 +287,7 @@ fn identity_json(id: &Identity) -> Value {
         "fingerprint": id.fingerprint,
         "not_before": id.not_before,
         "not_after": id.not_after,
+        "revocation_warning": id.revocation_warning,
     })
 }
 
@@ -325,6 +326,9 @@ fn verify(args: &VerifyArgs) -> Result<Outcome, Failure> {
             }
             text.push_str(&format!("\n  serial:      {}", id.serial));
             text.push_str(&format!("\n  fingerprint: {}", id.fingerprint));
+            if let Some(warning) = &id.revocation_warning {
+                text.push_str(&format!("\n  WARNING:     {warning}"));
+            }
             text.push_str(&format!(
                 "\n  permissions: {}",
                 if permissions.is_empty() {

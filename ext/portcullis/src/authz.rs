@@ -13,12 +13,13 @@
 //! ```
 
 use magnus::{
-    function, method,
     prelude::*,
     r_hash::ForEach,
     scan_args::{get_kwargs, scan_args},
     Error, RArray, RHash, RModule, RString, Ruby, Symbol, Value,
 };
+
+use crate::errors::{function, method}; // panic-guarded; see errors.rs
 use portcullis::authz::{AccessPolicy, Match, RouteRequirements, Rule, SkipRoutes};
 use portcullis::identity::Identity;
 
@@ -74,7 +75,7 @@ fn entries(
 ) -> Result<Vec<(String, Value)>, Error> {
     let mut out = Vec::new();
     let mut failure = None;
-    hash.foreach(|k: Value, v: Value| {
+    hash.foreach(errors::each(|k: Value, v: Value| {
         match key_name(ruby, k) {
             Ok(name) if allowed.contains(&name.as_str()) => out.push((name, v)),
             Ok(name) => {
@@ -93,7 +94,7 @@ fn entries(
             }
         }
         Ok(ForEach::Continue)
-    })?;
+    }))?;
     match failure {
         Some(e) => Err(e),
         None => Ok(out),
@@ -271,7 +272,7 @@ impl RbRouteRequirements {
         })?;
         let mut entries: Vec<(String, Vec<String>)> = Vec::new();
         let mut failure: Option<Error> = None;
-        map.foreach(|key: Value, value: Value| {
+        map.foreach(errors::each(|key: Value, value: Value| {
             let route = if let Some(sym) = Symbol::from_value(key) {
                 sym.name()?.into_owned()
             } else if let Some(s) = RString::from_value(key) {
@@ -291,7 +292,7 @@ impl RbRouteRequirements {
                 }
             }
             Ok(ForEach::Continue)
-        })?;
+        }))?;
         if let Some(e) = failure {
             return Err(e);
         }

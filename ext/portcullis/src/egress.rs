@@ -5,9 +5,9 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use magnus::{
-    function, method, prelude::*, Class, Error, RArray, RModule, RString, Ruby, TryConvert, Value,
-};
+use magnus::{prelude::*, Class, Error, RArray, RModule, RString, Ruby, TryConvert, Value};
+
+use crate::errors::{function, method}; // panic-guarded; see errors.rs
 use portcullis::egress::{
     Destination, EgressError, EgressPolicy, PendingUrl, Resolve, SystemResolver, Url,
 };
@@ -144,7 +144,7 @@ impl RbEgressPolicy {
             None => {
                 let lookup = name.clone();
                 let result = gvl::without_gvl(move || SystemResolver.resolve(&lookup))
-                    .map_err(|panic| Error::new(ruby.exception_runtime_error(), panic))?;
+                    .map_err(gvl::panic_error)?;
                 result.map_err(|e| {
                     denied(
                         ruby,

@@ -88,9 +88,9 @@ pub(super) struct SourceSpec {
     pub(super) trusted_proxies: Vec<Spanned<String>>,
     pub(super) header: Option<Spanned<String>>,
     pub(super) chain_header: Option<Spanned<String>>,
-    pub(super) max_cert_bytes: Option<usize>,
-    pub(super) max_chain_bytes: Option<usize>,
-    pub(super) max_certs: Option<usize>,
+    pub(super) max_cert_bytes: Option<Spanned<usize>>,
+    pub(super) max_chain_bytes: Option<Spanned<usize>>,
+    pub(super) max_certs: Option<Spanned<usize>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -5,6 +5,7 @@
 
 mod cache;
 mod cert;
+mod crl;
 pub mod decode;
 mod der;
 mod dn;
@@ -15,6 +16,7 @@ mod store;
 #[cfg(feature = "rustls")]
 pub mod tls;
 
+pub use crl::CrlInfo;
 pub use dn::{attribute_oid, Attribute, DistinguishedName, DnParseError};
 pub use error::CertificateError;
 pub use store::{
@@ -56,6 +58,11 @@ pub struct Identity {
     pub not_after: i64,
     /// SHA-256 fingerprints (lowercase hex) of the verified path: leaf first, anchor last.
     pub chain_fingerprints: Vec<String>,
+    /// Set when the chain was accepted without a confirmed revocation status because a
+    /// CRL that covers it has lapsed (past its nextUpdate) and the store does not deny
+    /// unknown status: which CRL, since when. A certificate the lapsed CRL lists is still
+    /// refused as revoked. Log it; it stays set until fresh CRLs are loaded.
+    pub revocation_warning: Option<String>,
 }
 
 impl Identity {
