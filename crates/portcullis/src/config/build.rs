@@ -487,10 +487,10 @@ fn trust_store(
     for crl in store.crls().iter().filter(|c| c.is_lapsed(now)) {
         // Said where `portcullis check` shows it: a lapsed CRL changes what is accepted.
         details.push(format!(
-            "WARNING: the CRL of \"{}\" (cRLNumber {}) lapsed at {} (unix time, its nextUpdate): {}",
+            "WARNING: the CRL of \"{}\" (cRLNumber {}) lapsed at {} (its nextUpdate): {}",
             crl.issuer,
             crl.number,
-            crl.next_update,
+            crate::identity::rfc3339(crl.next_update),
             if s.deny_unknown_revocation == Some(true) {
                 "certificates it covers are refused (cert.revocation_unknown) until a fresh CRL is loaded"
             } else {

@@ -321,9 +321,49 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// `secs` since the epoch as an RFC 3339 UTC timestamp (`2026-12-01T07:37:05Z`), for
+/// messages: the inverse of [`days_from_civil`] (Howard Hinnant's `civil_from_days`).
+pub(crate) fn rfc3339(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rfc3339_is_the_inverse_of_days_from_civil() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_796_110_625), "2026-12-01T07:37:05Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(-1), "1969-12-31T23:59:59Z");
+        for (y, m, d) in [
+            (1950, 1, 1),
+            (2000, 2, 29),
+            (2024, 12, 31),
+            (2049, 12, 31),
+            (9999, 12, 31),
+        ] {
+            let secs = days_from_civil(y, m, d) * 86_400 + 3_723;
+            assert_eq!(rfc3339(secs), format!("{y:04}-{m:02}-{d:02}T01:02:03Z"));
+        }
+    }
 
     #[test]
     fn lengths_must_be_shortest_and_definite() {

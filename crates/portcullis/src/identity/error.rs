@@ -51,7 +51,9 @@ pub enum CertificateError {
 
     /// The certificate (or one in its chain) expired before the verification time.
     #[error(
-        "{cert} expired at {not_after} (unix time), verification time {at}; renew the certificate"
+        "{cert} expired at {}, verification time {}; renew the certificate",
+        super::der::rfc3339(*not_after),
+        super::der::rfc3339(*at)
     )]
     Expired {
         /// The expired certificate.
@@ -63,7 +65,11 @@ pub enum CertificateError {
     },
 
     /// The certificate (or one in its chain) is not valid yet at the verification time.
-    #[error("{cert} is not valid until {not_before} (unix time), verification time {at}; check the clocks or wait")]
+    #[error(
+        "{cert} is not valid until {}, verification time {}; check the clocks or wait",
+        super::der::rfc3339(*not_before),
+        super::der::rfc3339(*at)
+    )]
     NotYetValid {
         /// The certificate.
         cert: String,

@@ -17,6 +17,7 @@ mod store;
 pub mod tls;
 
 pub use crl::CrlInfo;
+pub(crate) use der::rfc3339;
 pub use dn::{attribute_oid, Attribute, DistinguishedName, DnParseError};
 pub use error::CertificateError;
 pub use store::{

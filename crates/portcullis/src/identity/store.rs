@@ -797,8 +797,10 @@ fn lapse_reason(crls: &CrlSet, at: i64, next_update: UnixTime, leaf_issuer: &[u8
         .lapsed(at, next, leaf_issuer)
         .map_or_else(|| "the issuer's CRL".to_owned(), CrlInfo::describe);
     format!(
-        "{which} lapsed at {next} (unix time, its nextUpdate), verification time {at}; \
-         fetch the CA's current CRL and reload it"
+        "{which} lapsed at {} (its nextUpdate), verification time {}; \
+         fetch the CA's current CRL and reload it",
+        super::der::rfc3339(next),
+        super::der::rfc3339(at)
     )
 }
 
