@@ -22,7 +22,7 @@ module Portcullis
   # and its CRLs. A bad file stops the boot with Portcullis::ConfigError (file:line:column).
   class Railtie < ::Rails::Railtie
     OPTIONS = %i[trust_store source trusted_proxies policy require skip on_reject header chain_header
-                 max_cert_bytes max_chain_bytes].freeze
+                 max_cert_bytes max_chain_bytes method_override max_override_body_bytes].freeze
 
     config.portcullis = ActiveSupport::OrderedOptions.new
 
