@@ -1,6 +1,7 @@
 # frozen_string_literal: true
 
 require "ipaddr"
+require "stringio"
 
 module Portcullis
   module Rack
@@ -236,10 +237,13 @@ module Portcullis
 
       # What Rack::MethodOverride would read to turn a POST into another method: the
       # `X-HTTP-Method-Override` header and the `_method` form field, parsed by Rack's own
-      # Request#POST (so the value is the one it will see; Rack caches the parsed form in the
-      # env, and the input is rewound for the app). Returns the values, or :unknown when the
-      # form cannot be read within the cap (too large, no length, not rewindable, does not
-      # parse). Only adapts Rack; the core decides what the values mean.
+      # Request#POST, so the value is the one it will see. Rack caches the parsed form in the
+      # env, where Rack::MethodOverride and the app's Request#POST find it, and the input is
+      # rewound for the app. A Rack 3 input need not rewind: that one is read once (within
+      # the cap) and the app gets a rewindable copy in env["rack.input"]. Returns the values,
+      # or :unknown when the form cannot be read within the cap (too large, no length and no
+      # way to measure it, does not parse). Only adapts Rack; the core decides what values
+      # mean.
       class MethodOverride
         HEADER = "HTTP_X_HTTP_METHOD_OVERRIDE"
 
@@ -266,14 +270,15 @@ module Portcullis
 
           input = env["rack.input"]
           return nil if input.nil?
-          return :unknown unless input.respond_to?(:rewind) && within_cap?(env, input)
+          return :unknown unless within_cap?(env, input)
 
+          input = buffer(env, input) unless input.respond_to?(:rewind)
           begin
             value = request.POST["_method"]
           rescue StandardError
             return :unknown
           ensure
-            rewind(input)
+            rewind(input) if input.respond_to?(:rewind)
           end
           value.nil? ? nil : value.to_s
         end
@@ -281,13 +286,20 @@ module Portcullis
         def within_cap?(env, input)
           length = env["CONTENT_LENGTH"]
           return length.to_i <= @max_bytes if length.is_a?(String) && length.match?(/\A\d{1,19}\z/)
-          return false unless length.nil?
+          return false unless length.nil? && input.respond_to?(:rewind)
 
           # No length: measure, boundedly, then put the input back.
           probe = input.read(@max_bytes + 1)
           rewind(input) && (probe.nil? || probe.bytesize <= @max_bytes)
         rescue StandardError
           false
+        end
+
+        # Reads a non-rewindable input (CONTENT_LENGTH bytes, within the cap: within_cap?
+        # said so) and puts a rewindable copy in its place.
+        def buffer(env, input)
+          data = input.read(env["CONTENT_LENGTH"].to_i) || +""
+          env["rack.input"] = StringIO.new(data.b)
         end
 
         def rewind(input)
