@@ -198,8 +198,8 @@ pub enum MethodOverride<'a> {
     /// header's value).
     Values(&'a [&'a [u8]]),
     /// The request may carry an override that could not be read (a body over the reading
-    /// cap, an input that cannot be rewound, a form that does not parse): the request needs
-    /// what every method-specific entry for its path asks for.
+    /// cap, no length on an input that cannot rewind, a form that does not parse): the
+    /// request needs what every method-specific entry for its path asks for.
     Unknown,
 }
 
