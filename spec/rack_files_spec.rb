@@ -94,6 +94,31 @@ RSpec.describe Portcullis::Rack::Files do
     end
   end
 
+  it "serves a UTF-8 name however PATH_INFO spells it, under Rack::Lint" do
+    public_dir.join("caf\u00E9.txt").write("cafe")
+    ["/caf%C3%A9.txt", "/caf\u00E9.txt".b].each do |path|
+      get "/", {}, { "PATH_INFO" => path }
+      expect(last_response.status).to eq(200), path.inspect
+      expect(last_response.body).to eq("cafe")
+    end
+  end
+
+  # Rack::Lint refuses non-ASCII in a string that is not binary, but servers and middleware
+  # in front do hand such strings over: answer them, never raise.
+  it "answers PATH_INFO strings whose encoding does not match their bytes with 404, not a 500" do
+    public_dir.join("caf\u00E9.txt").write("cafe")
+    files = described_class.new(public_dir.to_s)
+    utf8 = ->(s) { (+s).force_encoding(Encoding::UTF_8) }
+    [utf8.call("/\xFF"), utf8.call("/%FF\xFF"), "/\xFF".b, utf8.call("/caf\xC3\xA9.txt\xFF")].each do |path|
+      env = Rack::MockRequest.env_for("/").merge("PATH_INFO" => path)
+      status, headers, body = files.call(env)
+      expect(status).to eq(404), path.inspect
+      Rack::Lint.new(->(_) { [status, headers, body] }).call(Rack::MockRequest.env_for("/"))
+    end
+    env = Rack::MockRequest.env_for("/").merge("PATH_INFO" => "/caf\u00E9.txt")
+    expect(files.call(env)[0]).to eq(200)
+  end
+
   it "answers HEAD for a refused name with an empty 404" do
     head "/../public2/secret"
     expect(last_response.status).to eq(404)

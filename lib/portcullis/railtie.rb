@@ -23,7 +23,7 @@ module Portcullis
   class Railtie < ::Rails::Railtie
     # Options passed through to Portcullis::Rack::ClientCert.
     MIDDLEWARE_OPTIONS = %i[trust_store source trusted_proxies policy require skip on_reject header chain_header
-                            max_cert_bytes max_chain_bytes].freeze
+                            max_cert_bytes max_chain_bytes method_override max_override_body_bytes].freeze
     # Those that describe the middleware itself, so they conflict with a `[rack]` table.
     FILE_CONFLICTS = (MIDDLEWARE_OPTIONS - %i[on_reject]).freeze
     # Options of the Railtie itself.

@@ -10,6 +10,7 @@
 //!
 //! routes = Portcullis::RouteRequirements.new("/admin" => "admin", "POST /deploy" => %w[deploy])
 //! routes.required("GET", "/x/../%61dmin")   # => ["admin"]
+//! routes.required("POST", "/admin", ["delete"])   # a POST that Rack::MethodOverride makes a DELETE
 //! ```
 
 use magnus::{
@@ -20,7 +21,7 @@ use magnus::{
 };
 
 use crate::errors::{function, method}; // panic-guarded; see errors.rs
-use portcullis::authz::{AccessPolicy, Match, RouteRequirements, Rule, SkipRoutes};
+use portcullis::authz::{AccessPolicy, Match, MethodOverride, RouteRequirements, Rule, SkipRoutes};
 use portcullis::identity::Identity;
 
 use crate::errors;
@@ -301,17 +302,68 @@ impl RbRouteRequirements {
             .map_err(|e| errors::to_ruby(ruby, "ConfigError", &e))
     }
 
-    fn required(ruby: &Ruby, rb_self: &Self, method: String, path: RString) -> RArray {
+    /// `required(method, path, method_override = nil)`: method and path as received (any
+    /// bytes, any encoding); `method_override` is nil, an Array of the override values the
+    /// request carries, or `:unknown`. Raises `Portcullis::Forbidden` (`authz.bad_method`)
+    /// for a method that is not an HTTP token.
+    fn required(ruby: &Ruby, rb_self: &Self, args: &[Value]) -> Result<RArray, Error> {
+        let args = scan_args::<(RString, RString), (Option<Value>,), (), (), (), ()>(args)?;
+        let (method, path) = args.required;
+        let (method_override,) = args.optional;
+        let method = crate::fs::bytes_of(method);
         let path = crate::fs::bytes_of(path);
-        let perms = rb_self.0.required_bytes(&method, &path);
+        let mut values: Vec<Vec<u8>> = Vec::new();
+        let mut unknown = false;
+        match method_override {
+            None => {}
+            Some(v) if v.is_nil() => {}
+            Some(v) => {
+                if let Some(sym) = Symbol::from_value(v) {
+                    if sym.name()? != "unknown" {
+                        return Err(errors::arg_error(
+                            ruby,
+                            "method_override must be nil, an Array of Strings or :unknown",
+                        ));
+                    }
+                    unknown = true;
+                } else if let Some(list) = RArray::from_value(v) {
+                    for item in list.into_iter() {
+                        let s = RString::from_value(item).ok_or_else(|| {
+                            Error::new(
+                                ruby.exception_type_error(),
+                                "method_override values must be Strings",
+                            )
+                        })?;
+                        values.push(crate::fs::bytes_of(s));
+                    }
+                } else {
+                    return Err(Error::new(
+                        ruby.exception_type_error(),
+                        "method_override must be nil, an Array of Strings or :unknown",
+                    ));
+                }
+            }
+        }
+        let slices: Vec<&[u8]> = values.iter().map(Vec::as_slice).collect();
+        let method_override = if unknown {
+            MethodOverride::Unknown
+        } else if slices.is_empty() {
+            MethodOverride::None
+        } else {
+            MethodOverride::Values(&slices)
+        };
+        let perms = rb_self
+            .0
+            .required_for(&method, &path, method_override)
+            .map_err(|e| errors::to_ruby(ruby, "Forbidden", &e))?;
         let out = ruby.ary_new_capa(perms.len());
         for p in perms {
             let s = ruby.str_new(p);
             s.freeze();
-            let _ = out.push(s);
+            out.push(s)?;
         }
         out.freeze();
-        out
+        Ok(out)
     }
 
     fn is_empty(&self) -> bool {
@@ -363,7 +415,7 @@ pub(crate) fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     skip.define_method("empty?", method!(RbSkipRoutes::is_empty, 0))?;
     let routes = module.define_class("RouteRequirements", ruby.class_object())?;
     routes.define_singleton_method("new", function!(RbRouteRequirements::new, 1))?;
-    routes.define_method("required", method!(RbRouteRequirements::required, 2))?;
+    routes.define_method("required", method!(RbRouteRequirements::required, -1))?;
     routes.define_method("empty?", method!(RbRouteRequirements::is_empty, 0))?;
 
     let class = module.define_class("AccessPolicy", ruby.class_object())?;

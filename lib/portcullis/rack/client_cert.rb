@@ -1,6 +1,7 @@
 # frozen_string_literal: true
 
 require "ipaddr"
+require "stringio"
 
 module Portcullis
   module Rack
@@ -17,9 +18,13 @@ module Portcullis
     #
     # Success: env["portcullis.identity"] (Portcullis::Identity),
     # env["portcullis.permissions"] (frozen Array of String), env["portcullis.policy"].
-    # Failure: 401 (no or invalid certificate) or 403 (not permitted, or a certificate header
-    # from a peer that is not a trusted proxy), a short text/plain body, no internal detail.
-    # The reason goes to `on_reject` and to env["rack.logger"].
+    # Failure: 401 (no or invalid certificate), 403 (not permitted, or a certificate header
+    # from a peer that is not a trusted proxy) or 400 (a request method that is not an HTTP
+    # token), a short text/plain body, no internal detail. The reason goes to `on_reject`
+    # and to env["rack.logger"].
+    #
+    # A POST also needs what the method Rack::MethodOverride (Rails' default stack) would
+    # dispatch it as needs: `method_override: false` only for apps without that layer.
     class ClientCert
       IDENTITY = "portcullis.identity"
       PERMISSIONS = "portcullis.permissions"
@@ -37,14 +42,20 @@ module Portcullis
         end
       end
 
-      BODIES = { 401 => "unauthorized\n", 403 => "forbidden\n" }.freeze
+      BODIES = { 400 => "bad request\n", 401 => "unauthorized\n", 403 => "forbidden\n" }.freeze
       EMPTY = [].freeze
+      # The largest form body read to find a `_method` override (Rack's own form parser caps
+      # url-encoded bodies at 4 MiB; multipart files go to tempfiles). A larger or unreadable
+      # one counts as an unknown override: every method-specific entry for the path applies.
+      MAX_OVERRIDE_BODY_BYTES = 8 * 1024 * 1024
 
       # rubocop:disable Metrics/ParameterLists
       def initialize(app, trust_store:, source: :tls, trusted_proxies: [], policy: nil, require: nil,
                      skip: nil, on_reject: nil, header: nil, chain_header: nil,
-                     max_cert_bytes: nil, max_chain_bytes: nil)
+                     max_cert_bytes: nil, max_chain_bytes: nil,
+                     method_override: true, max_override_body_bytes: MAX_OVERRIDE_BODY_BYTES)
         @app = app
+        @method_override = method_override ? MethodOverride.new(max_override_body_bytes) : nil
         @trust_store = trust_store
         @policy = policy
         @on_reject = on_reject
@@ -72,15 +83,25 @@ module Portcullis
           return reject(env, e.code == "cert.untrusted_proxy" ? 403 : 401, e.code || "cert.invalid", e.message)
         end
         permissions = permissions_for(identity)
-        missing = required(env).reject { |perm| permissions.include?(perm) }
+        begin
+          missing, override = missing(env, permissions)
+        rescue Portcullis::Forbidden => e
+          raise unless e.code == "authz.bad_method"
+
+          return reject(env, 400, e.code, e.message)
+        end
         unless missing.empty?
           return reject(env, 403, "authz.forbidden",
-                        "#{describe(identity)} lacks #{missing.join(', ')} for #{env['REQUEST_METHOD']} #{path_of(env)}")
+                        "#{describe(identity)} lacks #{missing.join(', ')} for " \
+                        "#{printable(env['REQUEST_METHOD'])} #{printable(path_of(env))}#{describe_override(override)}")
         end
 
         env[IDENTITY] = identity
         env[PERMISSIONS] = permissions
         env[POLICY] = @policy
+        # A lapsed CRL with deny_unknown_revocation off: accepted, but never silently.
+        warning = identity.revocation_warning
+        env["rack.logger"]&.warn("portcullis: #{describe(identity)}: #{warning}") if warning
         Portcullis::Instrumentation.instrument("verify", -> { verified_payload(env, identity, permissions) })
         @app.call(env)
       end
@@ -126,23 +147,59 @@ module Portcullis
         @trust_store.verify(leaf, chain: chain)
       end
 
-      def required(env)
-        return EMPTY if @requirements.empty?
+      # [permissions the identity lacks, the override values read (nil if none were)]. The
+      # core decides (RouteRequirements#required with the override); the body is read only
+      # when an override could change the answer for this identity.
+      def missing(env, permissions)
+        return [EMPTY, nil] if @requirements.empty?
 
-        @requirements.required(env["REQUEST_METHOD"].to_s, path_of(env))
+        method = env["REQUEST_METHOD"].to_s
+        path = path_of(env)
+        return [@requirements.required(method, path) - permissions, nil] unless @method_override
+
+        worst = @requirements.required(method, path, :unknown) - permissions
+        return [worst, nil] if worst.empty?
+
+        plain = @requirements.required(method, path) - permissions
+        return [plain, nil] if plain == worst
+
+        override = @method_override.values(env)
+        [@requirements.required(method, path, override) - permissions, override]
       end
 
       def verified_payload(env, identity, permissions)
         { identity: { subject: identity.subject, spiffe_id: identity.spiffe_id, fingerprint: identity.fingerprint },
-          permissions: permissions, method: env["REQUEST_METHOD"], path: env["PATH_INFO"] }
+          permissions: permissions, method: env["REQUEST_METHOD"], path: env["PATH_INFO"],
+          revocation_warning: identity.revocation_warning }
       end
 
       def describe(identity)
         (identity.spiffe_id if identity.respond_to?(:spiffe_id)) || identity.subject.to_s
       end
 
+      def describe_override(override)
+        case override
+        when :unknown then " (method override unreadable: every method's entries apply)"
+        when Array then override.empty? ? "" : " (method override #{override.map { |v| printable(v) }.join(', ')})"
+        else ""
+        end
+      end
+
+      # SCRIPT_NAME + PATH_INFO as bytes: the two may carry different encodings (a UTF-8
+      # mount point, a binary path), and the core compares bytes.
       def path_of(env)
-        "#{env['SCRIPT_NAME']}#{env['PATH_INFO']}"
+        ClientCert.path_bytes(env)
+      end
+
+      def self.path_bytes(env)
+        script = env["SCRIPT_NAME"].to_s
+        info = env["PATH_INFO"].to_s
+        script.empty? ? info.b : script.b << info.b
+      end
+
+      # For log messages: any bytes, shown escaped, never raising on an encoding clash.
+      def printable(value)
+        value.to_s.b.force_encoding(Encoding::UTF_8).scrub.inspect[1..-2]
       end
 
       def reject(env, status, code, message)
@@ -179,11 +236,94 @@ module Portcullis
 
         def match?(env)
           return false if @empty
-          return true if @prefixes&.skips?("#{env['SCRIPT_NAME']}#{env['PATH_INFO']}")
+          return true if @prefixes&.skips?(ClientCert.path_bytes(env))
 
-          @rules.any? do |rule|
-            rule.is_a?(Regexp) ? rule.match?(env["PATH_INFO"].to_s) : rule.call(env)
+          @rules.any? { |rule| rule.is_a?(Regexp) ? regexp_match?(rule, env["PATH_INFO"].to_s) : rule.call(env) }
+        end
+
+        private
+
+        # A path the Regexp cannot be matched against (invalid bytes, an encoding clash) is
+        # not skipped: under-matching is the safe direction for skip:.
+        def regexp_match?(rule, path)
+          rule.match?(path)
+        rescue ArgumentError, EncodingError
+          false
+        end
+      end
+
+      # What Rack::MethodOverride would read to turn a POST into another method: the
+      # `X-HTTP-Method-Override` header and the `_method` form field, parsed by Rack's own
+      # Request#POST, so the value is the one it will see. Rack caches the parsed form in the
+      # env, where Rack::MethodOverride and the app's Request#POST find it, and the input is
+      # rewound for the app. A Rack 3 input need not rewind: that one is read once (within
+      # the cap) and the app gets a rewindable copy in env["rack.input"]. Returns the values,
+      # or :unknown when the form cannot be read within the cap (too large, no length and no
+      # way to measure it, does not parse). Only adapts Rack; the core decides what values
+      # mean.
+      class MethodOverride
+        HEADER = "HTTP_X_HTTP_METHOD_OVERRIDE"
+
+        def initialize(max_bytes)
+          raise ArgumentError, "portcullis: max_override_body_bytes must be a non-negative Integer" \
+            unless max_bytes.is_a?(Integer) && max_bytes >= 0
+
+          @max_bytes = max_bytes
+        end
+
+        def values(env)
+          form = form_value(env)
+          return :unknown if form == :unknown
+
+          header = env[HEADER]
+          [form, header].compact.map(&:to_s)
+        end
+
+        private
+
+        def form_value(env)
+          request = ::Rack::Request.new(env)
+          return nil unless request.form_data? || request.parseable_data?
+
+          input = env["rack.input"]
+          return nil if input.nil?
+          return :unknown unless within_cap?(env, input)
+
+          input = buffer(env, input) unless input.respond_to?(:rewind)
+          begin
+            value = request.POST["_method"]
+          rescue StandardError
+            return :unknown
+          ensure
+            rewind(input) if input.respond_to?(:rewind)
           end
+          value.nil? ? nil : value.to_s
+        end
+
+        def within_cap?(env, input)
+          length = env["CONTENT_LENGTH"]
+          return length.to_i <= @max_bytes if length.is_a?(String) && length.match?(/\A\d{1,19}\z/)
+          return false unless length.nil? && input.respond_to?(:rewind)
+
+          # No length: measure, boundedly, then put the input back.
+          probe = input.read(@max_bytes + 1)
+          rewind(input) && (probe.nil? || probe.bytesize <= @max_bytes)
+        rescue StandardError
+          false
+        end
+
+        # Reads a non-rewindable input (CONTENT_LENGTH bytes, within the cap: within_cap?
+        # said so) and puts a rewindable copy in its place.
+        def buffer(env, input)
+          data = input.read(env["CONTENT_LENGTH"].to_i) || +""
+          env["rack.input"] = StringIO.new(data.b)
+        end
+
+        def rewind(input)
+          input.rewind
+          true
+        rescue StandardError
+          false
         end
       end
     end

@@ -31,16 +31,22 @@ module Portcullis
         return method_not_allowed unless ALLOWED_VERBS.include?(method)
 
         head = method == "HEAD"
-        # PATH_INFO arrives percent-encoded; decode exactly once, as Rack::Files does,
-        # and let SafeRoot judge the result (it never decodes again).
-        name = ::Rack::Utils.unescape_path(env["PATH_INFO"].to_s).sub(%r{\A/+}, "")
-        file = open_file(name)
+        name = file_name(env["PATH_INFO"])
+        file = name && open_file(name)
         return not_found(head) unless file
 
         serve(env, name, file, head: head)
       end
 
       private
+
+      # PATH_INFO arrives percent-encoded; decode exactly once, as Rack::Files does, and let
+      # SafeRoot judge the result (it never decodes again). Decoded as bytes, whatever the
+      # string's encoding claims; nil (404) unless the name is UTF-8, as SafeRoot names are.
+      def file_name(path_info)
+        name = ::Rack::Utils.unescape_path(path_info.to_s.b).force_encoding(Encoding::UTF_8)
+        name.valid_encoding? ? name.sub(%r{\A/+}, "") : nil
+      end
 
       def open_file(name)
         return nil if name.empty?

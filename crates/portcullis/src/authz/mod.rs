@@ -27,7 +27,9 @@ use crate::identity::{DistinguishedName, Identity};
 use crate::ErrorCode;
 
 mod routes;
-pub use routes::{canonical_path, is_canonical_path, RouteRequirements, SkipRoutes};
+pub use routes::{
+    canonical_path, is_canonical_path, MethodOverride, RouteRequirements, SkipRoutes,
+};
 
 /// Longest SPIFFE ID the SPIFFE specification allows, in bytes.
 const MAX_SPIFFE_ID_LEN: usize = 2048;
@@ -163,6 +165,13 @@ pub enum AuthzError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A request's method is not an HTTP token (RFC 9110 §9), so no route table can judge
+    /// it: answer 400.
+    #[error("request method {method:?} is not an HTTP token (letters, digits and !#$%&'*+-.^_`|~): refuse the request with 400")]
+    BadMethod {
+        /// The method as received (lossy UTF-8, at most 64 characters).
+        method: String,
+    },
 }
 
 impl ErrorCode for AuthzError {
@@ -174,6 +183,7 @@ impl ErrorCode for AuthzError {
             Self::BadPermission { .. } => "authz.bad_permission",
             Self::NoGrants { .. } => "authz.no_grants",
             Self::BadRoute { .. } => "authz.bad_route",
+            Self::BadMethod { .. } => "authz.bad_method",
         }
     }
 }

@@ -5,8 +5,11 @@
 //! request paths are normalized the generous way a router might read them before they are
 //! compared: percent-escapes decoded once, `\` read as `/`, `;parameters` dropped, empty
 //! and `.` segments removed, `..` resolved, ASCII case folded. `//admin`, `/%61dmin`,
-//! `/x/../admin`, `/admin;x` and `/ADMIN` all need what `/admin` needs. Every matching
-//! entry applies, not only the longest.
+//! `/x/../admin`, `/admin;x` and `/ADMIN` all need what `/admin` needs. The last segment of
+//! an entry also covers itself with any `.suffix`, because Rails routes `/admin(.:format)`:
+//! `/admin.json` and `/admin.anything` need what `/admin` needs, and `/users/7.json` what
+//! `/users/7` needs. Every matching entry applies, not only the longest. A `POST` may also
+//! need what the method it overrides to needs ([`MethodOverride`]).
 //!
 //! ```
 //! use portcullis::authz::RouteRequirements;
@@ -20,6 +23,7 @@
 //! assert!(routes.required("GET", "/administrator").is_empty());
 //! assert!(routes.required("GET", "/deploy").is_empty());
 //! assert_eq!(routes.required("post", "//deploy/"), ["containers:deploy"]);
+//! assert_eq!(routes.required("GET", "/admin.json"), ["admin"]);
 //! # Ok::<(), portcullis::authz::AuthzError>(())
 //! ```
 
@@ -78,20 +82,78 @@ impl RouteRequirements {
 
     /// [`RouteRequirements::required`] for a path that need not be UTF-8.
     pub fn required_bytes(&self, method: &str, path: &[u8]) -> Vec<&str> {
+        self.collect(method.as_bytes(), path, MethodOverride::None)
+    }
+
+    /// The permissions a request needs, for raw server input (Rack's `REQUEST_METHOD` and
+    /// `SCRIPT_NAME` + `PATH_INFO`, any bytes), when a method-override layer may sit in
+    /// front of the app: a `POST` needs what it needs as `POST` *and* what it needs as each
+    /// method `method_override` names (see [`MethodOverride`]). Other methods are never
+    /// overridden (Rack::MethodOverride only rewrites `POST`).
+    ///
+    /// Errors: `authz.bad_method` when `method` is not an HTTP token (RFC 9110 §9): such a
+    /// request cannot be judged and deserves a 400.
+    ///
+    /// ```
+    /// use portcullis::authz::{MethodOverride, RouteRequirements};
+    /// let routes = RouteRequirements::new([("DELETE /users", vec!["users:delete"])])?;
+    /// let form: &[&[u8]] = &[b"delete"]; // `_method=delete` in the form body
+    /// assert_eq!(routes.required_for(b"POST", b"/users/7", MethodOverride::Values(form))?, ["users:delete"]);
+    /// assert_eq!(routes.required_for(b"POST", b"/users/7", MethodOverride::Unknown)?, ["users:delete"]);
+    /// assert!(routes.required_for(b"POST", b"/users/7", MethodOverride::None)?.is_empty());
+    /// assert!(routes.required_for(b"GET", b"/users/7", MethodOverride::Values(form))?.is_empty());
+    /// assert!(routes.required_for(b"GE\xffT", b"/", MethodOverride::None).is_err());
+    /// # Ok::<(), portcullis::authz::AuthzError>(())
+    /// ```
+    pub fn required_for(
+        &self,
+        method: &[u8],
+        path: &[u8],
+        method_override: MethodOverride<'_>,
+    ) -> Result<Vec<&str>, AuthzError> {
+        if !is_method_token(method) {
+            let mut shown = String::from_utf8_lossy(method).into_owned();
+            if let Some((cut, _)) = shown.char_indices().nth(64) {
+                shown.truncate(cut);
+            }
+            return Err(AuthzError::BadMethod { method: shown });
+        }
+        Ok(self.collect(method, path, method_override))
+    }
+
+    fn collect(
+        &self,
+        method: &[u8],
+        path: &[u8],
+        method_override: MethodOverride<'_>,
+    ) -> Vec<&str> {
         let mut out: Vec<&str> = Vec::new();
         if self.routes.is_empty() {
             return out;
+        }
+        // The methods the app may dispatch this request as.
+        let mut methods: Vec<Vec<u8>> = vec![method.to_vec()];
+        let mut any_method = false;
+        if method.eq_ignore_ascii_case(b"POST") {
+            match method_override {
+                MethodOverride::None => {}
+                MethodOverride::Values(values) => {
+                    methods.extend(values.iter().map(|v| override_method(v)));
+                }
+                MethodOverride::Unknown => any_method = true,
+            }
         }
         let path = canonical_path(path);
         for route in &self.routes {
             let method_matches = match &route.method {
                 None => true,
-                Some(m) => {
-                    m.eq_ignore_ascii_case(method)
-                        || (m == "GET" && method.eq_ignore_ascii_case("HEAD"))
-                }
+                Some(_) if any_method => true,
+                Some(m) => methods.iter().any(|method| {
+                    m.as_bytes().eq_ignore_ascii_case(method)
+                        || (m == "GET" && method.eq_ignore_ascii_case(b"HEAD"))
+                }),
             };
-            if !method_matches || !under(&path, &route.prefix) {
+            if !method_matches || !covers(&path, &route.prefix) {
                 continue;
             }
             for permission in &route.permissions {
@@ -114,6 +176,48 @@ impl RouteRequirements {
         needed.retain(|p| !granted.iter().any(|g| g.as_ref() == *p));
         needed
     }
+}
+
+/// What a method-override layer in front of the app may turn a `POST` into, for
+/// [`RouteRequirements::required_for`]. `Rack::MethodOverride` (in Rails' default middleware
+/// stack, Sinatra's `method_override`, Hanami) reads the `_method` form field, else the
+/// `X-HTTP-Method-Override` header, upcases it and dispatches the `POST` as that method;
+/// a Rails form for `PATCH` or `DELETE` is a `POST` with `_method=patch`.
+///
+/// Each value is judged as the method it upcases to (Unicode case mapping, as Ruby's
+/// `String#upcase`: `_method=delete` and `X-HTTP-Method-Override: Delete` are `DELETE`), and
+/// every value applies, not only the one Rack would pick: over-matching is the safe
+/// direction here.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MethodOverride<'a> {
+    /// No override layer, or the request carries no override.
+    #[default]
+    None,
+    /// The override values the request carries, as received (the form field's value, the
+    /// header's value).
+    Values(&'a [&'a [u8]]),
+    /// The request may carry an override that could not be read (a body over the reading
+    /// cap, no length on an input that cannot rewind, a form that does not parse): the
+    /// request needs what every method-specific entry for its path asks for.
+    Unknown,
+}
+
+/// The method an override value dispatches as: Ruby's `String#upcase` (full Unicode case
+/// mapping, so `ı` is `I` and `ﬅ` is `ST`); bytes that are not UTF-8 are upcased as ASCII.
+fn override_method(value: &[u8]) -> Vec<u8> {
+    match std::str::from_utf8(value) {
+        Ok(text) => text.to_uppercase().into_bytes(),
+        Err(_) => value.to_ascii_uppercase(),
+    }
+}
+
+/// RFC 9110 `token`: the only shape an HTTP method has.
+fn is_method_token(method: &[u8]) -> bool {
+    !method.is_empty()
+        && method
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(b))
 }
 
 /// Paths that bypass the certificate check (health checks, public assets): the table
@@ -225,10 +329,22 @@ pub fn is_canonical_path(path: &[u8]) -> bool {
     })
 }
 
-/// `path` equals `prefix` or lies beneath it on a segment boundary.
+/// `path` equals `prefix` or lies beneath it on a segment boundary (the skip table's rule:
+/// exact, because under-matching is its safe direction).
 fn under(path: &[u8], prefix: &[u8]) -> bool {
     match path.strip_prefix(prefix) {
         Some(rest) => rest.is_empty() || rest.first() == Some(&b'/'),
+        None => false,
+    }
+}
+
+/// A `require:` prefix covers `path`: [`under`], or the prefix's last segment carries a
+/// `.suffix` in `path`. Rails routes `/admin(.:format)`, so `/admin.json` and
+/// `/admin.anything` reach the `/admin` action; a dynamic segment may take dots too
+/// (`constraints: { id: /[^\/]+/ }`), where the extra permission is the safe direction.
+fn covers(path: &[u8], prefix: &[u8]) -> bool {
+    match path.strip_prefix(prefix) {
+        Some(rest) => matches!(rest.first(), None | Some(b'/' | b'.')),
         None => false,
     }
 }
@@ -385,6 +501,157 @@ mod tests {
     }
 
     #[test]
+    fn a_format_suffix_needs_what_the_plain_path_needs() {
+        // Rails routes `/admin(.:format)`: `/admin.json` reaches the same action.
+        let t = table();
+        for path in [
+            "/admin.json",
+            "/admin.xml",
+            "/admin.anything",
+            "/ADMIN.JSON",
+            "/admin.",
+            "/admin%2ejson",
+            "/admin.json/",
+            "/admin.json;x",
+            "/admin/7.json",
+            "/x/../admin.json",
+        ] {
+            assert_eq!(t.required("GET", path), ["admin"], "{path}");
+        }
+        assert_eq!(t.required("POST", "/deploy.json"), ["containers:deploy"]);
+        assert_eq!(t.required("GET", "/reports.csv"), ["reports:read"]);
+        assert_eq!(t.required("GET", "/admin/audit.json"), ["admin", "audit"]);
+        let users = RouteRequirements::new([("/users/7", vec!["u7"])]).unwrap();
+        assert_eq!(users.required("GET", "/users/7.json"), ["u7"]);
+        assert!(users.required("GET", "/users/70.json").is_empty());
+        // A route with a dot of its own: its own format suffix too, but not a shorter name.
+        let dotted = RouteRequirements::new([("/files/report.pdf", vec!["r"])]).unwrap();
+        assert_eq!(dotted.required("GET", "/files/report.pdf.json"), ["r"]);
+        assert!(dotted.required("GET", "/files/report").is_empty());
+        assert!(t.required("GET", "/adminx.json").is_empty());
+    }
+
+    #[test]
+    fn a_post_needs_what_its_method_override_needs() {
+        let t = RouteRequirements::new([
+            ("DELETE /users", vec!["users:delete"]),
+            ("PATCH /users", vec!["users:write"]),
+            ("GET /users", vec!["users:read"]),
+            ("POST /users", vec!["users:create"]),
+        ])
+        .unwrap();
+        let need = |method: &[u8], values: &[&[u8]]| {
+            t.required_for(method, b"/users/7", MethodOverride::Values(values))
+                .unwrap()
+        };
+        // `_method=delete` (form) and `X-HTTP-Method-Override: DELETE`, every spelling that
+        // String#upcase turns into DELETE.
+        for value in [&b"delete"[..], b"DELETE", b"Delete", b"dElEtE"] {
+            assert_eq!(
+                need(b"POST", &[value]),
+                ["users:delete", "users:create"],
+                "{value:?}"
+            );
+        }
+        assert_eq!(
+            need(b"post", &[b"delete"]),
+            ["users:delete", "users:create"]
+        );
+        // Every value applies (Rack takes the form field first; the header may differ).
+        assert_eq!(
+            need(b"POST", &[b"patch", b"delete"]),
+            ["users:delete", "users:write", "users:create"]
+        );
+        // HEAD overrides need what GET needs; an unknown word only what POST needs.
+        assert_eq!(need(b"POST", &[b"head"]), ["users:read", "users:create"]);
+        assert_eq!(
+            need(b"POST", &[b"purge", b"DELETE ", b"", b"\xff"]),
+            ["users:create"]
+        );
+        // Unicode case mapping, as Ruby's upcase: `ı` -> I, `ſ`/`ﬅ` -> S/ST.
+        let unicode = RouteRequirements::new([
+            ("UNLINK /users", vec!["unlink"]),
+            ("POST /users", vec!["post"]),
+            ("OPTIONS /users", vec!["options"]),
+        ])
+        .unwrap();
+        let over = |v: &str| {
+            unicode
+                .required_for(b"POST", b"/users", MethodOverride::Values(&[v.as_bytes()]))
+                .unwrap()
+        };
+        assert_eq!(over("unl\u{131}nk"), ["unlink", "post"]);
+        assert_eq!(over("opt\u{131}on\u{17f}"), ["post", "options"]);
+        assert_eq!(over("po\u{fb05}"), ["post"]);
+        // Only POST is overridden.
+        for method in [&b"GET"[..], b"PUT", b"PATCH", b"HEAD"] {
+            let got = need(method, &[b"delete"]);
+            assert!(!got.contains(&"users:delete"), "{method:?}: {got:?}");
+        }
+        // An override that could not be read: every method-specific entry for the path.
+        assert_eq!(
+            t.required_for(b"POST", b"/users/7.json", MethodOverride::Unknown)
+                .unwrap(),
+            ["users:delete", "users:write", "users:read", "users:create"]
+        );
+        assert_eq!(
+            t.required_for(b"GET", b"/users/7", MethodOverride::Unknown)
+                .unwrap(),
+            ["users:read"]
+        );
+        assert!(t
+            .required_for(b"POST", b"/other", MethodOverride::Unknown)
+            .unwrap()
+            .is_empty());
+        assert_eq!(
+            t.required_for(b"POST", b"/users/7", MethodOverride::None)
+                .unwrap(),
+            ["users:create"]
+        );
+    }
+
+    #[test]
+    fn methods_that_are_not_tokens_are_refused() {
+        let t = table();
+        for method in [
+            &b""[..],
+            b"GE\xffT",
+            b"GET ",
+            b"G(ET",
+            b"\xc3\x89",
+            b"GET\n",
+            b"P\0OST",
+        ] {
+            let err = t
+                .required_for(method, b"/admin", MethodOverride::None)
+                .unwrap_err();
+            assert_eq!(err.code(), "authz.bad_method", "{method:?}");
+            assert!(err.to_string().contains("400"));
+        }
+        let long = vec![0xff_u8; 5000];
+        let err = t
+            .required_for(&long, b"/", MethodOverride::None)
+            .unwrap_err();
+        assert!(err.to_string().len() < 400);
+        for method in [&b"GET"[..], b"M-SEARCH", b"X_CUSTOM", b"PROPFIND"] {
+            assert!(t
+                .required_for(method, b"/admin", MethodOverride::None)
+                .is_ok());
+        }
+        // Any path bytes are judged (a raw high byte, an invalid UTF-8 escape).
+        assert_eq!(
+            t.required_for(b"GET", b"/admin/\xff", MethodOverride::None)
+                .unwrap(),
+            ["admin"]
+        );
+        assert_eq!(
+            t.required_for(b"GET", b"/admin.%ff", MethodOverride::None)
+                .unwrap(),
+            ["admin"]
+        );
+    }
+
+    #[test]
     fn prefixes_end_on_segment_boundaries() {
         let t = table();
         for path in [
@@ -481,6 +748,18 @@ mod tests {
         ] {
             assert!(!skip.skips(path), "{path}");
         }
+        // The format-suffix rule of `require:` does not widen a skip: `/up` is not
+        // `/up.json` (a dotted name may be another resource: `/docs/:file` with dots).
+        for path in [
+            "/up.json",
+            "/up.",
+            "/up.anything",
+            "/up.json/x",
+            "/assets.json",
+        ] {
+            assert!(!skip.skips(path), "{path}");
+        }
+        assert!(SkipRoutes::new(["/up.json"]).unwrap().skips("/up.json"));
         let all = SkipRoutes::new(["/"]).unwrap();
         assert!(all.skips("/anything") && all.skips("/"));
         assert!(!all.skips("/a/../b"));
@@ -515,7 +794,48 @@ mod tests {
             }
             let routes = RouteRequirements::new([("/a", vec!["p"])]).unwrap();
             let needs = !routes.required_bytes("GET", &path).is_empty();
-            proptest::prop_assert_eq!(needs, folded == b"/a" || folded.starts_with(b"/a/"));
+            proptest::prop_assert_eq!(
+                needs,
+                folded == b"/a" || folded.starts_with(b"/a/") || folded.starts_with(b"/a.")
+            );
+            // A skip table never skips what it was not given: no format suffix, no folding.
+            let skip = SkipRoutes::new(["/a"]).unwrap();
+            if skip.skips_bytes(&path) {
+                proptest::prop_assert!(path == b"/a" || path.starts_with(b"/a/"));
+            }
+        }
+
+        /// A POST with any override values needs at least what it needs as POST and as each
+        /// value's ASCII-upcased method; an unreadable override needs at least as much.
+        #[test]
+        fn overrides_only_ever_add(values in proptest::collection::vec(
+            proptest::sample::select(vec![&b"delete"[..], b"DELETE", b"patch", b"head", b"get", b"x", b"", b"\xff", b"Delete"]), 0..4),
+            path in proptest::sample::select(vec!["/users/7", "/users.json", "/u", "/users/7.json", "/"])) {
+            let t = RouteRequirements::new([
+                ("DELETE /users", vec!["d"]),
+                ("PATCH /users", vec!["w"]),
+                ("GET /users", vec!["r"]),
+                ("POST /users", vec!["c"]),
+                ("/users", vec!["any"]),
+            ]).unwrap();
+            let got = t.required_for(b"POST", path.as_bytes(), MethodOverride::Values(&values)).unwrap();
+            let mut expected: Vec<&str> = t.required("POST", path);
+            for v in &values {
+                let m = String::from_utf8_lossy(v).to_ascii_uppercase();
+                for p in t.required(&m, path) {
+                    if !expected.contains(&p) { expected.push(p); }
+                }
+            }
+            for p in &expected {
+                proptest::prop_assert!(got.contains(p), "{:?} lacks {}", got, p);
+            }
+            for p in &got {
+                proptest::prop_assert!(expected.contains(p), "{:?} has extra {}", got, p);
+            }
+            let unknown = t.required_for(b"POST", path.as_bytes(), MethodOverride::Unknown).unwrap();
+            for p in &got {
+                proptest::prop_assert!(unknown.contains(p));
+            }
         }
     }
 }
