@@ -95,7 +95,7 @@ RSpec.describe Portcullis::SafeRoot do
 
     it "accepts Pathname names and refuses non-strings" do
       expect(root.open(Pathname("index.html"), &:read)).to eq("INDEX")
-      expect { root.open(42) }.to raise_error(TypeError)
+      expect { root.open(42) }.to raise_error(Portcullis::PathError) { |e| expect(e.code).to eq("path.not_a_string") }
     end
   end
 

@@ -116,6 +116,24 @@ macro_rules! guarded_method {
     ($name:expr, 9) => {
         $crate::errors::guarded_method!(@n $name, Method9, RubyMethod9; a b c d e f g h i)
     };
+    ($name:expr, 10) => {
+        $crate::errors::guarded_method!(@n $name, Method10, RubyMethod10; a b c d e f g h i j)
+    };
+    ($name:expr, 11) => {
+        $crate::errors::guarded_method!(@n $name, Method11, RubyMethod11; a b c d e f g h i j k)
+    };
+    ($name:expr, 12) => {
+        $crate::errors::guarded_method!(@n $name, Method12, RubyMethod12; a b c d e f g h i j k l)
+    };
+    ($name:expr, 13) => {
+        $crate::errors::guarded_method!(@n $name, Method13, RubyMethod13; a b c d e f g h i j k l m)
+    };
+    ($name:expr, 14) => {
+        $crate::errors::guarded_method!(@n $name, Method14, RubyMethod14; a b c d e f g h i j k l m n)
+    };
+    ($name:expr, 15) => {
+        $crate::errors::guarded_method!(@n $name, Method15, RubyMethod15; a b c d e f g h i j k l m n o)
+    };
     (@n $name:expr, $plain:ident, $with_ruby:ident; $($arg:ident)*) => {{
         #[allow(unsafe_code)] // the C signature magnus registers methods with
         unsafe extern "C" fn anon(
@@ -183,6 +201,24 @@ macro_rules! guarded_function {
     };
     ($name:expr, 9) => {
         $crate::errors::guarded_function!(@n $name, Function9, RubyFunction9; a b c d e f g h i)
+    };
+    ($name:expr, 10) => {
+        $crate::errors::guarded_function!(@n $name, Function10, RubyFunction10; a b c d e f g h i j)
+    };
+    ($name:expr, 11) => {
+        $crate::errors::guarded_function!(@n $name, Function11, RubyFunction11; a b c d e f g h i j k)
+    };
+    ($name:expr, 12) => {
+        $crate::errors::guarded_function!(@n $name, Function12, RubyFunction12; a b c d e f g h i j k l)
+    };
+    ($name:expr, 13) => {
+        $crate::errors::guarded_function!(@n $name, Function13, RubyFunction13; a b c d e f g h i j k l m)
+    };
+    ($name:expr, 14) => {
+        $crate::errors::guarded_function!(@n $name, Function14, RubyFunction14; a b c d e f g h i j k l m n)
+    };
+    ($name:expr, 15) => {
+        $crate::errors::guarded_function!(@n $name, Function15, RubyFunction15; a b c d e f g h i j k l m n o)
     };
     (@n $name:expr, $plain:ident, $with_ruby:ident; $($arg:ident)*) => {{
         #[allow(unsafe_code)] // the C signature magnus registers functions with
