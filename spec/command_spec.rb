@@ -393,6 +393,39 @@ RSpec.describe Portcullis::Command do
     end
   end
 
+  # On the main thread of a single-threaded process, each attempt to release the GVL with an
+  # unblocking function makes Ruby start a helper thread, and under GC.stress that always
+  # left an interrupt pending: #run spun at 100% CPU and never started the program. Run in
+  # a child Ruby with a deadline, so a regression fails instead of hanging the suite.
+  it "runs under GC.stress on the main thread of a single-threaded process" do
+    script = <<~RUBY
+      require "portcullis"
+      cmd = Portcullis::Command.new("/bin/echo", ["--n={n}"], params: { n: { integer: 1..9 } })
+      GC.stress = true
+      out = cmd.run(n: 7).stdout
+      GC.stress = false
+      raise "threads: \#{Thread.list.size}" unless Thread.list.size == 1
+      print out
+    RUBY
+    lib = File.expand_path("../lib", __dir__)
+    reader, writer = IO.pipe
+    pid = Process.spawn(RbConfig.ruby, "-I#{lib}", "-e", script, out: writer, err: writer, pgroup: true)
+    writer.close
+    deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + 60
+    status = nil
+    until (status = Process.wait2(pid, Process::WNOHANG)&.last)
+      if Process.clock_gettime(Process::CLOCK_MONOTONIC) > deadline
+        Process.kill(:KILL, -pid)
+        Process.wait(pid)
+        raise "Command#run under GC.stress did not finish within 60 s"
+      end
+      sleep 0.05
+    end
+    output = reader.read
+    expect(status).to be_success, output
+    expect(output).to eq("--n=7\n")
+  end
+
   it "survives GC.stress with 8 threads" do
     cmd = described_class.new("/bin/echo", ["--n={n}", :image],
                               params: { n: { integer: 1..100 }, image: { one_of: { "worker" => "worker:latest" } } })
