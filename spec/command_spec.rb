@@ -329,6 +329,83 @@ RSpec.describe Portcullis::Command do
     end
   end
 
+  describe "pattern parameters" do
+    PATTERNS = [/\A\d+\z/, /\w+/, /\s/, /\h+/, /[\w.-]+/, /[\w.]+/i, /\w+/i, /[^\W_]+/, /k/i, /[a-z]+/i,
+                /(?i)[\d]/, /[[:alpha:]]/, /[[:digit:]]/, /[[:alnum:]]/, /[[:upper:]]/, /[[:lower:]]/,
+                /[[:space:]]/, /[[:blank:]]/, /[[:cntrl:]]/, /[[:punct:]]/, /[[:graph:]]/, /[[:print:]]/,
+                /[[:xdigit:]]/, /[[:word:]]/, /[[:^alpha:]]/, /a\b./, /.\B./, /a(?i)b|c/, /x{ 3}/, /\d{,2}/,
+                /[a b]/x, /\p{L}+/, /\<a\>/].freeze
+    HOSTILE = ["１２３", "٣", "১২", "ａｄｍｉｎ", "\u212A", "\u017F", "é", "\u00a0", "\v", "\u2028", "ab", "aé",
+               "a1", "AB", "c", "aC", "x{ 3}", "xxx", "12", "", " ", "K", "k", "_", "a_b", "\u2160", "ß", "ss",
+               "$", "+", "€", "\u200b", "<a>"].freeze
+
+    # Code points whose Alphabetic or Lowercase property changed after Unicode 13.0 (Ruby
+    # 3.1's tables); the core's newer tables follow Unicode. Checked over every code point.
+    UNICODE_CHANGED = [0x363..0x36F, 0xC04..0xC04, 0xF82..0xF83, 0x10FC..0x10FC, 0x1DD3..0x1DE6,
+                       0xAB69..0xAB69, 0x11080..0x11081].freeze
+
+    # The hostile spellings, and every 97th code point below U+30000 assigned in Ruby's
+    # Unicode version (characters assigned later are unknown to Ruby's tables).
+    def samples
+      sampled = (0...0x30000).step(97).filter_map do |cp|
+        next if (0xD800..0xDFFF).cover?(cp) || UNICODE_CHANGED.any? { |r| r.cover?(cp) }
+
+        s = [cp].pack("U")
+        s if s.match?(/\p{Assigned}/)
+      end
+      (HOSTILE + sampled + sampled.each_slice(7).map(&:join)).reject { |s| s.start_with?("-") || s.match?(/[\0\r\n]/) }
+    end
+
+    def accepts?(cmd, value)
+      cmd.argv(v: value)
+      true
+    rescue Portcullis::CommandError => e
+      raise unless e.code == "command.invalid_value"
+
+      false
+    end
+
+    it "accepts exactly what Ruby's Regexp accepts, as a Regexp and as the same source in portcullis.toml" do
+      Dir.mktmpdir do |dir|
+        toml = PATTERNS.each_with_index.map do |re, i|
+          flags = "#{"i" if re.options.anybits?(Regexp::IGNORECASE)}#{"x" if re.options.anybits?(Regexp::EXTENDED)}"
+          source = flags.empty? ? re.source : "(?#{flags})#{re.source}"
+          %([command.p#{i}]\nprogram = "/bin/echo"\nargs = ["{v}"]\nparams.v = { type = "pattern", pattern = #{source.dump} }\n)
+        end.join("\n")
+        File.write(File.join(dir, "portcullis.toml"), toml)
+        config = Portcullis.load(File.join(dir, "portcullis.toml"))
+        values = samples
+        mismatches = PATTERNS.each_with_index.flat_map do |re, i|
+          whole = Regexp.new("\\A(?:#{re.source})\\z", re.options)
+          from_regexp = described_class.new("/bin/echo", [:v], params: { v: { pattern: re } })
+          from_toml = config.command(:"p#{i}")
+          values.filter_map do |s|
+            ruby = whole.match?(s)
+            ours = [accepts?(from_regexp, s), accepts?(from_toml, s)]
+            "#{re.inspect} #{s.inspect}: Ruby #{ruby}, Regexp/toml #{ours}" if ours != [ruby, ruby]
+          end
+        end
+        expect(mismatches).to eq([])
+        expect(values.size).to be > 1500
+      end
+    end
+
+    it "refuses \\d, \\w and \\s spellings outside ASCII (command.invalid_value)" do
+      digits = described_class.new("/bin/echo", [:v], params: { v: { pattern: /\A\d+\z/ } })
+      %w[１２３ ٣ ১২].each { |v| expect(error_code { digits.argv(v: v) }).to eq("command.invalid_value") }
+      expect(digits.argv(v: "123").last).to eq("123")
+      word = described_class.new("/bin/echo", [:v], params: { v: { pattern: /\A\w+\z/i } })
+      ["ａｄｍｉｎ", "\u212A", "é"].each { |v| expect(error_code { word.argv(v: v) }).to eq("command.invalid_value") }
+    end
+
+    it "refuses patterns that Ruby and Rust read differently (command.bad_template)" do
+      [/a++/, /a{2}?/, /[a-z&&[^\w]]/i, "[a--b]"].each do |re|
+        expect(error_code { described_class.new("/bin/echo", [:v], params: { v: { pattern: re } }) })
+          .to eq("command.bad_template"), re.inspect
+      end
+    end
+  end
+
   describe "path parameters" do
     around do |example|
       Dir.mktmpdir do |dir|

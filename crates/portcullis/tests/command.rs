@@ -448,6 +448,76 @@ fn pattern_is_anchored_to_the_whole_value() {
     assert_eq!(code(t.argv([("v", "-rf")])), "command.option_injection");
 }
 
+/// Patterns mean what Ruby means by them (spec/command_spec.rb checks the same against
+/// Ruby's own `Regexp`): ASCII `\d \w \s \h`, also case-insensitively; Unicode POSIX
+/// classes; isolated options that reach over `|`; `{` that is no quantifier is a character.
+#[test]
+fn patterns_are_read_with_rubys_meaning() {
+    let accepts = |pattern: &str, value: &str| {
+        echo_with("v", Param::pattern(pattern).unwrap())
+            .argv([("v", value)])
+            .is_ok()
+    };
+    for (pattern, refused) in [
+        (r"\A\d+\z", "１２３"),
+        (r"\A\d+\z", "٣"),
+        (r"\d+", "১২"),
+        (r"\w+", "ａｄｍｉｎ"),
+        (r"\w+", "é"),
+        (r"[\w.]+", "ａ.b"),
+        (r"(?i)\w+", "\u{212A}"),
+        (r"(?i)[\w.]+", "\u{212A}"),
+        (r"(?i)[\w.]+", "\u{17F}"),
+        (r"(?i:\h+)", "\u{FF41}"),
+        (r"\s", "\u{A0}"),
+        (r"\s", "\u{2028}"),
+        (r"[^\W_]+", "ａ"),
+        (r"a(?i)b|c", "c"),
+        (r"a(?i)b|c", "C"),
+        (r"x{ 3}", "xxx"),
+        (r"[a b]", "x"),
+        (r"(?x)[a\ b]", "x"),
+    ] {
+        assert!(!accepts(pattern, refused), "{pattern} accepted {refused:?}");
+    }
+    for (pattern, accepted) in [
+        (r"\A\d+\z", "123"),
+        (r"\w+", "a_Z9"),
+        (r"(?i)\w+", "K"),
+        (r"(?i)k", "\u{212A}"), // a literal folds, as in Ruby
+        (r"\h+", "c0FFee"),
+        (r"\s", "\u{B}"),
+        (r"a(?i)b|c", "aC"),
+        (r"x{ 3}", "x{ 3}"),
+        (r"\d{,2}", "12"),
+        (r"(?x)[a b]", " "),
+        (r"[[:alpha:]]+", "éa\u{2160}"),
+        (r"[[:digit:]]", "٣"),
+        (r"[[:punct:]]", "$"),
+        (r"[[:space:]]", "\u{A0}"),
+        (r"a\b", "a"),
+        (r"a\Z", "a"),
+    ] {
+        assert!(accepts(pattern, accepted), "{pattern} refused {accepted:?}");
+    }
+    // What the two dialects read differently, with no exact rewrite, is refused.
+    for pattern in [
+        "a++",
+        "a?+",
+        "a{2}?",
+        "[a-z--c]",
+        "[a~~b]",
+        r"[a-\w]",
+        r"(?i)[^\w]",
+        r"(?i)[\w&&a]",
+        "[[:letter:]]",
+    ] {
+        let err = Param::pattern(pattern).unwrap_err();
+        assert_eq!(err.code(), "command.bad_template", "{pattern}");
+        assert!(err.to_string().contains("refused"), "{pattern}: {err}");
+    }
+}
+
 #[test]
 fn integers_are_strict_and_canonical() {
     let t = echo_with("n", Param::integer(1..=10));

@@ -31,6 +31,7 @@
 //! ```
 
 mod param;
+mod pattern;
 mod run;
 mod template;
 
