@@ -46,11 +46,55 @@ RSpec.describe Portcullis::Command do
     end
 
     it "refuses shells and interpreters unless allowed (command.interpreter)" do
-      %w[/bin/sh /bin/bash /usr/bin/env /usr/bin/ruby /usr/bin/python3 /usr/bin/perl].each do |program|
+      %w[/bin/sh /bin/bash /usr/bin/ruby /usr/bin/python3 /usr/bin/perl /usr/bin/make].each do |program|
         next unless File.exist?(program)
 
         expect(error_code { described_class.new(program) }).to eq("command.interpreter"), program
         expect(described_class.new(program, allow_interpreter: true).program).to eq(program)
+      end
+      expect(error_code { described_class.new("/usr/bin/sed", ["-e", :script], params: { script: { literal: true } }) })
+        .to eq("command.interpreter")
+      expect(described_class.new("/usr/bin/sed", ["--sandbox", "-e", :script], params: { script: { literal: true } })
+        .run(script: "1e id").success?).to be(false)
+    end
+
+    it "refuses launchers, which run an argument as a program (command.launcher)" do
+      launchers = %w[/usr/bin/env /usr/bin/nice /bin/nice /usr/bin/timeout /usr/bin/nohup /usr/bin/setsid
+                     /usr/bin/stdbuf /usr/bin/xargs /usr/bin/flock /usr/sbin/chroot /usr/bin/unshare
+                     /usr/bin/nsenter /usr/bin/sudo /usr/bin/doas /lib64/ld-linux-x86-64.so.2].select { |p| File.exist?(p) }
+      expect(launchers.size).to be >= 8
+      launchers.each do |program|
+        expect(error_code { described_class.new(program, ["/bin/sh", "-c", "echo {m}"], params: { m: { literal: true } }) })
+          .to eq("command.launcher"), program
+        expect(described_class.new(program, allow_interpreter: true).program).to eq(program)
+      end
+      expect(error_code { described_class.new("/usr/bin/find", [".", "-exec", "/bin/sh", "-c", "echo {}", ";"]) })
+        .to eq("command.launcher")
+      Dir.mktmpdir do |dir|
+        File.symlink("/usr/bin/nice", File.join(dir, "report"))
+        expect(error_code { described_class.new(File.join(dir, "report")) }).to eq("command.launcher")
+      end
+    end
+
+    it "runs #! scripts, whose arguments are data, and refuses interpreter lines that make them code" do
+      Dir.mktmpdir do |dir|
+        write = lambda do |shebang|
+          path = File.join(dir, "script-#{shebang.hash.abs}")
+          File.write(path, "#{shebang}\nprintf '%s|' \"$@\"\n")
+          File.chmod(0o755, path)
+          path
+        end
+        ["#!/bin/sh", "#!/bin/bash -e", "#!/usr/bin/env sh", "#!/usr/bin/env -S sh -eu"].each do |shebang|
+          cmd = described_class.new(write.(shebang), [:v], params: { v: { literal: true } })
+          expect(cmd.run(v: "$(id); `id`").stdout).to eq("$(id); `id`|"), shebang
+        end
+        { "#!/bin/sh -c" => "command.interpreter", "#!/usr/bin/perl -e" => "command.interpreter",
+          "#!/usr/bin/env -S bash -c" => "command.interpreter", "#!/usr/bin/env bash -c" => "command.launcher",
+          "#!/usr/bin/env -S 'sh' -c" => "command.launcher", "#!/usr/bin/nice /bin/sh" => "command.launcher" }
+          .each do |shebang, code|
+            expect(error_code { described_class.new(write.(shebang)) }).to eq(code), shebang
+            expect(described_class.new(write.(shebang), allow_interpreter: true)).to be_a(described_class)
+          end
       end
     end
 
@@ -171,7 +215,10 @@ RSpec.describe Portcullis::Command do
     it "refuses option-shaped payloads for real programs" do
       git = described_class.new("/usr/bin/git", ["-C", "/srv/repo", "fetch", :remote], params: { remote: { literal: true } })
       tar = described_class.new("/bin/tar", ["-xf", :archive], params: { archive: { literal: true } })
-      ssh = described_class.new("/usr/bin/ssh", [:host, "uptime"], params: { host: { pattern: "[A-Za-z0-9.=-]+" } })
+      # ssh runs its trailing arguments as a remote shell command (a launcher): allowed here,
+      # where that command is fixed.
+      ssh = described_class.new("/usr/bin/ssh", [:host, "uptime"], params: { host: { pattern: "[A-Za-z0-9.=-]+" } },
+                                                                   allow_interpreter: true)
       curl = described_class.new("/usr/bin/curl", ["-sS", :url], params: { url: { literal: true } })
       find = described_class.new("/usr/bin/find", ["/srv", "-name", :name], params: { name: { literal: true } })
       {

@@ -159,7 +159,7 @@ fn one_of(ruby: &Ruby, name: &str, value: Value) -> Result<Param, Error> {
 
 fn pattern(ruby: &Ruby, value: Value) -> Result<Param, Error> {
     let source = if value.is_kind_of(ruby.class_regexp()) {
-        // Ruby's flags become inline flags; the syntax itself is the Rust regex crate's.
+        // Ruby's flags become inline flags; the core reads the source with Ruby's meaning.
         let source: String = value.funcall("source", ())?;
         let options: i64 = value.funcall("options", ())?;
         let mut flags = String::new();
@@ -521,9 +521,7 @@ impl RbCommand {
         // killed and reaped before the interrupt is raised here.
         let mut attempts = 0;
         let result = loop {
-            if let Some(result) =
-                gvl::without_gvl_cancellable(work, &cancel).map_err(panicked)?
-            {
+            if let Some(result) = gvl::without_gvl_cancellable(work, &cancel).map_err(panicked)? {
                 break result;
             }
             // An interrupt was pending before the program started: let Ruby run it

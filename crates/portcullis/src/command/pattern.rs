@@ -231,8 +231,8 @@ fn escape(chars: &[char], i: usize, out: &mut String) -> usize {
 fn copy_escape(chars: &[char], i: usize, out: &mut String) -> usize {
     let mut j = i + 2;
     out.extend(chars.get(i..j).unwrap_or_default());
-    let braced = matches!(chars.get(i + 1), Some('p' | 'P' | 'x' | 'u' | 'U'))
-        && chars.get(j) == Some(&'{');
+    let braced =
+        matches!(chars.get(i + 1), Some('p' | 'P' | 'x' | 'u' | 'U')) && chars.get(j) == Some(&'{');
     if braced {
         while let Some(&d) = chars.get(j) {
             out.push(d);
@@ -253,7 +253,14 @@ fn quantifier(chars: &[char], i: usize) -> Option<(String, usize, bool)> {
         while chars.get(j).is_some_and(char::is_ascii_digit) {
             j += 1;
         }
-        (chars.get(start..j).unwrap_or_default().iter().collect::<String>(), j)
+        (
+            chars
+                .get(start..j)
+                .unwrap_or_default()
+                .iter()
+                .collect::<String>(),
+            j,
+        )
     };
     let (low, j) = digits(i + 1);
     let (comma, j) = if chars.get(j) == Some(&',') {
@@ -354,8 +361,7 @@ fn class(
                     i = copy_escape(chars, i, &mut body);
                     continue;
                 };
-                if was_dash || (at(i + 2) == Some('-') && !matches!(at(i + 3), Some(']') | None))
-                {
+                if was_dash || (at(i + 2) == Some('-') && !matches!(at(i + 3), Some(']') | None)) {
                     return Err(format!(
                         "a range cannot start or end at \\{e}; escape the '-' as \\-"
                     ));
@@ -366,10 +372,7 @@ fn class(
                             "\\{e} inside a negated or nested class is widened by case-insensitive matching; move it out of the class, or list the characters"
                         ));
                     }
-                    letter_sets.push(format!(
-                        "(?-i:[{}{set}])",
-                        if negate { "^" } else { "" }
-                    ));
+                    letter_sets.push(format!("(?-i:[{}{set}])", if negate { "^" } else { "" }));
                 } else if negate {
                     body.push_str("[^");
                     body.push_str(set);
