@@ -239,6 +239,9 @@ fn is_multi_call(path: &Path) -> bool {
 /// The class of a system program that is the same file as `meta`, with its path. `None`
 /// also for a multi-call binary, which is judged by the name it is run as.
 fn class_by_identity(meta: &std::fs::Metadata) -> Option<(Class, PathBuf)> {
+    if meta.nlink() < 2 {
+        return None; // no other name for this file: its own name was judged already
+    }
     let same = |path: &Path| {
         std::fs::metadata(path).is_ok_and(|m| m.dev() == meta.dev() && m.ino() == meta.ino())
     };
@@ -248,10 +251,19 @@ fn class_by_identity(meta: &std::fs::Metadata) -> Option<(Class, PathBuf)> {
         }
     }
     let mut found: Option<(Class, PathBuf)> = None;
+    let mut scanned: Vec<PathBuf> = Vec::with_capacity(SYSTEM_DIRS.len());
     for dir in SYSTEM_DIRS {
-        let Ok(entries) = std::fs::read_dir(dir) else {
+        // /bin is often a symlink to /usr/bin: read each directory once.
+        let Ok(canonical) = std::fs::canonicalize(dir) else {
             continue;
         };
+        if scanned.contains(&canonical) {
+            continue;
+        }
+        let Ok(entries) = std::fs::read_dir(&canonical) else {
+            continue;
+        };
+        scanned.push(canonical);
         for entry in entries.flatten() {
             let name = entry.file_name();
             let class = name.to_str().map_or(Class::Plain, class_of_name);
