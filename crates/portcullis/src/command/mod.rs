@@ -1,7 +1,8 @@
 //! Commands: argv built from a fixed template and typed, untrusted values; never a shell.
 //!
 //! A [`CommandTemplate`] is written in code or configuration: an absolute program path
-//! (checked when the template is built, and refused if it is a shell or interpreter), fixed
+//! (checked when the template is built, and refused if it is a shell, interpreter or
+//! launcher, or a `#!` script whose interpreter line makes its arguments code), fixed
 //! arguments, and placeholders. A request only fills placeholders, and every value goes
 //! through its [`Param`] type (`one_of`, `pattern`, `integer`, `literal`, `path`) before it becomes
 //! exactly one argv element. Whatever the type, a value that starts with `-`, contains NUL,

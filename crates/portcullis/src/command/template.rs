@@ -429,9 +429,11 @@ impl CommandTemplateBuilder {
         self
     }
 
-    /// Allows the program to be a shell or interpreter (or a script run by one). Only for
-    /// templates whose code-bearing arguments are all fixed: a parameter that reaches an
-    /// interpreter's code argument is code injection, whatever its type.
+    /// Allows the program to be a shell, interpreter or launcher (`nice`, `xargs`, `find
+    /// -exec`, `sed` without `--sandbox`, a script whose `#!` line makes its arguments
+    /// code). Only for templates whose code-bearing arguments and launched program are all
+    /// fixed: a parameter that reaches an interpreter's code argument, or names the program
+    /// a launcher runs, is code injection, whatever its type.
     #[must_use]
     pub fn allow_interpreter(mut self, allow: bool) -> Self {
         self.allow_interpreter = allow;
