@@ -260,3 +260,46 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    /// A `#!` script that is accepted takes its arguments as data, whatever options its
+    /// interpreter line gives: a value naming an executable never runs as the script, and
+    /// a value holding shell code never runs as a command string. Checked by running it.
+    #[test]
+    fn accepted_scripts_take_arguments_as_data(
+        interpreter in prop::sample::select(vec![
+            "/bin/sh", "/bin/bash", "/bin/dash", "/usr/bin/env sh", "/usr/bin/env -S bash",
+        ]),
+        option in prop_oneof![
+            3 => r"[-+][aefuxvnBCEhk]{1,3}",
+            2 => r"[-+][a-zA-Z]{1,3}",
+            3 => prop::sample::select(vec!["-", "--", "--rcfile", "--init-file", "--posix", "--norc", "-o", "-O", "-c", "-s"])
+                .prop_map(str::to_owned),
+        ],
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("ran");
+        let evil = dir.path().join("evil");
+        std::fs::write(&evil, format!("#!/bin/sh\ntouch {}\n", marker.display())).unwrap();
+        let script = dir.path().join("job");
+        let separator = if interpreter.contains("-S") { " " } else if interpreter.contains("env") { "" } else { " " };
+        let option = if interpreter.contains("env") && !interpreter.contains("-S") { String::new() } else { option };
+        std::fs::write(&script, format!("#!{interpreter}{separator}{option}\nprintf '%s|' \"$@\"\n")).unwrap();
+        for file in [&evil, &script] {
+            std::fs::set_permissions(file, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        }
+        let built = CommandTemplate::builder(script.to_str().unwrap())
+            .placeholder("a")
+            .placeholder("b")
+            .param("a", Param::literal())
+            .param("b", Param::literal())
+            .build();
+        if let Ok(t) = built {
+            let code = format!("$(touch {})", marker.display());
+            let out = t.run([("a", evil.to_str().unwrap()), ("b", code.as_str())]).unwrap();
+            prop_assert!(!marker.exists(), "#!{} {}: an argument ran (stdout {:?})", interpreter, option, String::from_utf8_lossy(&out.stdout));
+        }
+    }
+}
