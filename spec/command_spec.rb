@@ -46,11 +46,55 @@ RSpec.describe Portcullis::Command do
     end
 
     it "refuses shells and interpreters unless allowed (command.interpreter)" do
-      %w[/bin/sh /bin/bash /usr/bin/env /usr/bin/ruby /usr/bin/python3 /usr/bin/perl].each do |program|
+      %w[/bin/sh /bin/bash /usr/bin/ruby /usr/bin/python3 /usr/bin/perl /usr/bin/make].each do |program|
         next unless File.exist?(program)
 
         expect(error_code { described_class.new(program) }).to eq("command.interpreter"), program
         expect(described_class.new(program, allow_interpreter: true).program).to eq(program)
+      end
+      expect(error_code { described_class.new("/usr/bin/sed", ["-e", :script], params: { script: { literal: true } }) })
+        .to eq("command.interpreter")
+      expect(described_class.new("/usr/bin/sed", ["--sandbox", "-e", :script], params: { script: { literal: true } })
+        .run(script: "1e id").success?).to be(false)
+    end
+
+    it "refuses launchers, which run an argument as a program (command.launcher)" do
+      launchers = %w[/usr/bin/env /usr/bin/nice /bin/nice /usr/bin/timeout /usr/bin/nohup /usr/bin/setsid
+                     /usr/bin/stdbuf /usr/bin/xargs /usr/bin/flock /usr/sbin/chroot /usr/bin/unshare
+                     /usr/bin/nsenter /usr/bin/sudo /usr/bin/doas /lib64/ld-linux-x86-64.so.2].select { |p| File.exist?(p) }
+      expect(launchers.size).to be >= 8
+      launchers.each do |program|
+        expect(error_code { described_class.new(program, ["/bin/sh", "-c", "echo {m}"], params: { m: { literal: true } }) })
+          .to eq("command.launcher"), program
+        expect(described_class.new(program, allow_interpreter: true).program).to eq(program)
+      end
+      expect(error_code { described_class.new("/usr/bin/find", [".", "-exec", "/bin/sh", "-c", "echo {}", ";"]) })
+        .to eq("command.launcher")
+      Dir.mktmpdir do |dir|
+        File.symlink("/usr/bin/nice", File.join(dir, "report"))
+        expect(error_code { described_class.new(File.join(dir, "report")) }).to eq("command.launcher")
+      end
+    end
+
+    it "runs #! scripts, whose arguments are data, and refuses interpreter lines that make them code" do
+      Dir.mktmpdir do |dir|
+        write = lambda do |shebang|
+          path = File.join(dir, "script-#{shebang.hash.abs}")
+          File.write(path, "#{shebang}\nprintf '%s|' \"$@\"\n")
+          File.chmod(0o755, path)
+          path
+        end
+        ["#!/bin/sh", "#!/bin/bash -e", "#!/usr/bin/env sh", "#!/usr/bin/env -S sh -eu"].each do |shebang|
+          cmd = described_class.new(write.(shebang), [:v], params: { v: { literal: true } })
+          expect(cmd.run(v: "$(id); `id`").stdout).to eq("$(id); `id`|"), shebang
+        end
+        { "#!/bin/sh -c" => "command.interpreter", "#!/usr/bin/perl -e" => "command.interpreter",
+          "#!/usr/bin/env -S bash -c" => "command.interpreter", "#!/usr/bin/env bash -c" => "command.launcher",
+          "#!/usr/bin/env -S 'sh' -c" => "command.launcher", "#!/usr/bin/nice /bin/sh" => "command.launcher" }
+          .each do |shebang, code|
+            expect(error_code { described_class.new(write.(shebang)) }).to eq(code), shebang
+            expect(described_class.new(write.(shebang), allow_interpreter: true)).to be_a(described_class)
+          end
       end
     end
 
@@ -171,7 +215,10 @@ RSpec.describe Portcullis::Command do
     it "refuses option-shaped payloads for real programs" do
       git = described_class.new("/usr/bin/git", ["-C", "/srv/repo", "fetch", :remote], params: { remote: { literal: true } })
       tar = described_class.new("/bin/tar", ["-xf", :archive], params: { archive: { literal: true } })
-      ssh = described_class.new("/usr/bin/ssh", [:host, "uptime"], params: { host: { pattern: "[A-Za-z0-9.=-]+" } })
+      # ssh runs its trailing arguments as a remote shell command (a launcher): allowed here,
+      # where that command is fixed.
+      ssh = described_class.new("/usr/bin/ssh", [:host, "uptime"], params: { host: { pattern: "[A-Za-z0-9.=-]+" } },
+                                                                   allow_interpreter: true)
       curl = described_class.new("/usr/bin/curl", ["-sS", :url], params: { url: { literal: true } })
       find = described_class.new("/usr/bin/find", ["/srv", "-name", :name], params: { name: { literal: true } })
       {
@@ -329,6 +376,83 @@ RSpec.describe Portcullis::Command do
     end
   end
 
+  describe "pattern parameters" do
+    PATTERNS = [/\A\d+\z/, /\w+/, /\s/, /\h+/, /[\w.-]+/, /[\w.]+/i, /\w+/i, /[^\W_]+/, /k/i, /[a-z]+/i,
+                /(?i)[\d]/, /[[:alpha:]]/, /[[:digit:]]/, /[[:alnum:]]/, /[[:upper:]]/, /[[:lower:]]/,
+                /[[:space:]]/, /[[:blank:]]/, /[[:cntrl:]]/, /[[:punct:]]/, /[[:graph:]]/, /[[:print:]]/,
+                /[[:xdigit:]]/, /[[:word:]]/, /[[:^alpha:]]/, /a\b./, /.\B./, /a(?i)b|c/, /x{ 3}/, /\d{,2}/,
+                /[a b]/x, /\p{L}+/, /\<a\>/].freeze
+    HOSTILE = ["１２３", "٣", "১২", "ａｄｍｉｎ", "\u212A", "\u017F", "é", "\u00a0", "\v", "\u2028", "ab", "aé",
+               "a1", "AB", "c", "aC", "x{ 3}", "xxx", "12", "", " ", "K", "k", "_", "a_b", "\u2160", "ß", "ss",
+               "$", "+", "€", "\u200b", "<a>"].freeze
+
+    # Code points whose Alphabetic or Lowercase property changed after Unicode 13.0 (Ruby
+    # 3.1's tables); the core's newer tables follow Unicode. Checked over every code point.
+    UNICODE_CHANGED = [0x363..0x36F, 0xC04..0xC04, 0xF82..0xF83, 0x10FC..0x10FC, 0x1DD3..0x1DE6,
+                       0xAB69..0xAB69, 0x11080..0x11081].freeze
+
+    # The hostile spellings, and every 97th code point below U+30000 assigned in Ruby's
+    # Unicode version (characters assigned later are unknown to Ruby's tables).
+    def samples
+      sampled = (0...0x30000).step(97).filter_map do |cp|
+        next if (0xD800..0xDFFF).cover?(cp) || UNICODE_CHANGED.any? { |r| r.cover?(cp) }
+
+        s = [cp].pack("U")
+        s if s.match?(/\p{Assigned}/)
+      end
+      (HOSTILE + sampled + sampled.each_slice(7).map(&:join)).reject { |s| s.start_with?("-") || s.match?(/[\0\r\n]/) }
+    end
+
+    def accepts?(cmd, value)
+      cmd.argv(v: value)
+      true
+    rescue Portcullis::CommandError => e
+      raise unless e.code == "command.invalid_value"
+
+      false
+    end
+
+    it "accepts exactly what Ruby's Regexp accepts, as a Regexp and as the same source in portcullis.toml" do
+      Dir.mktmpdir do |dir|
+        toml = PATTERNS.each_with_index.map do |re, i|
+          flags = "#{"i" if re.options.anybits?(Regexp::IGNORECASE)}#{"x" if re.options.anybits?(Regexp::EXTENDED)}"
+          source = flags.empty? ? re.source : "(?#{flags})#{re.source}"
+          %([command.p#{i}]\nprogram = "/bin/echo"\nargs = ["{v}"]\nparams.v = { type = "pattern", pattern = #{source.dump} }\n)
+        end.join("\n")
+        File.write(File.join(dir, "portcullis.toml"), toml)
+        config = Portcullis.load(File.join(dir, "portcullis.toml"))
+        values = samples
+        mismatches = PATTERNS.each_with_index.flat_map do |re, i|
+          whole = Regexp.new("\\A(?:#{re.source})\\z", re.options)
+          from_regexp = described_class.new("/bin/echo", [:v], params: { v: { pattern: re } })
+          from_toml = config.command(:"p#{i}")
+          values.filter_map do |s|
+            ruby = whole.match?(s)
+            ours = [accepts?(from_regexp, s), accepts?(from_toml, s)]
+            "#{re.inspect} #{s.inspect}: Ruby #{ruby}, Regexp/toml #{ours}" if ours != [ruby, ruby]
+          end
+        end
+        expect(mismatches).to eq([])
+        expect(values.size).to be > 1500
+      end
+    end
+
+    it "refuses \\d, \\w and \\s spellings outside ASCII (command.invalid_value)" do
+      digits = described_class.new("/bin/echo", [:v], params: { v: { pattern: /\A\d+\z/ } })
+      %w[１２３ ٣ ১২].each { |v| expect(error_code { digits.argv(v: v) }).to eq("command.invalid_value") }
+      expect(digits.argv(v: "123").last).to eq("123")
+      word = described_class.new("/bin/echo", [:v], params: { v: { pattern: /\A\w+\z/i } })
+      ["ａｄｍｉｎ", "\u212A", "é"].each { |v| expect(error_code { word.argv(v: v) }).to eq("command.invalid_value") }
+    end
+
+    it "refuses patterns that Ruby and Rust read differently (command.bad_template)" do
+      [/a++/, /a{2}?/, /[a-z&&[^\w]]/i, "[a--b]"].each do |re|
+        expect(error_code { described_class.new("/bin/echo", [:v], params: { v: { pattern: re } }) })
+          .to eq("command.bad_template"), re.inspect
+      end
+    end
+  end
+
   describe "path parameters" do
     around do |example|
       Dir.mktmpdir do |dir|
@@ -391,6 +515,39 @@ RSpec.describe Portcullis::Command do
       expect(error_code { described_class.new("/bin/false").run! }).to eq("command.failed")
       expect(error_code { described_class.new("/bin/sleep", ["5"], timeout: 0.2).run! }).to eq("command.timeout")
     end
+  end
+
+  # On the main thread of a single-threaded process, each attempt to release the GVL with an
+  # unblocking function makes Ruby start a helper thread, and under GC.stress that always
+  # left an interrupt pending: #run spun at 100% CPU and never started the program. Run in
+  # a child Ruby with a deadline, so a regression fails instead of hanging the suite.
+  it "runs under GC.stress on the main thread of a single-threaded process" do
+    script = <<~RUBY
+      require "portcullis"
+      cmd = Portcullis::Command.new("/bin/echo", ["--n={n}"], params: { n: { integer: 1..9 } })
+      GC.stress = true
+      out = cmd.run(n: 7).stdout
+      GC.stress = false
+      raise "threads: \#{Thread.list.size}" unless Thread.list.size == 1
+      print out
+    RUBY
+    lib = File.expand_path("../lib", __dir__)
+    reader, writer = IO.pipe
+    pid = Process.spawn(RbConfig.ruby, "-I#{lib}", "-e", script, out: writer, err: writer, pgroup: true)
+    writer.close
+    deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + 60
+    status = nil
+    until (status = Process.wait2(pid, Process::WNOHANG)&.last)
+      if Process.clock_gettime(Process::CLOCK_MONOTONIC) > deadline
+        Process.kill(:KILL, -pid)
+        Process.wait(pid)
+        raise "Command#run under GC.stress did not finish within 60 s"
+      end
+      sleep 0.05
+    end
+    output = reader.read
+    expect(status).to be_success, output
+    expect(output).to eq("--n=7\n")
   end
 
   it "survives GC.stress with 8 threads" do

@@ -12,7 +12,7 @@ module Portcullis
   # Arguments: a Symbol is a placeholder filling one whole element; a String is fixed, or
   # holds one `{name}` placeholder inside it (`"--name={name}"`; `{{`/`}}` are literal braces).
   # Parameter types: `one_of:` (Hash request value => argument, or Array), `pattern:`
-  # (String in Rust regex syntax, or a simple Regexp; matched against the whole value),
+  # (a Regexp, or a String in Rust regex syntax read with Ruby's meaning; whole value),
   # `integer:` (Range), `literal: true` (any text), `path:` (a Portcullis::SafeRoot or a
   # directory: the value is a name beneath it, passed as the absolute path it resolves
   # to; refusals have code "command.path"); options `allow_leading_dash: true`,
@@ -24,7 +24,7 @@ module Portcullis
     # @param env [Hash{String => String}] the child's whole environment besides PATH
     # @param timeout [Numeric, nil] seconds before the process group is killed (default 30)
     # @param max_output [Integer, nil] bytes kept per stream (default 1 MiB); the rest is discarded
-    # @param allow_interpreter [Boolean] allow sh, bash, env, python, ruby, … as the program
+    # @param allow_interpreter [Boolean] allow sh, python, …, launchers (env, nice, xargs, …) as the program
     # @param chdir [String, Pathname, Portcullis::SafeRoot, nil] working directory (default "/")
     # @param rlimits [Hash{Symbol => Integer}] cpu:, address_space:, file_size:, nproc:
     def self.new(program, args = [], params: {}, env: {}, timeout: nil, max_output: nil,

@@ -214,3 +214,92 @@ proptest! {
         }
     }
 }
+
+fn echo_pattern(pattern: &str) -> Option<CommandTemplate> {
+    let param = Param::pattern(pattern).ok()?;
+    CommandTemplate::builder("/bin/echo")
+        .placeholder("v")
+        .param("v", param)
+        .build()
+        .ok()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// Any text is a pattern that builds or is refused (`command.bad_template`), never a
+    /// panic, and a built one judges any value.
+    #[test]
+    fn any_pattern_builds_or_is_refused(pattern in r"[\\\[\]\(\)\{\}\?\+\*\|\^\$:&~#,\-a-dikswxzAZ0-9 ٣ａ]{0,24}", value in r"\PC{0,8}") {
+        match Param::pattern(&pattern) {
+            Err(e) => prop_assert_eq!(e.code(), "command.bad_template"),
+            Ok(param) => {
+                let t = CommandTemplate::builder("/bin/echo").placeholder("v").param("v", param).build().unwrap();
+                let _ = t.argv([("v", value.as_str())]);
+            }
+        }
+    }
+
+    /// Patterns built from Ruby's ASCII classes (`\d \w \h \s`, in and out of brackets,
+    /// with or without `(?i)`/`(?x)`) accept only ASCII, whatever the value. (A letter range
+    /// such as `[a-z]` is not in the mix: under `(?i)` it takes the Kelvin sign, as in Ruby.)
+    #[test]
+    fn rubys_ascii_classes_accept_only_ascii(
+        flags in prop::sample::select(vec!["", "(?i)", "(?x)", "(?ix)", "(?i:"]),
+        pieces in prop::collection::vec(prop::sample::select(vec![
+            r"\d", r"\w", r"\h", r"\s", r"[\w.]", r"[\d_]", r"[\w\d]", r"(?i:\w)", r"(?i)[\h]",
+            r"[[:xdigit:]]", "a", "[0-9]", r"\w+", r"\d{,2}", r"(?:\w|\h)",
+        ]), 1..5),
+        value in r"(\PC|[\u{212A}\u{17F}١٣ａ０])(\PC|[\u{212A}\u{17F}١٣ａ０]){0,5}",
+    ) {
+        let close = if flags.ends_with(':') { ")" } else { "" };
+        let pattern = format!("{flags}(?:{}){close}+", pieces.concat());
+        let t = echo_pattern(&pattern).expect("these pieces all build");
+        if let Ok(argv) = t.argv([("v", value.as_str())]) {
+            prop_assert!(argv[1].is_ascii(), "{} accepted {:?}", pattern, argv[1]);
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    /// A `#!` script that is accepted takes its arguments as data, whatever options its
+    /// interpreter line gives: a value naming an executable never runs as the script, and
+    /// a value holding shell code never runs as a command string. Checked by running it.
+    #[test]
+    fn accepted_scripts_take_arguments_as_data(
+        interpreter in prop::sample::select(vec![
+            "/bin/sh", "/bin/bash", "/bin/dash", "/usr/bin/env sh", "/usr/bin/env -S bash",
+        ]),
+        option in prop_oneof![
+            3 => r"[-+][aefuxvnBCEhk]{1,3}",
+            2 => r"[-+][a-zA-Z]{1,3}",
+            3 => prop::sample::select(vec!["-", "--", "--rcfile", "--init-file", "--posix", "--norc", "-o", "-O", "-c", "-s"])
+                .prop_map(str::to_owned),
+        ],
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("ran");
+        let evil = dir.path().join("evil");
+        std::fs::write(&evil, format!("#!/bin/sh\ntouch {}\n", marker.display())).unwrap();
+        let script = dir.path().join("job");
+        let separator = if interpreter.contains("-S") { " " } else if interpreter.contains("env") { "" } else { " " };
+        let option = if interpreter.contains("env") && !interpreter.contains("-S") { String::new() } else { option };
+        std::fs::write(&script, format!("#!{interpreter}{separator}{option}\nprintf '%s|' \"$@\"\n")).unwrap();
+        for file in [&evil, &script] {
+            std::fs::set_permissions(file, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        }
+        let built = CommandTemplate::builder(script.to_str().unwrap())
+            .placeholder("a")
+            .placeholder("b")
+            .param("a", Param::literal())
+            .param("b", Param::literal())
+            .build();
+        if let Ok(t) = built {
+            let code = format!("$(touch {})", marker.display());
+            let out = t.run([("a", evil.to_str().unwrap()), ("b", code.as_str())]).unwrap();
+            prop_assert!(!marker.exists(), "#!{} {}: an argument ran (stdout {:?})", interpreter, option, String::from_utf8_lossy(&out.stdout));
+        }
+    }
+}

@@ -23,6 +23,10 @@ use crate::{errors, gvl};
 
 const CLASS: &str = "CommandError";
 
+/// How many times `run` tries to release the GVL with interrupts watched, processing the
+/// pending interrupts in between, before it runs the command without watching them.
+const MAX_GVL_ATTEMPTS: usize = 16;
+
 /// `Portcullis::Command`: an immutable, thread-safe command template.
 #[magnus::wrap(class = "Portcullis::Command", free_immediately, size)]
 pub(crate) struct RbCommand(CommandTemplate);
@@ -157,7 +161,7 @@ fn one_of(ruby: &Ruby, name: &str, value: Value) -> Result<Param, Error> {
 
 fn pattern(ruby: &Ruby, value: Value) -> Result<Param, Error> {
     let source = if value.is_kind_of(ruby.class_regexp()) {
-        // Ruby's flags become inline flags; the syntax itself is the Rust regex crate's.
+        // Ruby's flags become inline flags; the core reads the source with Ruby's meaning.
         let source: String = value.funcall("source", ())?;
         let options: i64 = value.funcall("options", ())?;
         let mut flags = String::new();
@@ -503,24 +507,29 @@ impl RbCommand {
                 format!("portcullis: cannot watch for interrupts: {e}"),
             )
         })?;
+        let work = || {
+            template
+                .run_cancellable(values.iter().map(|(k, v)| (k, v)), &cancel)
+                .and_then(|out| if check { out.check() } else { Ok(out) })
+        };
         // The child runs without the GVL, so other Ruby threads keep going; a Ruby
         // interrupt (Timeout, Thread#raise, Thread#kill) cancels it: the process group is
         // killed and reaped before the interrupt is raised here.
+        let mut attempts = 0;
         let result = loop {
-            let attempt = gvl::without_gvl_cancellable(
-                || {
-                    template
-                        .run_cancellable(values.iter().map(|(k, v)| (k, v)), &cancel)
-                        .and_then(|out| if check { out.check() } else { Ok(out) })
-                },
-                &cancel,
-            )
-            .map_err(gvl::panic_error)?;
-            match attempt {
-                Some(result) => break result,
-                // An interrupt was pending before the program started: let Ruby run it
-                // (raising, say, Timeout::Error), then start if it did not raise.
-                None => ruby.thread_check_ints()?,
+            if let Some(result) = gvl::without_gvl_cancellable(work, &cancel).map_err(gvl::panic_error)? {
+                break result;
+            }
+            // An interrupt was pending before the program started: let Ruby run it
+            // (raising, say, Timeout::Error: then nothing was started), and try again.
+            ruby.thread_check_ints()?;
+            attempts += 1;
+            if attempts == MAX_GVL_ATTEMPTS {
+                // Interrupts keep arriving faster than the GVL can be released. Run
+                // without watching them (still without the GVL when Ruby lets go of it):
+                // the run then lasts at most the template's timeout, and whatever
+                // interrupt is pending is raised once it returns.
+                break gvl::without_gvl(work).map_err(gvl::panic_error)?;
             }
         };
         if matches!(result, Err(CommandError::Cancelled { .. })) {

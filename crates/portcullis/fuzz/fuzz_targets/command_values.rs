@@ -1,7 +1,10 @@
 //! Fuzzes command templates: the `{name}` element parser, and value validation for every
 //! parameter type. Invariants: nothing panics; an accepted argv has the template's shape;
 //! no element holds NUL/CR/LF; no element starts with '-' unless the template put it there;
-//! a `path` value always becomes an absolute path beneath its root.
+//! a `path` value always becomes an absolute path beneath its root; Ruby's ASCII `\d` and
+//! `\w` accept only ASCII, also case-insensitively and inside classes. Selector 0xfe
+//! takes any text as a pattern (translated to Ruby's meaning): it must build or be refused,
+//! and an accepted pattern must judge values without panicking.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -56,6 +59,10 @@ fn templates() -> &'static [(CommandTemplate, &'static [&'static str])] {
                 ),
                 PLAIN,
             ),
+            (build(Param::pattern(r"\d+").unwrap(), PLAIN), PLAIN),
+            (build(Param::pattern(r"(?i)[\w.]+").unwrap(), PLAIN), PLAIN),
+            (build(Param::pattern(r"(?i:\w|\h)+").unwrap(), PLAIN), PLAIN),
+            // The path template stays last (`is_path` below).
             (
                 build(Param::path(SafeRoot::new(root_dir()).unwrap()), PLAIN),
                 PLAIN,
@@ -80,6 +87,20 @@ fuzz_target!(|data: &[u8]| {
             .and_then(|t| t.argv([("v", "x")]));
         return;
     }
+    if selector == 0xfe {
+        // Any text as a pattern, the rest after the first NUL as a value.
+        let (pattern, value) = text.split_once('\0').unwrap_or((text, "x"));
+        if let Ok(param) = Param::pattern(pattern) {
+            if let Ok(t) = CommandTemplate::builder("/bin/echo")
+                .placeholder("v")
+                .param("v", param)
+                .build()
+            {
+                let _ = t.argv([("v", value)]);
+            }
+        }
+        return;
+    }
     let all = templates();
     let (template, shape) = &all[usize::from(selector) % all.len()];
     let is_path = usize::from(selector) % all.len() == all.len() - 1;
@@ -87,6 +108,20 @@ fuzz_target!(|data: &[u8]| {
         if is_path {
             let resolved = std::path::Path::new(&argv[3]);
             assert!(resolved.starts_with(root_dir()), "{resolved:?} escaped");
+        }
+        let index = usize::from(selector) % all.len();
+        if (6..=8).contains(&index) {
+            // `\d+`, `(?i)[\w.]+`, `(?i:\w|\h)+`: Ruby's meaning is ASCII only.
+            assert!(
+                argv[3]
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.'),
+                "{:?} accepted",
+                argv[3]
+            );
+            if index == 6 {
+                assert!(argv[3].bytes().all(|b| b.is_ascii_digit()));
+            }
         }
         assert_eq!(argv.len(), shape.len() + 1);
         for (element, arg) in argv[1..].iter().zip(shape.iter()) {

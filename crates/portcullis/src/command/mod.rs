@@ -1,7 +1,8 @@
 //! Commands: argv built from a fixed template and typed, untrusted values; never a shell.
 //!
 //! A [`CommandTemplate`] is written in code or configuration: an absolute program path
-//! (checked when the template is built, and refused if it is a shell or interpreter), fixed
+//! (checked when the template is built, and refused if it is a shell, interpreter or
+//! launcher, or a `#!` script whose interpreter line makes its arguments code), fixed
 //! arguments, and placeholders. A request only fills placeholders, and every value goes
 //! through its [`Param`] type (`one_of`, `pattern`, `integer`, `literal`, `path`) before it becomes
 //! exactly one argv element. Whatever the type, a value that starts with `-`, contains NUL,
@@ -31,6 +32,8 @@
 //! ```
 
 mod param;
+mod pattern;
+mod program;
 mod run;
 mod template;
 
@@ -72,16 +75,31 @@ pub enum CommandError {
         reason: String,
     },
 
-    /// The program, the file it resolves to, or the `#!` interpreter of a script is a shell
-    /// or language interpreter (sh, bash, env, python, ruby, perl, node, …), which would treat
-    /// its arguments as code; any `#!` script counts, since its interpreter runs it. Allowed
-    /// only when the template says so explicitly.
+    /// The program or the file it resolves to is a shell or language interpreter (sh, bash,
+    /// python, ruby, perl, node, make, …), which would treat its arguments as code; or it is
+    /// a `#!` script whose interpreter line makes them code (`#!/bin/sh -c`,
+    /// `#!/usr/bin/env -S perl -e`, an interpreter that takes them as code whatever its
+    /// options); or GNU `sed` without `--sandbox`. A script whose interpreter runs the
+    /// script file (`#!/bin/sh`, `#!/usr/bin/env python3 `) is not refused: its arguments
+    /// are data. Allowed only when the template says so explicitly.
     #[error("program {path:?} runs the interpreter {interpreter:?}, which would treat its arguments as code; run a dedicated program instead, or allow interpreters explicitly for a template whose code arguments are fixed")]
     Interpreter {
         /// The program path as written in the template.
         path: String,
         /// The interpreter it was found to be or to run.
         interpreter: String,
+    },
+
+    /// The program, the file it resolves to, or the `#!` interpreter of a script is a
+    /// launcher (`nice`, `timeout`, `xargs`, `sudo`, `env`, `ld.so`, `find -exec`, …), which
+    /// would run one of its arguments as a program. Allowed only when the template says so
+    /// explicitly (`allow_interpreter`).
+    #[error("program {path:?} runs {launcher:?}, which would run its arguments as a program; put the program it would run in the template instead, or allow launchers explicitly for a template whose launched program and its code arguments are fixed")]
+    Launcher {
+        /// The program path as written in the template.
+        path: String,
+        /// The launcher it was found to be or to run, and why.
+        launcher: String,
     },
 
     /// The template has a placeholder for this parameter and no value was given.
@@ -222,6 +240,7 @@ impl crate::ErrorCode for CommandError {
         match self {
             Self::Program { .. } => "command.program",
             Self::Interpreter { .. } => "command.interpreter",
+            Self::Launcher { .. } => "command.launcher",
             Self::MissingParam { .. } => "command.missing_param",
             Self::UnknownParam { .. } => "command.unknown_param",
             Self::DuplicateParam { .. } => "command.duplicate_param",

@@ -103,20 +103,33 @@ impl Param {
         ))
     }
 
-    /// Accepts values that match the regular expression (Rust `regex` syntax) as a whole:
-    /// the pattern is anchored as `^(?:pattern)$`, so `[a-z]+` does not accept `ab;id`.
+    /// Accepts values that match the regular expression as a whole: the pattern is
+    /// anchored as `^(?:pattern)$`, so `[a-z]+` does not accept `ab;id`.
+    ///
+    /// The syntax is the Rust `regex` crate's, read with Ruby's meaning where Ruby would
+    /// read the same text differently, so a Ruby `Regexp` and the same source in
+    /// `portcullis.toml` accept the same values: `\d`, `\s`, `\w` and `\h` are ASCII
+    /// (also case-insensitively: `(?i)\w` refuses the Kelvin sign), POSIX classes such
+    /// as `[[:alpha:]]` are Unicode, `a(?i)b|c` means `a(?i:b|c)`, `{` that starts no
+    /// quantifier is a character. Constructs the two read differently with no exact
+    /// rewrite (possessive `a++`, `x{2}?`, `--`/`~~` in a class, …) are refused.
     ///
     /// ```
     /// use portcullis::command::Param;
     /// let name = Param::pattern("[a-z]+")?;
     /// assert!(Param::pattern("(unclosed").is_err());
+    /// let digits = Param::pattern(r"\A\d+\z")?;
     /// # Ok::<(), portcullis::command::CommandError>(())
     /// ```
     ///
     /// # Errors
-    /// `command.bad_template` when the pattern does not compile.
+    /// `command.bad_template` when the pattern does not compile or uses a construct that
+    /// Ruby and Rust read differently.
     pub fn pattern(pattern: &str) -> Result<Self, CommandError> {
-        let regex = Regex::new(&format!("^(?:{pattern})$")).map_err(|e| {
+        let translated = super::pattern::translate(pattern).map_err(|reason| {
+            CommandError::bad_template(format!("pattern {pattern:?} is refused: {reason}"))
+        })?;
+        let regex = Regex::new(&format!("^(?:{translated})$")).map_err(|e| {
             CommandError::bad_template(format!("pattern {pattern:?} does not compile: {e}"))
         })?;
         Ok(Self::new(Kind::Pattern {

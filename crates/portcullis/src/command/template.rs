@@ -1,12 +1,11 @@
 //! `CommandTemplate`: the program, its fixed arguments and its placeholders.
 
 use std::borrow::Cow;
-use std::io::Read;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::param::Param;
+use super::program::{self, Class};
 use super::run::{self, CancelHandle, CommandOutput, Launch, Rlimits};
 use super::{shown, CommandError, DEFAULT_MAX_OUTPUT, DEFAULT_TIMEOUT, MAX_TIMEOUT};
 
@@ -430,9 +429,11 @@ impl CommandTemplateBuilder {
         self
     }
 
-    /// Allows the program to be a shell or interpreter (or a script run by one). Only for
-    /// templates whose code-bearing arguments are all fixed: a parameter that reaches an
-    /// interpreter's code argument is code injection, whatever its type.
+    /// Allows the program to be a shell, interpreter or launcher (`nice`, `xargs`, `find
+    /// -exec`, `sed` without `--sandbox`, a script whose `#!` line makes its arguments
+    /// code). Only for templates whose code-bearing arguments and launched program are all
+    /// fixed: a parameter that reaches an interpreter's code argument, or names the program
+    /// a launcher runs, is code injection, whatever its type.
     #[must_use]
     pub fn allow_interpreter(mut self, allow: bool) -> Self {
         self.allow_interpreter = allow;
@@ -446,7 +447,8 @@ impl CommandTemplateBuilder {
     /// for inconsistent placeholders and parameters, bad `one_of` targets, environment
     /// variables, working directory or timeout.
     pub fn build(self) -> Result<CommandTemplate, CommandError> {
-        let resolved = check_program(&self.program, self.allow_interpreter)?;
+        let checked = program::check(&self.program, self.allow_interpreter)?;
+        let resolved = checked.resolved;
 
         let mut params: Vec<(String, Param)> = Vec::with_capacity(self.params.len());
         for (name, param) in self.params {
@@ -510,6 +512,7 @@ impl CommandTemplateBuilder {
                 "parameter {name:?} has no placeholder in the arguments"
             )));
         }
+        check_arguments(&self.program, checked.class, &args, &params)?;
 
         let mut env: Vec<(String, String)> = Vec::with_capacity(self.env.len());
         for (name, value) in self.env {
@@ -564,6 +567,62 @@ impl CommandTemplateBuilder {
             rlimits: self.rlimits,
         })
     }
+}
+
+/// Programs that are safe only with some arguments: `find` runs a program for `-exec`,
+/// `-execdir`, `-ok`, `-okdir`; GNU `sed` runs shell commands from its script (`e`,
+/// `s///e`) unless `--sandbox`. A value can never become one of those options (it cannot
+/// start with `-`), unless the template lets it.
+fn check_arguments(
+    program: &str,
+    class: Class,
+    args: &[Arg],
+    params: &[(String, Param)],
+) -> Result<(), CommandError> {
+    match class {
+        Class::Find => {
+            for arg in args {
+                let reason = match arg {
+                    Arg::Fixed(text)
+                        if matches!(text.as_str(), "-exec" | "-execdir" | "-ok" | "-okdir") =>
+                    {
+                        format!("find {text}")
+                    }
+                    Arg::Slot { param, prefix, .. }
+                        if prefix.starts_with('-')
+                            || (prefix.is_empty()
+                                && params
+                                    .get(*param)
+                                    .is_some_and(|(_, p)| p.allow_leading_dash)) =>
+                    {
+                        "find with a placeholder that can start with '-' (it could be -exec)"
+                            .to_owned()
+                    }
+                    _ => continue,
+                };
+                return Err(CommandError::Launcher {
+                    path: program.to_owned(),
+                    launcher: reason,
+                });
+            }
+        }
+        Class::Sed => {
+            let before_end = args
+                .iter()
+                .take_while(|a| !matches!(a, Arg::Fixed(t) if t == "--"));
+            if !before_end
+                .into_iter()
+                .any(|a| matches!(a, Arg::Fixed(t) if t == "--sandbox"))
+            {
+                return Err(CommandError::Interpreter {
+                    path: program.to_owned(),
+                    interpreter: "sed without --sandbox (its e command and s///e flag run shell commands; add --sandbox)".to_owned(),
+                });
+            }
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 fn is_identifier(name: &str) -> bool {
@@ -639,161 +698,9 @@ fn parse_element(text: &str) -> Result<Parsed, CommandError> {
     })
 }
 
-/// Checks the program path and returns the canonical file to execute.
-fn check_program(path: &str, allow_interpreter: bool) -> Result<PathBuf, CommandError> {
-    let refuse = |reason: String| CommandError::Program {
-        path: path.to_owned(),
-        reason,
-    };
-    if path.bytes().any(|b| b.is_ascii_control()) {
-        return Err(refuse("it contains control characters".to_owned()));
-    }
-    let written = Path::new(path);
-    if !written.is_absolute() {
-        return Err(refuse(
-            "it is not an absolute path (PATH is never searched)".to_owned(),
-        ));
-    }
-    let resolved = std::fs::canonicalize(written)
-        .map_err(|e| refuse(format!("it cannot be resolved: {e}")))?;
-    let meta =
-        std::fs::metadata(&resolved).map_err(|e| refuse(format!("it cannot be inspected: {e}")))?;
-    if !meta.is_file() {
-        return Err(refuse(format!(
-            "{} is not a regular file",
-            resolved.display()
-        )));
-    }
-    if meta.permissions().mode() & 0o111 == 0 {
-        return Err(refuse(format!(
-            "{} has no execute permission",
-            resolved.display()
-        )));
-    }
-    if !allow_interpreter {
-        let interpreter = [written, resolved.as_path()]
-            .into_iter()
-            .find(|p| is_interpreter_path(p))
-            .map(Path::to_path_buf)
-            .or_else(|| script_interpreter(&resolved));
-        if let Some(interpreter) = interpreter {
-            return Err(CommandError::Interpreter {
-                path: path.to_owned(),
-                interpreter: interpreter.display().to_string(),
-            });
-        }
-    }
-    Ok(resolved)
-}
-
-fn is_interpreter_path(path: &Path) -> bool {
-    path.file_name()
-        .and_then(|n| n.to_str())
-        .is_some_and(is_interpreter_name)
-}
-
-/// Shells and language interpreters, by file name. Shells match exactly or with a version
-/// suffix (`ksh93`); the language families match any name they start (`python3.11`).
-pub(super) fn is_interpreter_name(name: &str) -> bool {
-    const EXACT_OR_VERSIONED: &[&str] = &[
-        "sh", "bash", "rbash", "dash", "ash", "zsh", "ksh", "mksh", "pdksh", "yash", "csh", "tcsh",
-        "fish", "busybox", "toybox", "env", "node", "nodejs", "deno", "bun", "pwsh", "tclsh",
-        "wish", "expect", "awk", "gawk", "mawk", "nawk", "osh", "elvish", "nu", "xonsh", "rc",
-        "es",
-    ];
-    const ANY_SUFFIX: &[&str] = &[
-        "python", "pypy", "ruby", "jruby", "irb", "perl", "php", "lua",
-    ];
-    let versioned = |base: &str| {
-        name.strip_prefix(base)
-            .is_some_and(|rest| rest.bytes().all(|b| b.is_ascii_digit() || b == b'.'))
-    };
-    EXACT_OR_VERSIONED.iter().any(|base| versioned(base))
-        || ANY_SUFFIX.iter().any(|base| name.starts_with(base))
-}
-
-/// For a `#!` script: the interpreter it names (or, through `env`, the program env runs)
-/// when that is a shell or interpreter.
-fn script_interpreter(file: &Path) -> Option<PathBuf> {
-    let mut head = [0u8; 256];
-    let mut opened = std::fs::File::open(file).ok()?; // execute-only files cannot be scripts we inspect
-    let len = opened.read(&mut head).ok()?;
-    let line = head.get(..len)?.strip_prefix(b"#!")?;
-    let line = line.split(|&b| b == b'\n').next()?;
-    let line = std::str::from_utf8(line).ok()?;
-    let mut words = line.split_ascii_whitespace();
-    let first = Path::new(words.next()?);
-    let candidates = std::iter::once(first.to_path_buf())
-        .chain(std::fs::canonicalize(first).ok())
-        .chain(
-            words
-                .filter(|w| !w.starts_with('-'))
-                .take(1)
-                .map(PathBuf::from),
-        );
-    for candidate in candidates {
-        if is_interpreter_path(&candidate) {
-            return Some(candidate);
-        }
-    }
-    // A script run by something that is not a known interpreter (`#!/usr/bin/make -f`)
-    // is still an interpreter of sorts: name it so the template author decides.
-    Some(first.to_path_buf())
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{is_interpreter_name, parse_element, Parsed};
-
-    #[test]
-    fn interpreter_names() {
-        for name in [
-            "sh",
-            "bash",
-            "dash",
-            "zsh",
-            "ksh93",
-            "csh",
-            "tcsh",
-            "fish",
-            "busybox",
-            "env",
-            "node",
-            "nodejs",
-            "python",
-            "python3",
-            "python3.11",
-            "ruby3.1",
-            "perl",
-            "perl5.36.0",
-            "php8.2",
-            "lua5.4",
-            "luajit",
-            "awk",
-            "mawk",
-            "tclsh8.6",
-        ] {
-            assert!(is_interpreter_name(name), "{name}");
-        }
-        for name in [
-            "shred",
-            "sha256sum",
-            "ssh",
-            "bashful",
-            "envsubst",
-            "echo",
-            "git",
-            "tar",
-            "docker",
-            "nodeinfo",
-            "cat",
-            "sleep",
-            "shasum",
-            "dashboard",
-        ] {
-            assert!(!is_interpreter_name(name), "{name}");
-        }
-    }
+    use super::{parse_element, Parsed};
 
     #[test]
     fn element_parser() {
