@@ -9,6 +9,7 @@ mod config;
 mod egress;
 mod errors;
 mod fs;
+mod guard;
 mod gvl;
 mod identity;
 mod source;
@@ -25,5 +26,6 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     fs::init(ruby, module)?;
     command::init(ruby, module)?;
     config::init(ruby, module)?;
+    guard::init(ruby, module)?;
     Ok(())
 }

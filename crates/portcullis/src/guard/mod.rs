@@ -35,7 +35,7 @@ mod names;
 mod shell;
 mod sockaddr;
 
-pub use names::NameCache;
+pub use names::{normalise_name, NameCache};
 pub use shell::{shell_reason, shell_reason_bytes, split_words, ShellReason};
 pub use sockaddr::{parse_sockaddr, SockaddrError, SocketTarget};
 

@@ -35,7 +35,7 @@ impl NameCache {
     /// Records that `name` resolved to `addrs`. Names that are IP literals in any spelling
     /// (`127.1`, `0x7f.1`, `[::1]`) are ignored.
     pub fn record(&self, name: &str, addrs: &[IpAddr]) {
-        let Some(name) = normalise(name) else { return };
+        let Some(name) = normalise_name(name) else { return };
         let mut map = self
             .map
             .lock()
@@ -71,8 +71,17 @@ impl NameCache {
     }
 }
 
-/// Lowercase ASCII (punycode) without a trailing dot, or `None` for IP literals and junk.
-fn normalise(name: &str) -> Option<String> {
+/// A host name as the host rules compare it: lowercase ASCII (punycode) without a
+/// trailing dot; `None` for IP literals in any spelling (`127.1`, `0x7f.1`, `[::1]`) and
+/// for text that is no host name.
+///
+/// ```
+/// use portcullis::guard::normalise_name;
+/// assert_eq!(normalise_name("API.Example.COM.").as_deref(), Some("api.example.com"));
+/// assert_eq!(normalise_name("2130706433"), None);
+/// assert_eq!(normalise_name("::ffff:127.0.0.1"), None);
+/// ```
+pub fn normalise_name(name: &str) -> Option<String> {
     let trimmed = name.trim();
     let unbracketed = trimmed
         .strip_prefix('[')
