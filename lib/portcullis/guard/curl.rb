@@ -9,9 +9,11 @@ module Portcullis
     # check as every Ruby connect; a refused one gets CURL_SOCKET_BAD, which libcurl
     # reports as "couldn't connect" (Typhoeus: return_code :couldnt_connect).
     module Curl
-      extend FFI::Library
-      ffi_lib(::Ethon::Curl.ffi_libraries.map(&:name))
-      attach_function :setopt_function, :curl_easy_setopt, %i[pointer int pointer], :int
+      # curl_easy_setopt with a function pointer, bound to the libcurl Ethon loaded (on
+      # first use: Ethon may still be loading when the hook is installed).
+      module LibCurl
+        extend FFI::Library
+      end
 
       # libc's socket(2), for the allowed case (libcurl closes it).
       module LibC
@@ -28,12 +30,24 @@ module Portcullis
 
       class << self
         def attach(easy)
+          setup
           callback = FFI::Function.new(:int, %i[pointer int pointer]) do |_clientp, purpose, address|
             open_socket(easy, purpose, address)
           end
           # Keep the function alive as long as the handle uses it.
           easy.instance_variable_set(:@portcullis_opensocket, callback)
           setopt_function(easy.handle, CURLOPT_OPENSOCKETFUNCTION, callback)
+        end
+
+        def setup
+          return if LibCurl.respond_to?(:setopt_function)
+
+          LibCurl.ffi_lib(%w[libcurl libcurl.so.4]) # the names Ethon loads
+          LibCurl.attach_function :setopt_function, :curl_easy_setopt, %i[pointer int pointer], :int
+        end
+
+        def setopt_function(*args)
+          LibCurl.setopt_function(*args)
         end
 
         # Never raises into libcurl: any failure is CURL_SOCKET_BAD.
