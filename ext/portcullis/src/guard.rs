@@ -249,6 +249,25 @@ fn state(ruby: &Ruby) -> Result<Value, Error> {
 pub(crate) fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     let guard = module.define_module("Guard")?;
     guard.define_singleton_method("_install", function!(install, 5))?;
+    // The hooks run in every Ractor. The functions defined next touch only Rust globals
+    // (behind locks or atomics) and build plain Arrays/Strings, so they are marked
+    // Ractor-safe; `_install` above stays main-Ractor only.
+    set_ractor_safe(true);
+    let defined = define_hook_functions(guard);
+    set_ractor_safe(false);
+    defined?;
+    let _ = ruby;
+    Ok(())
+}
+
+#[allow(unsafe_code)] // one flag-setting call; rb_ext_ractor_safe only changes how the next methods are defined
+fn set_ractor_safe(flag: bool) {
+    // SAFETY: called during the extension's Init with the GVL held; it sets a per-thread
+    // flag that rb_define_* reads.
+    unsafe { rb_sys::rb_ext_ractor_safe(flag) }
+}
+
+fn define_hook_functions(guard: RModule) -> Result<(), Error> {
     guard.define_singleton_method("active?", function!(active, 0))?;
     guard.define_singleton_method("_judge_sockaddr", function!(judge_sockaddr, 2))?;
     guard.define_singleton_method("_judge_ip", function!(judge_ip, 3))?;
@@ -258,6 +277,5 @@ pub(crate) fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     guard.define_singleton_method("shell_reason", function!(shell_reason, 1))?;
     guard.define_singleton_method("_first_seen", function!(first_seen, 1))?;
     guard.define_singleton_method("_state", function!(state, 0))?;
-    let _ = ruby;
     Ok(())
 }
