@@ -42,6 +42,16 @@ module Portcullis
       end
     end
 
+    # `[guard]` in config/portcullis.toml: the runtime guard, installed once the app is
+    # initialized (boot itself may connect and spawn freely); events go to Rails.logger.
+    config.after_initialize do
+      settings = Portcullis.config.respond_to?(:guard_settings) ? Portcullis.config.guard_settings : nil
+      if settings
+        Portcullis::Guard.logger = ::Rails.logger
+        Portcullis.guard!(**settings)
+      end
+    end
+
     # Loads the policy file into Portcullis.config and mounts the middleware from its
     # `[rack]` table, if it has one.
     def self.mount_from_file(app, settings)
