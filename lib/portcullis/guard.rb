@@ -169,10 +169,13 @@ module Portcullis
         end
       end
 
-      def record(host, addrs)
-        return if host.nil? || addrs.empty?
+      # Remembers that `host` resolved to the addresses `list` yields through `address`
+      # (only for real names: IP spellings are skipped before any address is formatted).
+      def record(host, list, &address)
+        return unless host.is_a?(String) && _name?(host)
 
-        _record_names(String(host), addrs)
+        addrs = list.map(&address)
+        _record_names(host, addrs) unless addrs.empty?
       rescue StandardError
         nil
       end

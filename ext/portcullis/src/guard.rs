@@ -186,6 +186,11 @@ fn record_names(name: String, addrs: Vec<String>) {
     }
 }
 
+/// `_name?(text)`: whether `text` is a host name (not an IP literal in any spelling).
+fn is_name(text: String) -> bool {
+    normalise_name(&text).is_some()
+}
+
 /// `_judge_shell(command_string)` / `_judge_argv(program, argc)`.
 fn judge_shell(ruby: &Ruby, command: RString) -> Result<Option<RArray>, Error> {
     let Some(policy) = current() else {
@@ -272,6 +277,7 @@ fn define_hook_functions(guard: RModule) -> Result<(), Error> {
     guard.define_singleton_method("_judge_sockaddr", function!(judge_sockaddr, 2))?;
     guard.define_singleton_method("_judge_ip", function!(judge_ip, 3))?;
     guard.define_singleton_method("_record_names", function!(record_names, 2))?;
+    guard.define_singleton_method("_name?", function!(is_name, 1))?;
     guard.define_singleton_method("_judge_shell", function!(judge_shell, 1))?;
     guard.define_singleton_method("_judge_argv", function!(judge_argv, 2))?;
     guard.define_singleton_method("shell_reason", function!(shell_reason, 1))?;

@@ -82,14 +82,14 @@ module Portcullis
       module AddrinfoClassHook
         def getaddrinfo(node, *rest, **kw)
           list = super
-          Portcullis::Guard.record(node, list.map(&:ip_address)) if node.is_a?(String)
+          Portcullis::Guard.record(node, list, &:ip_address)
           list
         end
 
         %i[tcp udp ip].each do |name|
           define_method(name) do |host, *rest|
             ai = super(host, *rest)
-            Portcullis::Guard.record(host, [ai.ip_address]) if host.is_a?(String) && ai.ip?
+            Portcullis::Guard.record(host, [ai], &:ip_address) if ai.ip?
             ai
           end
         end
@@ -98,7 +98,7 @@ module Portcullis
       module SocketClassHook
         def getaddrinfo(host, *rest)
           list = super
-          Portcullis::Guard.record(host, list.map { |entry| entry[3] }) if host.is_a?(String)
+          Portcullis::Guard.record(host, list) { |entry| entry[3] }
           list
         end
       end
@@ -106,7 +106,7 @@ module Portcullis
       module IPSocketClassHook
         def getaddress(host)
           ip = super
-          Portcullis::Guard.record(host, [ip]) if host.is_a?(String)
+          Portcullis::Guard.record(host, [ip], &:itself)
           ip
         end
       end
@@ -116,7 +116,7 @@ module Portcullis
           return super unless block_given?
 
           super do |addr|
-            Portcullis::Guard.record(name.to_s, [addr.to_s])
+            Portcullis::Guard.record(name.to_s, [addr], &:to_s)
             yield addr
           end
         end
