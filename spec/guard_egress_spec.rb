@@ -222,6 +222,22 @@ RSpec.describe "Portcullis.guard! at the socket choke points" do
     expect(results["hits"]).to eq(0)
   end
 
+  it "hooks Ethon even when Typhoeus is loaded after guard!" do
+    results = GuardChild.run(<<~'RUBY')
+      server = CountingServer.new
+      Portcullis.guard!
+      require "typhoeus"
+      result(:ethon, Portcullis.guard_status[:ethon])
+      response = Typhoeus.get("http://127.0.0.1:#{server.port}/")
+      result(:code, response.return_code.to_s)
+      sleep 0.05
+      result(:hits, server.hits)
+      result(:refused, Portcullis.guard_status[:counts][:egress][:refused])
+    RUBY
+    expect(results).to include("ethon" => true, "code" => "couldnt_connect", "hits" => 0)
+    expect(results["refused"]).to be >= 1
+  end
+
   it "lets DNS reach the resolv.conf nameservers only" do
     results = GuardChild.run(<<~'RUBY')
       Portcullis.guard!(nameservers: ["127.0.0.53"])
