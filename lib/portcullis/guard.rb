@@ -66,6 +66,7 @@ module Portcullis
     LIB_DIR = File.expand_path("..", __dir__).freeze
     RUBY_LIB_DIR = RbConfig::CONFIG["rubylibdir"].dup.freeze
     MAIN_RACTOR = Ractor.current
+    NUMERIC = /\A[0-9.]+\z/.freeze
     DISPATCHING = :__portcullis_guard_dispatching
     HOOKED = {
       egress: %w[TCPSocket#initialize Socket#connect Socket#connect_nonblock BasicSocket#send
@@ -172,7 +173,9 @@ module Portcullis
       # Remembers that `host` resolved to the addresses `list` yields through `address`
       # (only for real names: IP spellings are skipped before any address is formatted).
       def record(host, list, &address)
-        return unless host.is_a?(String) && _name?(host)
+        return unless host.is_a?(String)
+        # Dotted digits and anything with a colon are IP spellings: skip the call.
+        return if host.include?(":") || NUMERIC.match?(host) || !_name?(host)
 
         addrs = list.map(&address)
         _record_names(host, addrs) unless addrs.empty?

@@ -27,7 +27,9 @@ module Portcullis
           super
         end
 
-        def connect_nonblock(addr, *rest, **kw)
+        # Socket#connect_nonblock(addr, exception: true) in every Ruby since 2.3; an
+        # explicit keyword costs no Hash per call.
+        def connect_nonblock(addr, exception: true)
           Portcullis::Guard.check_sockaddr!(addr, "Socket#connect_nonblock")
           super
         end
@@ -80,11 +82,13 @@ module Portcullis
       # --- name attribution (best effort; address rules never depend on it) -----------
 
       module AddrinfoClassHook
-        def getaddrinfo(node, *rest, **kw)
+        # ruby2_keywords: keywords (timeout: on 3.2+) pass through without a Hash per call.
+        def getaddrinfo(node, *rest)
           list = super
           Portcullis::Guard.record(node, list, &:ip_address)
           list
         end
+        ruby2_keywords :getaddrinfo
 
         %i[tcp udp ip].each do |name|
           define_method(name) do |host, *rest|
