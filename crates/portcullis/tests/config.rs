@@ -810,7 +810,10 @@ fn guard_table_is_validated_like_guard_itself() {
 
     let err = f.err("[egress.web]\n[guard]\negress = \"wbe\"\n");
     assert_eq!(err.code(), "config.reference");
-    assert!(err.to_string().contains("wbe") && err.to_string().contains("web"), "{err}");
+    assert!(
+        err.to_string().contains("wbe") && err.to_string().contains("web"),
+        "{err}"
+    );
     assert_eq!(at(&err), (3, 10));
     let err = f.err("[guard]\nmode = \"loud\"\n");
     assert!(err.to_string().contains("mode \"loud\""), "{err}");

@@ -14,8 +14,8 @@ use std::sync::{Arc, LazyLock, Mutex, PoisonError, RwLock};
 
 use magnus::{function, prelude::*, Error, RArray, RModule, RString, Ruby, Value};
 use portcullis::guard::{
-    normalise_name, parse_sockaddr, shell_reason_bytes, system_nameservers, Command, GuardError, GuardOptions,
-    GuardPolicy, Mode, NameCache, SocketTarget, SpawnRule, Verdict,
+    normalise_name, parse_sockaddr, shell_reason_bytes, system_nameservers, Command, GuardError,
+    GuardOptions, GuardPolicy, Mode, NameCache, SocketTarget, SpawnRule, Verdict,
 };
 use portcullis::ErrorCode;
 
@@ -35,7 +35,10 @@ const SPAWN: usize = 1;
 const SEEN_CAPACITY: usize = 4096;
 
 fn current() -> Option<Arc<GuardPolicy>> {
-    POLICY.read().unwrap_or_else(PoisonError::into_inner).clone()
+    POLICY
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone()
 }
 
 fn invalid(ruby: &Ruby, err: &GuardError) -> Error {
@@ -139,10 +142,12 @@ fn judge_sockaddr(
         return Ok(None);
     };
     let bytes = raw.to_bytes();
-    let host = host.and_then(|h| normalise_name(&h)).or_else(|| match parse_sockaddr(&bytes) {
-        Ok(SocketTarget::Inet(addr)) => NAMES.lookup(addr.ip()),
-        _ => None,
-    });
+    let host = host
+        .and_then(|h| normalise_name(&h))
+        .or_else(|| match parse_sockaddr(&bytes) {
+            Ok(SocketTarget::Inet(addr)) => NAMES.lookup(addr.ip()),
+            _ => None,
+        });
     outcome(ruby, EGRESS, policy.judge_sockaddr(&bytes, host.as_deref()))
 }
 
@@ -205,7 +210,11 @@ fn judge_argv(ruby: &Ruby, program: RString, argc: usize) -> Result<Option<RArra
         return Ok(None);
     };
     let bytes = program.to_bytes();
-    outcome(ruby, SPAWN, policy.judge_command(Command::Argv(&bytes, argc)))
+    outcome(
+        ruby,
+        SPAWN,
+        policy.judge_command(Command::Argv(&bytes, argc)),
+    )
 }
 
 /// `Portcullis::Guard.shell_reason(string)`: why Ruby would run this string through
@@ -244,7 +253,10 @@ fn state(ruby: &Ruby) -> Result<Value, Error> {
             .collect::<Vec<_>>(),
     )?;
     for kind in [EGRESS, SPAWN] {
-        let counts: Vec<u64> = COUNTS[kind].iter().map(|c| c.load(Ordering::Relaxed)).collect();
+        let counts: Vec<u64> = COUNTS[kind]
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .collect();
         out.push(counts)?;
     }
     out.push(NAMES.len())?;

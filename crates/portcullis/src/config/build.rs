@@ -1168,7 +1168,13 @@ fn guard(
     let g = table.get_ref();
     if let Some(name) = &g.egress {
         if !egress.contains_key(name.get_ref()) {
-            return Err(reference_error(ctx, name, "egress policy", "egress", egress));
+            return Err(reference_error(
+                ctx,
+                name,
+                "egress policy",
+                "egress",
+                egress,
+            ));
         }
     }
     let mode = match &g.mode {
@@ -1184,8 +1190,10 @@ fn guard(
     let programs = g.programs.as_ref().map(|p| p.get_ref().clone());
     if let Some(p) = &g.programs {
         // The same check guard! makes, so a file that passes `portcullis check` installs.
-        let mut options = GuardOptions::default();
-        options.programs = programs.clone();
+        let options = GuardOptions {
+            programs: programs.clone(),
+            ..GuardOptions::default()
+        };
         GuardPolicy::new(Arc::new(EgressPolicy::default()), options)
             .map_err(|e| invalid_plain(ctx.at(&p.span()), format!("[guard] programs: {e}")))?;
     }
@@ -1201,7 +1209,9 @@ fn guard(
             settings
                 .egress
                 .as_deref()
-                .map_or("the default egress policy".to_owned(), |n| format!("egress policy {n:?}"))
+                .map_or("the default egress policy".to_owned(), |n| format!(
+                    "egress policy {n:?}"
+                ))
         ),
         format!("mode {}, spawn rule {}", mode.as_str(), spawn.as_str()),
     ];

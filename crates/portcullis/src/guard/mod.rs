@@ -170,7 +170,7 @@ pub enum GuardError {
         /// The host name the address was resolved from, when known.
         host: Option<String>,
         /// The egress rule that refused it; its code is this error's code.
-        source: EgressError,
+        source: Box<EgressError>,
     },
     /// A socket family that is neither IP nor UNIX.
     #[error("connect with address family {family} refused by the Portcullis guard: only IPv4, IPv6 and UNIX sockets are judged")]
@@ -220,7 +220,7 @@ fn describe(address: &SocketAddr, host: Option<&str>) -> String {
 impl ErrorCode for GuardError {
     fn code(&self) -> &'static str {
         match self {
-            Self::Egress { source, .. } => source.code(),
+            Self::Egress { source, .. } => source.as_ref().code(),
             Self::AddressFamily { .. } => "egress.address_family",
             Self::BadAddress { .. } => "egress.bad_address",
             Self::ShellString { .. } => "command.shell_string",
@@ -342,7 +342,7 @@ impl GuardPolicy {
         let wrap = |source: EgressError| GuardError::Egress {
             address,
             host: host.map(str::to_owned),
-            source,
+            source: Box::new(source),
         };
         if let Some(source) = unspecified(address.ip()) {
             return Some((wrap(source), true));

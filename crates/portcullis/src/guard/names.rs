@@ -35,7 +35,9 @@ impl NameCache {
     /// Records that `name` resolved to `addrs`. Names that are IP literals in any spelling
     /// (`127.1`, `0x7f.1`, `[::1]`) are ignored.
     pub fn record(&self, name: &str, addrs: &[IpAddr]) {
-        let Some(name) = normalise_name(name) else { return };
+        let Some(name) = normalise_name(name) else {
+            return;
+        };
         let mut map = self
             .map
             .lock()

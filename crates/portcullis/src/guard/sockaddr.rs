@@ -107,7 +107,8 @@ pub fn parse_sockaddr(raw: &[u8]) -> Result<SocketTarget, SockaddrError> {
     }
 }
 
-#[cfg(all(test, target_os = "linux"))]
+#[cfg(test)]
+#[cfg(target_os = "linux")]
 mod tests {
     use super::*;
 
