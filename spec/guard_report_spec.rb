@@ -50,6 +50,25 @@ RSpec.describe "Portcullis.guard! report mode and events" do
     expect(results["status"]["counts"]["egress"]["reported"]).to be >= 3
   end
 
+  it "takes the policy by name from Portcullis.config" do
+    results = GuardChild.run(<<~'RUBY')
+      require "tmpdir"
+      server = CountingServer.new
+      dir = Dir.mktmpdir
+      File.write(File.join(dir, "portcullis.toml"), "[egress.loopback]\nallow_cidrs = [\"127.0.0.1/32\"]\n")
+      result(:unloaded, outcome { Portcullis.guard!(egress: "loopback") })
+      Portcullis.config = Portcullis.load(File.join(dir, "portcullis.toml"))
+      result(:unknown, outcome { Portcullis.guard!(egress: "nope") })
+      Portcullis.guard!(egress: :loopback)
+      result(:loopback, outcome { TCPSocket.new("127.0.0.1", server.port).close; :connected })
+      result(:other, outcome { TCPSocket.new("127.0.0.2", server.port) })
+    RUBY
+    expect(results["unloaded"]).to match(["error", a_string_including("Portcullis.config is not loaded"), "config.missing_key"])
+    expect(results["unknown"]).to match(["error", a_string_including("nope"), anything])
+    expect(results["loopback"]).to eq(["ok", "connected"])
+    expect(results["other"]).to match(["refused", anything, "egress.reserved_address"])
+  end
+
   it "refuses unknown options with an error naming them" do
     results = GuardChild.run(<<~'RUBY', isolate: false)
       result(:mode, outcome { Portcullis.guard!(mode: :loud) })
