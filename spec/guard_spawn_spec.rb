@@ -38,6 +38,7 @@ RSpec.describe "Portcullis.guard! spawn rule" do
   it "refuses the shell form and allows the argv form through every hooked method" do
     results = GuardChild.run(<<~'RUBY', isolate: false)
       require "open3"
+      require "open-uri"
       require "pty"
       Portcullis.guard!(spawn: :no_shell)
       shell = "echo guarded; echo $HOME"
@@ -54,6 +55,7 @@ RSpec.describe "Portcullis.guard! spawn rule" do
         "Process.exec" => [-> { Process.exec(shell) }, -> { Process.wait(fork { Process.exec("true") }); $?.success? }],
         "backtick" => [-> { `#{shell}` }, -> { `echo plain` }],
         "open pipe" => [-> { open("|#{shell}", &:read) }, -> { open("|echo plain", &:read) }],
+        "URI.open pipe" => [-> { URI.open("|#{shell}", &:read) }, -> { URI.open("|echo plain", &:read) }],
         "IO.popen" => [-> { IO.popen(shell, &:read) }, -> { IO.popen(["echo", "x; y"], &:read) }],
         "IO.popen env" => [-> { IO.popen({ "A" => "1" }, "echo $A", &:read) }, -> { IO.popen({ "A" => "1" }, %w[echo a], &:read) }],
         "IO.read" => [-> { IO.read("|#{shell}") }, -> { IO.read("|echo plain") }],
@@ -72,7 +74,7 @@ RSpec.describe "Portcullis.guard! spawn rule" do
       result(:status, Portcullis.guard_status[:counts][:spawn])
     RUBY
     names = ["system", "system env+opts", "Kernel.system", "spawn", "Process.spawn", "exec", "Process.exec",
-             "backtick", "open pipe", "IO.popen", "IO.popen env", "IO.read", "IO.readlines", "IO.foreach", "IO.write",
+             "backtick", "open pipe", "URI.open pipe", "IO.popen", "IO.popen env", "IO.read", "IO.readlines", "IO.foreach", "IO.write",
              "PTY.spawn", "Open3"]
     names.each do |name|
       expect(results["#{name} shell"]).to match(["refused", a_string_including("/bin/sh"), "command.shell_string"]), name
