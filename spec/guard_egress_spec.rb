@@ -193,6 +193,7 @@ RSpec.describe "Portcullis.guard! at the socket choke points" do
       result(:thread, Thread.new { outcome { TCPSocket.new("127.0.0.1", server.port) } }.value)
       result(:fiber, Fiber.new { outcome { Socket.tcp("127.0.0.1", server.port) } }.resume)
       Warning[:experimental] = false
+      result(:shareable, Ractor.shareable?(Portcullis.guard_status[:egress]))
       result(:ractor, Ractor.new(server.port) { |port|
         begin
           TCPSocket.new("127.0.0.1", port)
@@ -217,6 +218,7 @@ RSpec.describe "Portcullis.guard! at the socket choke points" do
     expect(results["thread"][0]).to eq("refused")
     expect(results["fiber"][0]).to eq("refused")
     expect(results["ractor"]).to eq(["Portcullis::EgressRefused", "egress.reserved_address"])
+    expect(results["shareable"]).to be(true)
     expect(results["unix"]).to eq(["ok", "unix ok"])
     expect(results["unix_socket"]).to eq(["ok", "socket ok"])
     expect(results["hits"]).to eq(0)

@@ -83,7 +83,9 @@ module Portcullis
 
     class << self
       def install!(egress:, spawn:, programs:, mode:, on_violation:, resolver:, nameservers:)
-        policy = egress_policy(egress)
+        # Frozen, the policy is Ractor-shareable (it holds no Ruby state; the core's policy
+        # is immutable and Sync).
+        policy = egress_policy(egress).freeze
         spawn = spawn.to_s
         mode = mode.to_s
         raise ArgumentError, "guard!: on_violation must respond to #call" if on_violation && !on_violation.respond_to?(:call)
