@@ -67,6 +67,8 @@ module Portcullis
     RUBY_LIB_DIR = RbConfig::CONFIG["rubylibdir"].dup.freeze
     MAIN_RACTOR = Ractor.current
     NUMERIC = /\A[0-9.]+\z/.freeze
+    # Addrinfo.getaddrinfo takes timeout: from Ruby 3.2 on (for TCPSocket's resolv_timeout:).
+    GETADDRINFO_TIMEOUT = (RUBY_VERSION.split(".").map(&:to_i) <=> [3, 2]) >= 0
     DISPATCHING = :__portcullis_guard_dispatching
     HOOKED = {
       egress: %w[TCPSocket#initialize Socket#connect Socket#connect_nonblock BasicSocket#send
@@ -132,8 +134,8 @@ module Portcullis
 
       # Resolves `host` once (the guard's resolver, or getaddrinfo), judges every answer and
       # returns the allowed ones as address Strings, in order; raises when none is allowed.
-      def pin!(host, port, socktype, via)
-        answers = resolve(host, port, socktype)
+      def pin!(host, port, socktype, via, timeout = nil)
+        answers = resolve(host, port, socktype, timeout)
         allowed = []
         first = nil
         answers.each do |ip, num_port|
@@ -210,13 +212,14 @@ module Portcullis
         host.is_a?(String) ? host : nil
       end
 
-      def resolve(host, port, socktype)
+      def resolve(host, port, socktype, timeout = nil)
         custom = resolver
         if custom && host.is_a?(String) && !numeric?(host, socktype)
           num_port = port.is_a?(Integer) ? port : Addrinfo.getaddrinfo(nil, port, nil, socktype).first&.ip_port
           Array(custom.call(host)).map { |a| [a.to_s, num_port.to_i] }
         else
-          Addrinfo.getaddrinfo(host, port, nil, socktype).map { |ai| [ai.ip_address, ai.ip_port] }
+          kw = timeout && GETADDRINFO_TIMEOUT ? { timeout: timeout } : {}
+          Addrinfo.getaddrinfo(host, port, nil, socktype, **kw).map { |ai| [ai.ip_address, ai.ip_port] }
         end
       end
 

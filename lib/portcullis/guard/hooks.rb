@@ -10,7 +10,7 @@ module Portcullis
       # (numeric, so C does not resolve again). Keyword arguments pass through untouched.
       module TCPSocketHook
         def initialize(host, port, *rest, **kw)
-          addrs = Portcullis::Guard.pin!(host, port, :STREAM, "TCPSocket#initialize")
+          addrs = Portcullis::Guard.pin!(host, port, :STREAM, "TCPSocket#initialize", kw[:resolv_timeout])
           last = nil
           addrs.each do |ip|
             return super(ip, port, *rest, **kw)
