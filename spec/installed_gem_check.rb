@@ -29,3 +29,6 @@ rescue Portcullis::CertificateError => e
   abort "wrong code #{e.code}" unless e.code == "cert.unknown_issuer"
 end
 puts "installed gem verifies: #{identity.to_h}"
+# The runtime guard ships too (lib/portcullis/guard/*.rb and its core rule).
+abort "guard missing from the installed gem" unless Portcullis.respond_to?(:guard!) &&
+                                                    Portcullis::Guard.shell_reason("convert a.png; id")

@@ -83,6 +83,14 @@ module Portcullis
     # that name no store; with `store:`, those plus the rules limited to that store.
     def access_policy(store: nil) = _access_policy(store&.to_s)
 
+    # The `[guard]` table as keyword arguments for Portcullis.guard! (nil when absent).
+    def guard_settings
+      egress, mode, spawn, programs = _guard
+      return nil unless mode
+
+      { egress: egress && _egress(egress), mode: mode.to_sym, spawn: spawn.to_sym, programs: programs }
+    end
+
     # The `[rack]` table as a Hash (nil when the file has none).
     def rack_settings
       trust_store, source, require, skip, interval = _rack
@@ -105,7 +113,7 @@ module Portcullis
     end
 
     private :_trust_store, :_egress, :_root, :_command, :_names, :_reload, :_reload_if_changed,
-            :_reload_crls, :_summary, :_source, :_access_policy, :_rack
+            :_reload_crls, :_summary, :_source, :_access_policy, :_rack, :_guard
   end
 
   module Rack

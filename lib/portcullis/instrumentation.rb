@@ -8,6 +8,7 @@ module Portcullis
   #   egress.portcullis   an outbound URL or address refused  {code:, message:, via:}
   #   path.portcullis     a SafeRoot name refused             {code:, message:, via:}
   #   command.portcullis  a command refused or failed         {code:, message:, via:}
+  #   spawn.portcullis    the guard refused (or reported) a spawn {code:, message:, via:, ...}
   #   reload.portcullis   portcullis.toml reloaded (or not)   {path:, reloaded:, code:, message:, error:}
   #
   # Payloads carry codes, messages and identity facts (subject, SPIFFE ID, fingerprint),
@@ -15,7 +16,7 @@ module Portcullis
   # refusal and reload failure to Rails.logger as one line.
   module Instrumentation
     # Events whose payload carries a `code` when something was refused.
-    REFUSALS = %w[reject egress path command reload].freeze
+    REFUSALS = %w[reject egress spawn path command reload].freeze
 
     module_function
 

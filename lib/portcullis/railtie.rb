@@ -40,7 +40,12 @@ module Portcullis
       Portcullis::Railtie.subscribe_logger unless app.config.portcullis.log_events == false
     end
 
+    # `[guard]` in config/portcullis.toml: the runtime guard, installed once the app is
+    # initialized (boot itself may connect and spawn freely); its events reach Rails.logger
+    # through the log subscriber. Then the stack check and the boot line (which reports it).
     config.after_initialize do |app|
+      settings = Portcullis.config.respond_to?(:guard_settings) ? Portcullis.config.guard_settings : nil
+      Portcullis.guard!(**settings) if settings
       Portcullis::Railtie.check_stack!(app)
       Portcullis::Railtie.log_boot(app)
     end
@@ -222,7 +227,7 @@ module Portcullis
         return "off" unless Portcullis.respond_to?(:guard_status)
 
         status = Portcullis.guard_status
-        status && status[:installed] ? "on (#{status[:mode]})" : "off"
+        status && status[:active] ? "on (#{status[:mode]}, spawn: #{status[:spawn]})" : "off"
       rescue StandardError => e
         "unknown (#{e.class})"
       end
@@ -256,7 +261,8 @@ module Portcullis
         if event == "reload"
           logger.error("portcullis: reload of #{payload[:path]} failed #{code}: #{payload[:message]}")
         else
-          logger.warn("portcullis: #{event} refused #{code}: #{payload[:message]}")
+          verdict = payload[:action].to_s == "reported" ? "reported (not blocked)" : "refused"
+          logger.warn("portcullis: #{event} #{verdict} #{code}: #{payload[:message]}")
         end
       end
     end

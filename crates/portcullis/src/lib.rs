@@ -9,6 +9,7 @@
 //! - [`egress`]: decide which URLs and exact IP addresses the app may connect to.
 //! - [`fs`]: open files strictly beneath a root, on disk, without check-then-use races.
 //! - [`command`]: build argv from typed, untrusted values; never a shell.
+//! - [`guard`]: the decisions behind the Ruby runtime guard (connects and spawns).
 //!
 //! Every capability has its own `#[non_exhaustive]` error enum; each error has a stable
 //! machine code (see [`ErrorCode`]) and a message that says what was wrong.
@@ -21,6 +22,7 @@ pub mod command;
 pub mod config;
 pub mod egress;
 pub mod fs;
+pub mod guard;
 pub mod identity;
 
 /// A stable, machine-readable code carried by every Portcullis error

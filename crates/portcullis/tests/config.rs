@@ -929,3 +929,35 @@ fn crl_files_mid_rotation_keep_the_newest_and_forged_ones_are_named() {
         "{details:?}"
     );
 }
+
+#[test]
+fn guard_table_is_validated_like_guard_itself() {
+    let f = Fixture::new();
+    let ok = f
+        .load("[egress.web]\nallow_cidrs = [\"10.0.0.0/8\"]\n[guard]\negress = \"web\"\nspawn = \"no_shell\"\nmode = \"report\"\nprograms = [\"git\", \"/usr/bin/convert\"]\n")
+        .unwrap();
+    let guard = ok.guard().unwrap();
+    assert_eq!(guard.egress.as_deref(), Some("web"));
+    assert_eq!(guard.mode, portcullis::guard::Mode::Report);
+    assert_eq!(guard.programs.as_deref().unwrap().len(), 2);
+    assert!(ok.summary().iter().any(|s| s.kind == "guard"));
+    assert!(f.load("[guard]\n").unwrap().guard().is_some());
+    assert!(f.load("").unwrap().guard().is_none());
+
+    let err = f.err("[egress.web]\n[guard]\negress = \"wbe\"\n");
+    assert_eq!(err.code(), "config.reference");
+    assert!(
+        err.to_string().contains("wbe") && err.to_string().contains("web"),
+        "{err}"
+    );
+    assert_eq!(at(&err), (3, 10));
+    let err = f.err("[guard]\nmode = \"loud\"\n");
+    assert!(err.to_string().contains("mode \"loud\""), "{err}");
+    assert_eq!(at(&err).0, 2);
+    let err = f.err("[guard]\nspawn = \"sometimes\"\n");
+    assert!(err.to_string().contains("spawn \"sometimes\""), "{err}");
+    let err = f.err("[guard]\nprograms = [\" git\"]\n");
+    assert!(err.to_string().contains("programs"), "{err}");
+    let err = f.err("[guard]\nmodes = \"report\"\n");
+    assert_eq!(err.code(), "config.unknown_key");
+}

@@ -121,6 +121,20 @@ impl RbConfig {
         Ok(RbAccessPolicy::from_policy((**policy).clone()))
     }
 
+    /// `_guard` -> nil or `[egress_name_or_nil, mode, spawn, programs_or_nil]`
+    fn guard(ruby: &Ruby, rb_self: &Self) -> Result<Option<RArray>, Error> {
+        let config = rb_self.0.current();
+        let Some(guard) = config.guard() else {
+            return Ok(None);
+        };
+        let out = ruby.ary_new_capa(4);
+        out.push(guard.egress.as_deref())?;
+        out.push(guard.mode.as_str())?;
+        out.push(guard.spawn.as_str())?;
+        out.push(guard.programs.clone())?;
+        Ok(Some(out))
+    }
+
     /// `_rack` -> nil or `[trust_store, source_or_nil, [[route, permission], ...], [skip, ...], interval_or_nil]`
     fn rack(ruby: &Ruby, rb_self: &Self) -> Result<Option<RArray>, Error> {
         let config = rb_self.0.current();
@@ -209,6 +223,7 @@ pub(crate) fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     class.define_method("_source", method!(RbConfig::source, 1))?;
     class.define_method("_access_policy", method!(RbConfig::access_policy, 1))?;
     class.define_method("_rack", method!(RbConfig::rack, 0))?;
+    class.define_method("_guard", method!(RbConfig::guard, 0))?;
     class.define_method("_reload", method!(RbConfig::reload, 0))?;
     class.define_method(
         "_reload_if_changed",

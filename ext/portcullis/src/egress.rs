@@ -27,6 +27,11 @@ impl RbEgressPolicy {
     pub(crate) fn from_shared(policy: Arc<EgressPolicy>) -> Self {
         Self(policy)
     }
+
+    /// The policy, shared (the runtime guard keeps it).
+    pub(crate) fn shared(&self) -> Arc<EgressPolicy> {
+        Arc::clone(&self.0)
+    }
 }
 
 #[magnus::wrap(

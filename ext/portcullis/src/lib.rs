@@ -9,6 +9,7 @@ mod config;
 mod egress;
 mod errors;
 mod fs;
+mod guard;
 mod gvl;
 mod identity;
 mod source;
@@ -33,5 +34,6 @@ fn define(ruby: &Ruby) -> Result<(), Error> {
     command::init(ruby, module)?;
     config::init(ruby, module)?;
     test_hooks::init(ruby, module)?;
+    guard::init(ruby, module)?;
     Ok(())
 }

@@ -11,7 +11,9 @@ use toml::Spanned;
 use super::spec::{
     CommandSpec, EgressSpec, FileSpec, ParamSpec, PathList, RootSpec, TrustStoreSpec,
 };
-use super::{Config, ConfigError, CrlFile, CrlProbe, Location, RackSettings, Section};
+use super::{
+    Config, ConfigError, CrlFile, CrlProbe, GuardSettings, Location, RackSettings, Section,
+};
 use crate::authz::{AccessPolicy, Match, Rule};
 use crate::command::{CommandTemplate, Param, Rlimits};
 use crate::egress::EgressPolicy;
@@ -294,6 +296,7 @@ pub(super) fn load(text: &str, base: &Path, file: &str) -> Result<Config, Config
     let sources = sources(&ctx, &spec, &mut summary)?;
     let (access_policy, store_policies) = access(&ctx, &spec, &trust_stores, &mut summary)?;
     let rack = rack(&ctx, &spec, &trust_stores, &sources, &mut summary)?;
+    let guard = guard(&ctx, &spec, &egress, &mut summary)?;
 
     Ok(Config {
         file: file.to_owned(),
@@ -309,6 +312,7 @@ pub(super) fn load(text: &str, base: &Path, file: &str) -> Result<Config, Config
             access_policy,
             store_policies,
             rack,
+            guard,
         },
         summary,
     })
@@ -935,6 +939,7 @@ pub(super) struct Extra {
     /// Per store: the general rules plus the rules limited to that store.
     pub(super) store_policies: BTreeMap<String, Arc<AccessPolicy>>,
     pub(super) rack: Option<RackSettings>,
+    pub(super) guard: Option<GuardSettings>,
 }
 
 fn sources(
@@ -1212,5 +1217,72 @@ fn rack(
         ));
     }
     summary.push(section("rack", "middleware", details));
+    Ok(Some(settings))
+}
+
+fn guard(
+    ctx: &Ctx<'_>,
+    spec: &FileSpec,
+    egress: &BTreeMap<String, Arc<EgressPolicy>>,
+    summary: &mut Vec<Section>,
+) -> Result<Option<GuardSettings>, ConfigError> {
+    use crate::guard::{GuardOptions, GuardPolicy, Mode, SpawnRule};
+    let Some(table) = &spec.guard else {
+        return Ok(None);
+    };
+    let g = table.get_ref();
+    if let Some(name) = &g.egress {
+        if !egress.contains_key(name.get_ref()) {
+            return Err(reference_error(
+                ctx,
+                name,
+                "egress policy",
+                "egress",
+                egress,
+            ));
+        }
+    }
+    let mode = match &g.mode {
+        None => Mode::default(),
+        Some(m) => Mode::parse(m.get_ref())
+            .map_err(|e| invalid_plain(ctx.at(&m.span()), format!("[guard] {e}")))?,
+    };
+    let spawn = match &g.spawn {
+        None => SpawnRule::default(),
+        Some(s) => SpawnRule::parse(s.get_ref())
+            .map_err(|e| invalid_plain(ctx.at(&s.span()), format!("[guard] {e}")))?,
+    };
+    let programs = g.programs.as_ref().map(|p| p.get_ref().clone());
+    if let Some(p) = &g.programs {
+        // The same check guard! makes, so a file that passes `portcullis check` installs.
+        let options = GuardOptions {
+            programs: programs.clone(),
+            ..GuardOptions::default()
+        };
+        GuardPolicy::new(Arc::new(EgressPolicy::default()), options)
+            .map_err(|e| invalid_plain(ctx.at(&p.span()), format!("[guard] programs: {e}")))?;
+    }
+    let settings = GuardSettings {
+        egress: g.egress.as_ref().map(|e| e.get_ref().clone()),
+        mode,
+        spawn,
+        programs,
+    };
+    let mut details = vec![
+        format!(
+            "judges every Ruby connect with {}",
+            settings
+                .egress
+                .as_deref()
+                .map_or("the default egress policy".to_owned(), |n| format!(
+                    "egress policy {n:?}"
+                ))
+        ),
+        format!("mode {}, spawn rule {}", mode.as_str(), spawn.as_str()),
+    ];
+    if let Some(p) = &settings.programs {
+        details.push(format!("programs: {}", p.join(", ")));
+    }
+    summary.push(section("guard", "runtime", details));
     Ok(Some(settings))
 }

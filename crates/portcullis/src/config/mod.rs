@@ -73,7 +73,7 @@ pub const UNNAMED: &str = "<string>";
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Section {
-    /// `trust_store`, `source`, `access`, `egress`, `root`, `command` or `rack`.
+    /// `trust_store`, `source`, `access`, `egress`, `root`, `command`, `rack` or `guard`.
     pub kind: &'static str,
     /// The section's name (the rule number for access rules).
     pub name: String,
@@ -102,6 +102,30 @@ pub struct RackSettings {
     pub skip: Vec<String>,
     /// How often to look for changes of the file and its CRLs; `None`: the default.
     pub reload_interval: Option<Duration>,
+}
+
+/// The `[guard]` table: how `Portcullis.guard!` is applied (the Rails Railtie applies it
+/// after initialization).
+///
+/// ```
+/// let config = portcullis::config::Config::from_str(
+///     "[egress.web]\nallow_cidrs = [\"10.0.0.0/8\"]\n[guard]\negress = \"web\"\nmode = \"report\"\n", "/")?;
+/// let guard = config.guard().unwrap();
+/// assert_eq!(guard.egress.as_deref(), Some("web"));
+/// assert_eq!(guard.mode, portcullis::guard::Mode::Report);
+/// # Ok::<(), portcullis::config::ConfigError>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct GuardSettings {
+    /// The `[egress.NAME]` policy connects are judged with; `None`: the default policy.
+    pub egress: Option<String>,
+    /// Enforce or report.
+    pub mode: crate::guard::Mode,
+    /// The spawn rule.
+    pub spawn: crate::guard::SpawnRule,
+    /// The program allowlist, if any.
+    pub programs: Option<Vec<String>>,
 }
 
 /// Where a trust store's CRLs come from, for [`Config::reload_crls`].
@@ -278,6 +302,11 @@ impl Config {
     /// The `[rack]` table, if the file has one.
     pub fn rack(&self) -> Option<&RackSettings> {
         self.extra.rack.as_ref()
+    }
+
+    /// The `[guard]` table, if the file has one.
+    pub fn guard(&self) -> Option<&GuardSettings> {
+        self.extra.guard.as_ref()
     }
 
     /// Names of the certificate sources, sorted.

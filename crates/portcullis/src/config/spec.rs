@@ -26,6 +26,8 @@ pub(super) struct FileSpec {
     pub(super) command: BTreeMap<String, Spanned<CommandSpec>>,
     #[serde(default)]
     pub(super) rack: Option<Spanned<RackSpec>>,
+    #[serde(default)]
+    pub(super) guard: Option<Spanned<GuardSpec>>,
 }
 
 /// One path or a list of paths, each with the span it was written at (`None`: the single
@@ -185,4 +187,13 @@ pub(super) struct RackSpec {
     #[serde(default)]
     pub(super) skip: Vec<String>,
     pub(super) reload_interval: Option<Spanned<f64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct GuardSpec {
+    pub(super) egress: Option<Spanned<String>>,
+    pub(super) spawn: Option<Spanned<String>>,
+    pub(super) mode: Option<Spanned<String>>,
+    pub(super) programs: Option<Spanned<Vec<String>>>,
 }

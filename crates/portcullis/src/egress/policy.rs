@@ -718,7 +718,7 @@ impl EgressPolicy {
         })
     }
 
-    fn check_literal_host(&self, ip: IpAddr) -> Result<(), EgressError> {
+    pub(crate) fn check_literal_host(&self, ip: IpAddr) -> Result<(), EgressError> {
         if let Some(p) = self.deny_hosts.iter().find(|p| **p == HostPattern::Ip(ip)) {
             return Err(EgressError::HostDenied {
                 host: ip.to_string(),
@@ -733,7 +733,7 @@ impl EgressPolicy {
         self.check_ip(ip)
     }
 
-    fn check_name(&self, name: &str) -> Result<(), EgressError> {
+    pub(crate) fn check_name(&self, name: &str) -> Result<(), EgressError> {
         if name.is_empty() {
             return Err(EgressError::BadUrl {
                 input: String::new(),
