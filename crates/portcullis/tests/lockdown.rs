@@ -583,3 +583,94 @@ fn an_already_open_descriptor_keeps_working() {
     .unwrap();
 }
 
+
+mod config {
+    use portcullis::config::Config;
+    use portcullis::ErrorCode;
+
+    fn load(text: &str) -> Result<Config, portcullis::config::ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("config")).unwrap();
+        std::fs::create_dir_all(dir.path().join("tmp")).unwrap();
+        std::fs::create_dir_all(dir.path().join("data")).unwrap();
+        let r = Config::from_str_named(text, dir.path().join("config"), "portcullis.toml");
+        drop(dir);
+        r
+    }
+
+    #[test]
+    fn a_full_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg_dir = dir.path().join("config");
+        std::fs::create_dir_all(&cfg_dir).unwrap();
+        std::fs::create_dir_all(dir.path().join("tmp")).unwrap();
+        let config = Config::from_str(
+            r#"
+[egress.partners]
+schemes = ["https", "http"]
+
+[command.greet]
+program = "/bin/echo"
+args = ["{name}"]
+params.name = { type = "pattern", pattern = "[a-z]+" }
+
+[lockdown.web]
+preset = "ruby"
+read = ["/etc/ssl"]
+write = ["../tmp"]
+connect_tcp = [5432, "partners"]
+bind_tcp = [3000]
+keep_caps = ["NET_BIND_SERVICE"]
+"#,
+            &cfg_dir,
+        )
+        .unwrap();
+        let l = config.lockdown("web").unwrap();
+        assert_eq!(l.connect_tcp().collect::<Vec<_>>(), [80, 443, 5432]);
+        assert_eq!(l.bind_tcp().collect::<Vec<_>>(), [3000]);
+        let explain = l.explain();
+        let echo = std::fs::canonicalize("/bin/echo").unwrap();
+        assert!(explain.contains(&format!("exec  {}  (command templates)", echo.display())), "{explain}");
+        assert!(explain.contains("read  /usr/lib  (ruby preset)"), "{explain}");
+        let tmp = std::fs::canonicalize(dir.path().join("tmp")).unwrap();
+        assert!(explain.contains(&format!("write {}", tmp.display())), "{explain}");
+        assert!(explain.contains("CAP_NET_BIND_SERVICE"), "{explain}");
+        assert!(!explain.contains("/usr/bin  ("), "the preset must not make /usr/bin readable: {explain}");
+        assert!(config.summary().iter().any(|s| s.kind == "lockdown" && s.name == "web"));
+        assert_eq!(config.lockdown("nope").unwrap_err().code(), "config.unknown_name");
+    }
+
+    #[test]
+    fn every_mistake_points_at_itself() {
+        let cases = [
+            ("[lockdown.x]\nreed = []\n", "config.unknown_key", ":2:1:"),
+            ("[lockdown.x]\nconnect_tcp = [0]\n", "config.invalid_value", ":2:16:"),
+            ("[lockdown.x]\nconnect_tcp = [70000]\n", "config.invalid_value", ":2:16:"),
+            ("[lockdown.x]\nconnect_tcp = [-1]\n", "config.invalid_value", ":2:16:"),
+            ("[lockdown.x]\nconnect_tcp = [\"nope\"]\n", "config.reference", ":2:16:"),
+            ("[lockdown.x]\nbind_tcp = [0]\n", "config.invalid_value", ":2:13:"),
+            ("[lockdown.x]\nread = [\"/no/such/dir\"]\n", "config.invalid_value", ":2:9:"),
+            ("[lockdown.x]\nread = \"/proc/self\"\n", "config.invalid_value", ":2:8:"),
+            ("[lockdown.x]\nwrite = [\"/proc/1/mem\"]\n", "config.invalid_value", ":2:10:"),
+            ("[lockdown.x]\nkeep_caps = [\"ALL\"]\n", "config.invalid_value", ":2:14:"),
+            ("[lockdown.x]\npreset = \"rails\"\n", "config.invalid_value", ":2:10:"),
+            ("[lockdown.x]\ngroup = \"app\"\n", "config.invalid_value", ":2:9:"),
+            ("[lockdown.x]\nbest_effort = \"yes\"\n", "config.invalid_type", ""),
+        ];
+        for (text, code, at) in cases {
+            let err = load(text).unwrap_err();
+            assert_eq!(err.code(), code, "{text}: {err}");
+            assert!(err.to_string().contains(at), "{text}: {err}");
+        }
+        let err = load("[lockdown.x]\nread = [\"/proc/self\"]\n").unwrap_err();
+        assert!(err.to_string().contains("binds the pid"), "{err}");
+    }
+
+    #[test]
+    fn relative_paths_resolve_against_the_file() {
+        let config = load("[lockdown.x]\nread = [\"../data\"]\nexec = []\n").unwrap_or_else(|e| panic!("{e}"));
+        let l = config.lockdown("x").unwrap();
+        assert_eq!(l.rules().len(), 1);
+        assert!(l.rules()[0].path.ends_with("data"));
+    }
+}

@@ -287,6 +287,8 @@ pub(super) fn load(text: &str, base: &Path, file: &str) -> Result<Config, Config
     let sources = sources(&ctx, &spec, &mut summary)?;
     let (access_policy, store_policies) = access(&ctx, &spec, &trust_stores, &mut summary)?;
     let rack = rack(&ctx, &spec, &trust_stores, &sources, &mut summary)?;
+    let lockdowns =
+        super::lockdown::build_all(&ctx, &spec.lockdown, &egress, &commands, &mut summary)?;
 
     Ok(Config {
         file: file.to_owned(),
@@ -302,6 +304,7 @@ pub(super) fn load(text: &str, base: &Path, file: &str) -> Result<Config, Config
             access_policy,
             store_policies,
             rack,
+            lockdowns,
         },
         summary,
     })
@@ -894,6 +897,7 @@ pub(super) struct Extra {
     /// Per store: the general rules plus the rules limited to that store.
     pub(super) store_policies: BTreeMap<String, Arc<AccessPolicy>>,
     pub(super) rack: Option<RackSettings>,
+    pub(super) lockdowns: BTreeMap<String, Arc<crate::lockdown::Lockdown>>,
 }
 
 fn sources(

@@ -26,6 +26,8 @@ pub(super) struct FileSpec {
     pub(super) command: BTreeMap<String, Spanned<CommandSpec>>,
     #[serde(default)]
     pub(super) rack: Option<Spanned<RackSpec>>,
+    #[serde(default)]
+    pub(super) lockdown: BTreeMap<String, Spanned<super::lockdown::LockdownSpec>>,
 }
 
 /// One path or a list of paths, each with the span it was written at (`None`: the single
