@@ -84,7 +84,9 @@ fn refused(what: &str, ret: libc::c_long, want: i32) -> Result<(), String> {
 
 fn expect_denied<T: std::fmt::Debug>(what: &str, r: std::io::Result<T>) -> Result<(), String> {
     match r {
-        Err(e) if e.raw_os_error() == Some(libc::EACCES) || e.raw_os_error() == Some(libc::EPERM) => {
+        Err(e)
+            if e.raw_os_error() == Some(libc::EACCES) || e.raw_os_error() == Some(libc::EPERM) =>
+        {
             Ok(())
         }
         other => Err(format!("{what}: expected EACCES/EPERM, got {other:?}")),
@@ -98,7 +100,11 @@ fn expect_ok<T>(what: &str, r: std::io::Result<T>) -> Result<T, String> {
 /// Libraries and loader config a dynamically linked program needs to start.
 fn runtime() -> LockdownBuilder {
     Lockdown::builder()
-        .optional(portcullis::lockdown::Access::Read, "test", ["/usr/lib", "/usr/lib64", "/etc/ld.so.cache"])
+        .optional(
+            portcullis::lockdown::Access::Read,
+            "test",
+            ["/usr/lib", "/usr/lib64", "/etc/ld.so.cache"],
+        )
         .optional(portcullis::lockdown::Access::Write, "test", ["/dev/null"])
 }
 
@@ -125,8 +131,14 @@ fn reads_only_beneath_read() {
         expect_denied("list outside", std::fs::read_dir(&o))?;
         // every spelling of the way out resolves to the same inode, and is refused
         expect_denied("read via ..", std::fs::read(a.join("../other/b.txt")))?;
-        expect_denied("read via //", std::fs::read(format!("{}//b.txt", o.display())))?;
-        expect_denied("write allowed (read-only)", std::fs::write(a.join("a.txt"), "x"))?;
+        expect_denied(
+            "read via //",
+            std::fs::read(format!("{}//b.txt", o.display())),
+        )?;
+        expect_denied(
+            "write allowed (read-only)",
+            std::fs::write(a.join("a.txt"), "x"),
+        )?;
         Ok(())
     })
     .unwrap();
@@ -144,12 +156,21 @@ fn writes_only_beneath_write() {
     in_child(Lockdown::builder().write([&w]).read([&r]), move || {
         expect_ok("create in write", std::fs::write(w2.join("new.txt"), "hi"))?;
         expect_ok("mkdir in write", std::fs::create_dir(w2.join("sub")))?;
-        expect_ok("rename in write", std::fs::rename(w2.join("new.txt"), w2.join("sub/n.txt")))?;
-        expect_ok("remove in write", std::fs::remove_file(w2.join("sub/n.txt")))?;
+        expect_ok(
+            "rename in write",
+            std::fs::rename(w2.join("new.txt"), w2.join("sub/n.txt")),
+        )?;
+        expect_ok(
+            "remove in write",
+            std::fs::remove_file(w2.join("sub/n.txt")),
+        )?;
         expect_denied("create outside", std::fs::write(r2.join("evil.txt"), "x"))?;
         expect_denied(
             "truncate outside",
-            std::fs::OpenOptions::new().write(true).truncate(true).open(r2.join("keep.txt")),
+            std::fs::OpenOptions::new()
+                .write(true)
+                .truncate(true)
+                .open(r2.join("keep.txt")),
         )?;
         expect_denied("remove outside", std::fs::remove_file(r2.join("keep.txt")))?;
         expect_denied("write /tmp", std::fs::write("/tmp/portcullis-escape", "x"))?;
@@ -164,7 +185,10 @@ fn writes_only_beneath_write() {
         Ok(())
     })
     .unwrap();
-    assert_eq!(std::fs::read_to_string(r.join("keep.txt")).unwrap(), "original");
+    assert_eq!(
+        std::fs::read_to_string(r.join("keep.txt")).unwrap(),
+        "original"
+    );
     assert!(!Path::new("/tmp/portcullis-escape").exists());
 }
 
@@ -172,12 +196,24 @@ fn writes_only_beneath_write() {
 fn exec_only_what_exec_names() {
     let policy = runtime().exec(["/usr/bin/true"]);
     in_child(policy, || {
-        let ok = expect_ok("run /usr/bin/true", std::process::Command::new("/usr/bin/true").status())?;
+        let ok = expect_ok(
+            "run /usr/bin/true",
+            std::process::Command::new("/usr/bin/true").status(),
+        )?;
         if !ok.success() {
             return Err(format!("/usr/bin/true: {ok}"));
         }
-        expect_denied("exec /bin/sh", std::process::Command::new("/bin/sh").arg("-c").arg("id").status())?;
-        expect_denied("exec /usr/bin/id", std::process::Command::new("/usr/bin/id").status())?;
+        expect_denied(
+            "exec /bin/sh",
+            std::process::Command::new("/bin/sh")
+                .arg("-c")
+                .arg("id")
+                .status(),
+        )?;
+        expect_denied(
+            "exec /usr/bin/id",
+            std::process::Command::new("/usr/bin/id").status(),
+        )?;
         Ok(())
     })
     .unwrap();
@@ -220,9 +256,14 @@ fn loader_runs_a_readable_program_documented_limit() {
     let policy = runtime().exec(["/usr/bin/true"]).read([dir.path()]);
     in_child(policy, move || {
         expect_denied("direct exec", std::process::Command::new(&copy).output())?;
-        let out = expect_ok("loader", std::process::Command::new(&ld).arg(&copy).output())?;
+        let out = expect_ok(
+            "loader",
+            std::process::Command::new(&ld).arg(&copy).output(),
+        )?;
         if !out.status.success() {
-            return Err(format!("expected the documented loader behaviour, got {out:?}"));
+            return Err(format!(
+                "expected the documented loader behaviour, got {out:?}"
+            ));
         }
         Ok(())
     })
@@ -253,7 +294,10 @@ fn tcp_bind_only_named_ports() {
     drop(probe);
     in_child(Lockdown::builder().bind_tcp([port]), move || {
         expect_ok("bind allowed", TcpListener::bind(("127.0.0.1", port)))?;
-        expect_denied("bind other", TcpListener::bind(("127.0.0.1", port.wrapping_add(1).max(1024))))?;
+        expect_denied(
+            "bind other",
+            TcpListener::bind(("127.0.0.1", port.wrapping_add(1).max(1024))),
+        )?;
         Ok(())
     })
     .unwrap();
@@ -265,25 +309,71 @@ fn mptcp_raw_packet_and_odd_families_are_refused() {
     let port = listener.local_addr().unwrap().port();
     in_child(Lockdown::builder().connect_tcp([port]), move || {
         let s = |family: i32, kind: i32, proto: i32| unsafe { libc::socket(family, kind, proto) };
-        refused("MPTCP v4", s(libc::AF_INET, libc::SOCK_STREAM, 262).into(), libc::EPERM)?;
-        refused("MPTCP v6", s(libc::AF_INET6, libc::SOCK_STREAM, 262).into(), libc::EPERM)?;
+        refused(
+            "MPTCP v4",
+            s(libc::AF_INET, libc::SOCK_STREAM, 262).into(),
+            libc::EPERM,
+        )?;
+        refused(
+            "MPTCP v6",
+            s(libc::AF_INET6, libc::SOCK_STREAM, 262).into(),
+            libc::EPERM,
+        )?;
         refused(
             "MPTCP with flags",
-            s(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK, 262).into(),
+            s(
+                libc::AF_INET,
+                libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+                262,
+            )
+            .into(),
             libc::EPERM,
         )?;
-        refused("raw v4", s(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_ICMP).into(), libc::EPERM)?;
+        refused(
+            "raw v4",
+            s(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_ICMP).into(),
+            libc::EPERM,
+        )?;
         refused(
             "raw v4 cloexec",
-            s(libc::AF_INET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, libc::IPPROTO_RAW).into(),
+            s(
+                libc::AF_INET,
+                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+                libc::IPPROTO_RAW,
+            )
+            .into(),
             libc::EPERM,
         )?;
-        refused("raw v6", s(libc::AF_INET6, libc::SOCK_RAW, libc::IPPROTO_ICMPV6).into(), libc::EPERM)?;
-        refused("packet", s(libc::AF_PACKET, libc::SOCK_RAW, 0x0300).into(), libc::EPERM)?;
-        refused("packet dgram", s(libc::AF_PACKET, libc::SOCK_DGRAM, 0).into(), libc::EPERM)?;
-        refused("SOCK_PACKET", s(libc::AF_INET, 10, 0x0300).into(), libc::EPERM)?;
-        refused("AF_ALG", s(libc::AF_ALG, libc::SOCK_SEQPACKET, 0).into(), libc::EPERM)?;
-        refused("AF_VSOCK", s(libc::AF_VSOCK, libc::SOCK_STREAM, 0).into(), libc::EPERM)?;
+        refused(
+            "raw v6",
+            s(libc::AF_INET6, libc::SOCK_RAW, libc::IPPROTO_ICMPV6).into(),
+            libc::EPERM,
+        )?;
+        refused(
+            "packet",
+            s(libc::AF_PACKET, libc::SOCK_RAW, 0x0300).into(),
+            libc::EPERM,
+        )?;
+        refused(
+            "packet dgram",
+            s(libc::AF_PACKET, libc::SOCK_DGRAM, 0).into(),
+            libc::EPERM,
+        )?;
+        refused(
+            "SOCK_PACKET",
+            s(libc::AF_INET, 10, 0x0300).into(),
+            libc::EPERM,
+        )?;
+        refused(
+            "AF_ALG",
+            s(libc::AF_ALG, libc::SOCK_SEQPACKET, 0).into(),
+            libc::EPERM,
+        )?;
+        refused(
+            "AF_VSOCK",
+            s(libc::AF_VSOCK, libc::SOCK_STREAM, 0).into(),
+            libc::EPERM,
+        )?;
         // plain TCP and UDP sockets still work
         let fd = s(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
         if fd < 0 {
@@ -302,36 +392,120 @@ fn escape_syscalls_get_eperm() {
     let d = dir.path().to_path_buf();
     in_child(Lockdown::builder().write([&d]), move || {
         let target = std::ffi::CString::new(d.to_string_lossy().as_bytes()).unwrap();
-        let sys = |nr: libc::c_long, a: usize, b: usize, c: usize| unsafe { libc::syscall(nr, a, b, c, 0usize, 0usize) };
+        let sys = |nr: libc::c_long, a: usize, b: usize, c: usize| unsafe {
+            libc::syscall(nr, a, b, c, 0usize, 0usize)
+        };
         let mut handle = [0u8; 136];
-        refused("open_by_handle_at", sys(libc::SYS_open_by_handle_at, libc::AT_FDCWD as usize, handle.as_mut_ptr() as usize, 0), libc::EPERM)?;
-        refused("unshare(CLONE_NEWUSER)", unsafe { libc::unshare(libc::CLONE_NEWUSER) }.into(), libc::EPERM)?;
-        refused("unshare(CLONE_NEWNS)", unsafe { libc::unshare(libc::CLONE_NEWNS) }.into(), libc::EPERM)?;
+        refused(
+            "open_by_handle_at",
+            sys(
+                libc::SYS_open_by_handle_at,
+                libc::AT_FDCWD as usize,
+                handle.as_mut_ptr() as usize,
+                0,
+            ),
+            libc::EPERM,
+        )?;
+        refused(
+            "unshare(CLONE_NEWUSER)",
+            unsafe { libc::unshare(libc::CLONE_NEWUSER) }.into(),
+            libc::EPERM,
+        )?;
+        refused(
+            "unshare(CLONE_NEWNS)",
+            unsafe { libc::unshare(libc::CLONE_NEWNS) }.into(),
+            libc::EPERM,
+        )?;
         let tmpfs = std::ffi::CString::new("tmpfs").unwrap();
         refused(
             "mount",
-            unsafe { libc::mount(tmpfs.as_ptr(), target.as_ptr(), tmpfs.as_ptr(), 0, std::ptr::null()) }.into(),
+            unsafe {
+                libc::mount(
+                    tmpfs.as_ptr(),
+                    target.as_ptr(),
+                    tmpfs.as_ptr(),
+                    0,
+                    std::ptr::null(),
+                )
+            }
+            .into(),
             libc::EPERM,
         )?;
-        refused("umount2", unsafe { libc::umount2(target.as_ptr(), 0) }.into(), libc::EPERM)?;
-        refused("fsopen", sys(libc::SYS_fsopen, tmpfs.as_ptr() as usize, 0, 0), libc::EPERM)?;
-        refused("chroot", unsafe { libc::chroot(target.as_ptr()) }.into(), libc::EPERM)?;
+        refused(
+            "umount2",
+            unsafe { libc::umount2(target.as_ptr(), 0) }.into(),
+            libc::EPERM,
+        )?;
+        refused(
+            "fsopen",
+            sys(libc::SYS_fsopen, tmpfs.as_ptr() as usize, 0, 0),
+            libc::EPERM,
+        )?;
+        refused(
+            "chroot",
+            unsafe { libc::chroot(target.as_ptr()) }.into(),
+            libc::EPERM,
+        )?;
         refused("setns", unsafe { libc::setns(0, 0) }.into(), libc::EPERM)?;
-        refused("ptrace(TRACEME)", sys(libc::SYS_ptrace, libc::PTRACE_TRACEME as usize, 0, 0), libc::EPERM)?;
-        refused("ptrace(ATTACH 1)", sys(libc::SYS_ptrace, libc::PTRACE_ATTACH as usize, 1, 0), libc::EPERM)?;
-        refused("process_vm_readv", sys(libc::SYS_process_vm_readv, 1, 0, 0), libc::EPERM)?;
-        refused("pidfd_getfd", sys(libc::SYS_pidfd_getfd, 0, 0, 0), libc::EPERM)?;
+        refused(
+            "ptrace(TRACEME)",
+            sys(libc::SYS_ptrace, libc::PTRACE_TRACEME as usize, 0, 0),
+            libc::EPERM,
+        )?;
+        refused(
+            "ptrace(ATTACH 1)",
+            sys(libc::SYS_ptrace, libc::PTRACE_ATTACH as usize, 1, 0),
+            libc::EPERM,
+        )?;
+        refused(
+            "process_vm_readv",
+            sys(libc::SYS_process_vm_readv, 1, 0, 0),
+            libc::EPERM,
+        )?;
+        refused(
+            "pidfd_getfd",
+            sys(libc::SYS_pidfd_getfd, 0, 0, 0),
+            libc::EPERM,
+        )?;
         refused("keyctl", sys(libc::SYS_keyctl, 0, 0, 0), libc::EPERM)?;
         refused("add_key", sys(libc::SYS_add_key, 0, 0, 0), libc::EPERM)?;
         refused("bpf", sys(libc::SYS_bpf, 0, 0, 0), libc::EPERM)?;
-        refused("io_uring_setup", sys(libc::SYS_io_uring_setup, 8, 0, 0), libc::EPERM)?;
-        refused("userfaultfd", sys(libc::SYS_userfaultfd, 0, 0, 0), libc::EPERM)?;
-        refused("perf_event_open", sys(libc::SYS_perf_event_open, 0, 0, 0), libc::EPERM)?;
-        refused("init_module", sys(libc::SYS_init_module, 0, 0, 0), libc::EPERM)?;
-        refused("kexec_load", sys(libc::SYS_kexec_load, 0, 0, 0), libc::EPERM)?;
+        refused(
+            "io_uring_setup",
+            sys(libc::SYS_io_uring_setup, 8, 0, 0),
+            libc::EPERM,
+        )?;
+        refused(
+            "userfaultfd",
+            sys(libc::SYS_userfaultfd, 0, 0, 0),
+            libc::EPERM,
+        )?;
+        refused(
+            "perf_event_open",
+            sys(libc::SYS_perf_event_open, 0, 0, 0),
+            libc::EPERM,
+        )?;
+        refused(
+            "init_module",
+            sys(libc::SYS_init_module, 0, 0, 0),
+            libc::EPERM,
+        )?;
+        refused(
+            "kexec_load",
+            sys(libc::SYS_kexec_load, 0, 0, 0),
+            libc::EPERM,
+        )?;
         refused("reboot", sys(libc::SYS_reboot, 0, 0, 0), libc::EPERM)?;
-        refused("swapoff", sys(libc::SYS_swapoff, target.as_ptr() as usize, 0, 0), libc::EPERM)?;
-        refused("personality(PER_LINUX32)", sys(libc::SYS_personality, 0x0008, 0, 0), libc::EPERM)?;
+        refused(
+            "swapoff",
+            sys(libc::SYS_swapoff, target.as_ptr() as usize, 0, 0),
+            libc::EPERM,
+        )?;
+        refused(
+            "personality(PER_LINUX32)",
+            sys(libc::SYS_personality, 0x0008, 0, 0),
+            libc::EPERM,
+        )?;
         refused(
             "personality(ADDR_NO_RANDOMIZE)",
             sys(libc::SYS_personality, 0x0040000, 0, 0),
@@ -342,12 +516,22 @@ fn escape_syscalls_get_eperm() {
             return Err("personality query refused".to_owned());
         }
         // clone with a namespace flag (the raw syscall; a success would return 0 in a child)
-        let ret = sys(libc::SYS_clone, (libc::CLONE_NEWUSER | libc::SIGCHLD) as usize, 0, 0);
+        let ret = sys(
+            libc::SYS_clone,
+            (libc::CLONE_NEWUSER | libc::SIGCHLD) as usize,
+            0,
+            0,
+        );
         if ret == 0 {
             unsafe { libc::_exit(0) };
         }
         refused("clone(CLONE_NEWUSER)", ret, libc::EPERM)?;
-        let ret = sys(libc::SYS_clone, (libc::CLONE_NEWNET | libc::SIGCHLD) as usize, 0, 0);
+        let ret = sys(
+            libc::SYS_clone,
+            (libc::CLONE_NEWNET | libc::SIGCHLD) as usize,
+            0,
+            0,
+        );
         if ret == 0 {
             unsafe { libc::_exit(0) };
         }
@@ -355,7 +539,11 @@ fn escape_syscalls_get_eperm() {
         // clone3 says ENOSYS, so glibc falls back to clone
         refused("clone3", sys(libc::SYS_clone3, 0, 0, 0), libc::ENOSYS)?;
         #[cfg(target_arch = "x86_64")]
-        refused("x32 getpid", sys(0x4000_0000 | libc::SYS_getpid, 0, 0, 0), libc::EPERM)?;
+        refused(
+            "x32 getpid",
+            sys(0x4000_0000 | libc::SYS_getpid, 0, 0, 0),
+            libc::EPERM,
+        )?;
         // ordinary syscalls still work
         if sys(libc::SYS_getpid, 0, 0, 0) <= 0 {
             return Err("getpid failed".to_owned());
@@ -368,11 +556,16 @@ fn escape_syscalls_get_eperm() {
 #[test]
 fn threads_and_processes_still_start() {
     in_child(runtime().exec(["/usr/bin/true"]), || {
-        let v = std::thread::spawn(|| 41 + 1).join().map_err(|_| "thread panicked")?;
+        let v = std::thread::spawn(|| 41 + 1)
+            .join()
+            .map_err(|_| "thread panicked")?;
         if v != 42 {
             return Err("thread result".to_owned());
         }
-        let st = expect_ok("spawn", std::process::Command::new("/usr/bin/true").status())?;
+        let st = expect_ok(
+            "spawn",
+            std::process::Command::new("/usr/bin/true").status(),
+        )?;
         if !st.success() {
             return Err(format!("true: {st}"));
         }
@@ -383,11 +576,22 @@ fn threads_and_processes_still_start() {
 
 #[test]
 fn signals_do_not_leave_the_sandbox() {
-    let mut outside = std::process::Command::new("/bin/sleep").arg("30").spawn().unwrap();
+    let mut outside = std::process::Command::new("/bin/sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
     let pid = outside.id() as libc::pid_t;
     let result = in_child(runtime().exec(["/usr/bin/true"]), move || {
-        refused("kill outside", unsafe { libc::kill(pid, libc::SIGKILL) }.into(), libc::EPERM)?;
-        refused("kill parent", unsafe { libc::kill(libc::getppid(), 0) }.into(), libc::EPERM)?;
+        refused(
+            "kill outside",
+            unsafe { libc::kill(pid, libc::SIGKILL) }.into(),
+            libc::EPERM,
+        )?;
+        refused(
+            "kill parent",
+            unsafe { libc::kill(libc::getppid(), 0) }.into(),
+            libc::EPERM,
+        )?;
         // inside the sandbox, signals work
         let mut inner = expect_ok("spawn", std::process::Command::new("/usr/bin/true").spawn())?;
         let _ = inner.wait();
@@ -466,23 +670,29 @@ fn capabilities_are_gone_even_for_root() {
     std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     assert!(std::fs::read(&secret).is_ok()); // root can, before
     let s = secret.clone();
-    in_child(Lockdown::builder().read([dir.path(), Path::new("/proc")]), move || {
-        let status = expect_ok("status", std::fs::read_to_string("/proc/self/status"))?;
-        for key in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
-            let line = status
-                .lines()
-                .find(|l| l.starts_with(key))
-                .ok_or(format!("{key} missing"))?;
-            if !line.ends_with("0000000000000000") {
-                return Err(format!("{line}"));
+    in_child(
+        Lockdown::builder().read([dir.path(), Path::new("/proc")]),
+        move || {
+            let status = expect_ok("status", std::fs::read_to_string("/proc/self/status"))?;
+            for key in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+                let line = status
+                    .lines()
+                    .find(|l| l.starts_with(key))
+                    .ok_or(format!("{key} missing"))?;
+                if !line.ends_with("0000000000000000") {
+                    return Err(format!("{line}"));
+                }
             }
-        }
-        if !status.lines().any(|l| l.starts_with("NoNewPrivs:") && l.ends_with('1')) {
-            return Err("NoNewPrivs not set".to_owned());
-        }
-        expect_denied("root reads 0600 of another user", std::fs::read(&s))?;
-        Ok(())
-    })
+            if !status
+                .lines()
+                .any(|l| l.starts_with("NoNewPrivs:") && l.ends_with('1'))
+            {
+                return Err("NoNewPrivs not set".to_owned());
+            }
+            expect_denied("root reads 0600 of another user", std::fs::read(&s))?;
+            Ok(())
+        },
+    )
     .unwrap();
 }
 
@@ -493,10 +703,16 @@ fn keep_caps_keeps_only_what_it_names() {
         return;
     }
     in_child(
-        Lockdown::builder().read(["/proc"]).keep_caps(["NET_BIND_SERVICE"]).bind_tcp([81]),
+        Lockdown::builder()
+            .read(["/proc"])
+            .keep_caps(["NET_BIND_SERVICE"])
+            .bind_tcp([81]),
         || {
             let status = expect_ok("status", std::fs::read_to_string("/proc/self/status"))?;
-            let eff = status.lines().find(|l| l.starts_with("CapEff")).unwrap_or("");
+            let eff = status
+                .lines()
+                .find(|l| l.starts_with("CapEff"))
+                .unwrap_or("");
             if !eff.ends_with("0000000000000400") {
                 return Err(eff.to_owned());
             }
@@ -521,7 +737,12 @@ fn user_switch() {
     })
     .unwrap();
     let err = fork_run(|| {
-        match Lockdown::builder().user("no-such-user-x").build().unwrap().apply() {
+        match Lockdown::builder()
+            .user("no-such-user-x")
+            .build()
+            .unwrap()
+            .apply()
+        {
             Err(e) if e.code() == "lockdown.bad_user" => Ok(()),
             other => Err(format!("{other:?}")),
         }
@@ -532,9 +753,16 @@ fn user_switch() {
 #[test]
 fn status_says_what_holds() {
     fork_run(|| {
-        let s = Lockdown::builder().build().unwrap().apply().map_err(|e| e.to_string())?;
+        let s = Lockdown::builder()
+            .build()
+            .unwrap()
+            .apply()
+            .map_err(|e| e.to_string())?;
         let line = s.log_line();
-        if s.landlock_abi >= 6 && !line.contains("enforced (calling thread") && !line.contains("enforced (all threads") {
+        if s.landlock_abi >= 6
+            && !line.contains("enforced (calling thread")
+            && !line.contains("enforced (all threads")
+        {
             return Err(line);
         }
         if !s.no_new_privs || !s.missing.is_empty() || !line.contains("seccomp floor enforced") {
@@ -557,7 +785,10 @@ fn dry_run_logs_instead_of_refusing() {
         if !s.log_line().contains("seccomp floor log only") {
             return Err(s.log_line());
         }
-        expect_ok("read (Landlock not applied in a dry run)", std::fs::read("/etc/passwd"))?;
+        expect_ok(
+            "read (Landlock not applied in a dry run)",
+            std::fs::read("/etc/passwd"),
+        )?;
         let fd = unsafe { libc::syscall(libc::SYS_userfaultfd, libc::O_CLOEXEC) };
         if fd < 0 && errno() == libc::EPERM {
             return Err("userfaultfd refused in log mode".to_owned());
@@ -570,10 +801,16 @@ fn dry_run_logs_instead_of_refusing() {
 #[test]
 fn an_already_open_descriptor_keeps_working() {
     // Documented: Landlock checks at open time. A descriptor opened before stays usable.
-    let f = std::fs::File::open("/etc/hostname").or_else(|_| std::fs::File::open("/etc/passwd")).unwrap();
+    let f = std::fs::File::open("/etc/hostname")
+        .or_else(|_| std::fs::File::open("/etc/passwd"))
+        .unwrap();
     let fd = f.as_raw_fd();
     fork_run(move || {
-        Lockdown::builder().build().unwrap().apply().map_err(|e| e.to_string())?;
+        Lockdown::builder()
+            .build()
+            .unwrap()
+            .apply()
+            .map_err(|e| e.to_string())?;
         let mut f = unsafe { std::fs::File::from_raw_fd(fd) };
         let mut s = String::new();
         expect_ok("read open fd", f.read_to_string(&mut s))?;
@@ -582,7 +819,6 @@ fn an_already_open_descriptor_keeps_working() {
     })
     .unwrap();
 }
-
 
 mod config {
     use portcullis::config::Config;
@@ -630,32 +866,98 @@ keep_caps = ["NET_BIND_SERVICE"]
         assert_eq!(l.bind_tcp().collect::<Vec<_>>(), [3000]);
         let explain = l.explain();
         let echo = std::fs::canonicalize("/bin/echo").unwrap();
-        assert!(explain.contains(&format!("exec  {}  (command templates)", echo.display())), "{explain}");
-        assert!(explain.contains("read  /usr/lib  (ruby preset)"), "{explain}");
+        assert!(
+            explain.contains(&format!("exec  {}  (command templates)", echo.display())),
+            "{explain}"
+        );
+        assert!(
+            explain.contains("read  /usr/lib  (ruby preset)"),
+            "{explain}"
+        );
         let tmp = std::fs::canonicalize(dir.path().join("tmp")).unwrap();
-        assert!(explain.contains(&format!("write {}", tmp.display())), "{explain}");
+        assert!(
+            explain.contains(&format!("write {}", tmp.display())),
+            "{explain}"
+        );
         assert!(explain.contains("CAP_NET_BIND_SERVICE"), "{explain}");
-        assert!(!explain.contains("/usr/bin  ("), "the preset must not make /usr/bin readable: {explain}");
-        assert!(config.summary().iter().any(|s| s.kind == "lockdown" && s.name == "web"));
-        assert_eq!(config.lockdown("nope").unwrap_err().code(), "config.unknown_name");
+        assert!(
+            !explain.contains("/usr/bin  ("),
+            "the preset must not make /usr/bin readable: {explain}"
+        );
+        assert!(config
+            .summary()
+            .iter()
+            .any(|s| s.kind == "lockdown" && s.name == "web"));
+        assert_eq!(
+            config.lockdown("nope").unwrap_err().code(),
+            "config.unknown_name"
+        );
     }
 
     #[test]
     fn every_mistake_points_at_itself() {
         let cases = [
             ("[lockdown.x]\nreed = []\n", "config.unknown_key", ":2:1:"),
-            ("[lockdown.x]\nconnect_tcp = [0]\n", "config.invalid_value", ":2:16:"),
-            ("[lockdown.x]\nconnect_tcp = [70000]\n", "config.invalid_value", ":2:16:"),
-            ("[lockdown.x]\nconnect_tcp = [-1]\n", "config.invalid_value", ":2:16:"),
-            ("[lockdown.x]\nconnect_tcp = [\"nope\"]\n", "config.reference", ":2:16:"),
-            ("[lockdown.x]\nbind_tcp = [0]\n", "config.invalid_value", ":2:13:"),
-            ("[lockdown.x]\nread = [\"/no/such/dir\"]\n", "config.invalid_value", ":2:9:"),
-            ("[lockdown.x]\nread = \"/proc/self\"\n", "config.invalid_value", ":2:8:"),
-            ("[lockdown.x]\nwrite = [\"/proc/1/mem\"]\n", "config.invalid_value", ":2:10:"),
-            ("[lockdown.x]\nkeep_caps = [\"ALL\"]\n", "config.invalid_value", ":2:14:"),
-            ("[lockdown.x]\npreset = \"rails\"\n", "config.invalid_value", ":2:10:"),
-            ("[lockdown.x]\ngroup = \"app\"\n", "config.invalid_value", ":2:9:"),
-            ("[lockdown.x]\nbest_effort = \"yes\"\n", "config.invalid_type", ""),
+            (
+                "[lockdown.x]\nconnect_tcp = [0]\n",
+                "config.invalid_value",
+                ":2:16:",
+            ),
+            (
+                "[lockdown.x]\nconnect_tcp = [70000]\n",
+                "config.invalid_value",
+                ":2:16:",
+            ),
+            (
+                "[lockdown.x]\nconnect_tcp = [-1]\n",
+                "config.invalid_value",
+                ":2:16:",
+            ),
+            (
+                "[lockdown.x]\nconnect_tcp = [\"nope\"]\n",
+                "config.reference",
+                ":2:16:",
+            ),
+            (
+                "[lockdown.x]\nbind_tcp = [0]\n",
+                "config.invalid_value",
+                ":2:13:",
+            ),
+            (
+                "[lockdown.x]\nread = [\"/no/such/dir\"]\n",
+                "config.invalid_value",
+                ":2:9:",
+            ),
+            (
+                "[lockdown.x]\nread = \"/proc/self\"\n",
+                "config.invalid_value",
+                ":2:8:",
+            ),
+            (
+                "[lockdown.x]\nwrite = [\"/proc/1/mem\"]\n",
+                "config.invalid_value",
+                ":2:10:",
+            ),
+            (
+                "[lockdown.x]\nkeep_caps = [\"ALL\"]\n",
+                "config.invalid_value",
+                ":2:14:",
+            ),
+            (
+                "[lockdown.x]\npreset = \"rails\"\n",
+                "config.invalid_value",
+                ":2:10:",
+            ),
+            (
+                "[lockdown.x]\ngroup = \"app\"\n",
+                "config.invalid_value",
+                ":2:9:",
+            ),
+            (
+                "[lockdown.x]\nbest_effort = \"yes\"\n",
+                "config.invalid_type",
+                "",
+            ),
         ];
         for (text, code, at) in cases {
             let err = load(text).unwrap_err();
@@ -668,7 +970,8 @@ keep_caps = ["NET_BIND_SERVICE"]
 
     #[test]
     fn relative_paths_resolve_against_the_file() {
-        let config = load("[lockdown.x]\nread = [\"../data\"]\nexec = []\n").unwrap_or_else(|e| panic!("{e}"));
+        let config = load("[lockdown.x]\nread = [\"../data\"]\nexec = []\n")
+            .unwrap_or_else(|e| panic!("{e}"));
         let l = config.lockdown("x").unwrap();
         assert_eq!(l.rules().len(), 1);
         assert!(l.rules()[0].path.ends_with("data"));

@@ -111,11 +111,23 @@ fn default_gem_paths() -> Vec<PathBuf> {
     out
 }
 
+/// A file loaded by a relative name resolves against the working directory, as the
+/// kernel would when the rule is made.
+fn absolute(p: PathBuf) -> PathBuf {
+    if p.is_absolute() {
+        return p;
+    }
+    std::env::current_dir().map_or(p.clone(), |cwd| cwd.join(p))
+}
+
 fn app_dir(base: &Path) -> PathBuf {
+    let base = absolute(base.to_path_buf());
+    let base = std::fs::canonicalize(&base).unwrap_or(base);
     if base.file_name().is_some_and(|n| n == "config") {
-        base.parent().map_or_else(|| base.to_path_buf(), Path::to_path_buf)
+        base.parent()
+            .map_or_else(|| base.clone(), Path::to_path_buf)
     } else {
-        base.to_path_buf()
+        base
     }
 }
 
@@ -140,13 +152,13 @@ pub(super) fn build_one(
                 let app = s
                     .app
                     .as_ref()
-                    .map_or_else(|| app_dir(ctx.base), |a| ctx.resolve(a.get_ref()));
+                    .map_or_else(|| app_dir(ctx.base), |a| absolute(ctx.resolve(a.get_ref())));
                 let gems: Vec<PathBuf> = match &s.gem_paths {
                     Some(list) => list
                         .get_ref()
                         .spanned(&list.span())
                         .into_iter()
-                        .map(|(p, _)| ctx.resolve(&p))
+                        .map(|(p, _)| absolute(ctx.resolve(&p)))
                         .collect(),
                     None => default_gem_paths(),
                 };
@@ -170,7 +182,7 @@ pub(super) fn build_one(
     for (access, list) in lists {
         let Some(list) = list else { continue };
         for (p, span) in list.get_ref().spanned(&list.span()) {
-            let path = ctx.resolve(&p);
+            let path = absolute(ctx.resolve(&p));
             // checked one by one so the refusal points at the path
             Lockdown::builder()
                 .add_for_check(access, &path)
@@ -200,7 +212,9 @@ pub(super) fn build_one(
                 let port = u16::try_from(*p).ok().filter(|&p| p != 0).ok_or_else(|| {
                     invalid(
                         ctx.at(&item.span()),
-                        format!("[lockdown.{name}]: connect_tcp port {p} is not a TCP port 1-65535"),
+                        format!(
+                            "[lockdown.{name}]: connect_tcp port {p} is not a TCP port 1-65535"
+                        ),
                         None::<crate::lockdown::LockdownError>,
                     )
                 })?;
@@ -267,7 +281,10 @@ pub(super) fn build_one(
             v.iter().map(u16::to_string).collect::<Vec<_>>().join(", ")
         }
     };
-    details.push(format!("connect_tcp {}", ports(built.connect_tcp().collect())));
+    details.push(format!(
+        "connect_tcp {}",
+        ports(built.connect_tcp().collect())
+    ));
     details.push(format!("bind_tcp {}", ports(built.bind_tcp().collect())));
     if s.best_effort == Some(true) {
         details.push("best effort: runs with less when the kernel lacks a feature".to_owned());

@@ -69,11 +69,15 @@ pub enum LockdownError {
     /// This process already applied a lockdown through Portcullis. Lockdowns only tighten;
     /// a second one in the same process is refused so a policy is never mistaken for the one
     /// in force. (A program started by `exec` may apply its own, which stacks.)
-    #[error("a lockdown was already applied in this process; it stays in force and cannot be loosened")]
+    #[error(
+        "a lockdown was already applied in this process; it stays in force and cannot be loosened"
+    )]
     AlreadyApplied,
     /// A system call failed after the first irreversible step. The process is partly locked
     /// down and must not go on serving: exit.
-    #[error("lockdown step {step:?} failed: {source}; the process is partly locked down, exit now")]
+    #[error(
+        "lockdown step {step:?} failed: {source}; the process is partly locked down, exit now"
+    )]
     Failed {
         /// Which step (`capabilities`, `no_new_privs`, `landlock`, `seccomp`, …).
         step: &'static str,

@@ -36,7 +36,10 @@ fn unsupported(e: impl std::fmt::Display) -> LockdownError {
 }
 
 /// Builds the ruleset and opens every path; nothing is enforced yet.
-pub(super) fn prepare(lockdown: &Lockdown, abi_version: i32) -> Result<RulesetCreated, LockdownError> {
+pub(super) fn prepare(
+    lockdown: &Lockdown,
+    abi_version: i32,
+) -> Result<RulesetCreated, LockdownError> {
     let b = &lockdown.builder;
     let abi = ABI::from(abi_version);
     let handled = AccessFs::from_all(abi);

@@ -391,8 +391,8 @@ impl LockdownBuilder {
             i += 1;
             let path = match check_path(&w.path) {
                 Ok(p) => p,
-                Err(e) if w.optional && !w.path.exists() => {
-                    skipped.push((w.path.clone(), e.to_string()));
+                Err(_) if w.optional && !w.path.exists() => {
+                    skipped.push((w.path.clone(), format!("missing ({})", w.origin)));
                     continue;
                 }
                 Err(e) => return Err(e),
@@ -416,7 +416,9 @@ impl LockdownBuilder {
             }
         }
         if self.connect_tcp.contains(&0) {
-            return Err(LockdownError::BadPort { list: "connect_tcp" });
+            return Err(LockdownError::BadPort {
+                list: "connect_tcp",
+            });
         }
         if self.bind_tcp.contains(&0) {
             return Err(LockdownError::BadPort { list: "bind_tcp" });
@@ -560,7 +562,11 @@ impl Lockdown {
         out.push_str(&format!(
             "  scopes: signals {}, abstract unix sockets {}\n",
             if b.scope_signals { "scoped" } else { "open" },
-            if b.scope_abstract_unix { "scoped" } else { "open" },
+            if b.scope_abstract_unix {
+                "scoped"
+            } else {
+                "open"
+            },
         ));
         out.push_str("  not covered by Landlock on ABI 7: stat/chmod/chown of any path, UDP, connect to pathname UNIX sockets, already-open descriptors\n");
         if b.syscall_floor {
@@ -727,7 +733,9 @@ fn apply_impl(lockdown: &Lockdown) -> Result<Status, LockdownError> {
                     return Err(LockdownError::BadUser {
                         kind: "user",
                         name: user.clone(),
-                        reason: "switching users needs root; start the process as root or drop `user`".to_owned(),
+                        reason:
+                            "switching users needs root; start the process as root or drop `user`"
+                                .to_owned(),
                     });
                 }
                 Some((uid, gid))
@@ -836,7 +844,12 @@ mod tests {
 
     #[test]
     fn proc_self_and_pids_are_refused() {
-        for p in ["/proc/self", "/proc/self/fd", "/proc/thread-self", "/proc/1"] {
+        for p in [
+            "/proc/self",
+            "/proc/self/fd",
+            "/proc/thread-self",
+            "/proc/1",
+        ] {
             let err = Lockdown::builder().read([p]).build().unwrap_err();
             assert_eq!(crate::ErrorCode::code(&err), "lockdown.bad_path", "{p}");
             assert!(err.to_string().contains("binds the pid"), "{err}");
@@ -850,10 +863,22 @@ mod tests {
         use crate::ErrorCode;
         let code = |b: LockdownBuilder| b.build().unwrap_err().code();
         assert_eq!(code(Lockdown::builder().read(["etc"])), "lockdown.bad_path");
-        assert_eq!(code(Lockdown::builder().read(["/no/such/dir"])), "lockdown.bad_path");
-        assert_eq!(code(Lockdown::builder().connect_tcp([0])), "lockdown.bad_port");
-        assert_eq!(code(Lockdown::builder().bind_tcp([0, 80])), "lockdown.bad_port");
-        assert_eq!(code(Lockdown::builder().keep_caps(["ROOT"])), "lockdown.bad_capability");
+        assert_eq!(
+            code(Lockdown::builder().read(["/no/such/dir"])),
+            "lockdown.bad_path"
+        );
+        assert_eq!(
+            code(Lockdown::builder().connect_tcp([0])),
+            "lockdown.bad_port"
+        );
+        assert_eq!(
+            code(Lockdown::builder().bind_tcp([0, 80])),
+            "lockdown.bad_port"
+        );
+        assert_eq!(
+            code(Lockdown::builder().keep_caps(["ROOT"])),
+            "lockdown.bad_capability"
+        );
         assert_eq!(code(Lockdown::builder().user("")), "lockdown.bad_user");
         // optional paths that are missing are skipped, and said so
         let l = Lockdown::builder()

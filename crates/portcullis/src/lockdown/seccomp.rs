@@ -138,10 +138,7 @@ fn rules_for(entry: &Entry) -> Result<Vec<SeccompRule>, String> {
             .iter()
             .map(|&f| rule(vec![cond(0, MaskedEq(f), f)?]))
             .collect::<Result<_, _>>()?,
-        "personality" => vec![rule(vec![
-            cond(0, Ne, 0)?,
-            cond(0, Ne, 0xffff_ffff)?,
-        ])?],
+        "personality" => vec![rule(vec![cond(0, Ne, 0)?, cond(0, Ne, 0xffff_ffff)?])?],
         "socket" => {
             let mut r = Vec::new();
             for family in [libc::AF_ALG, libc::AF_VSOCK, libc::AF_PACKET] {
@@ -186,8 +183,12 @@ pub(super) fn programs(log_only: bool) -> Result<Vec<BpfProgram>, String> {
     )
     .map_err(|e| e.to_string())?;
     let mut out: Vec<BpfProgram> = vec![
-        floor.try_into().map_err(|e: seccompiler::BackendError| e.to_string())?,
-        clone3.try_into().map_err(|e: seccompiler::BackendError| e.to_string())?,
+        floor
+            .try_into()
+            .map_err(|e: seccompiler::BackendError| e.to_string())?,
+        clone3
+            .try_into()
+            .map_err(|e: seccompiler::BackendError| e.to_string())?,
     ];
     if cfg!(target_arch = "x86_64") {
         out.push(x32_program(u32::from(refuse(libc::EPERM))));

@@ -55,8 +55,7 @@ pub(super) fn no_new_privs() -> bool {
 
 pub(super) fn set_keepcaps(on: bool) -> io::Result<()> {
     // SAFETY: integer arguments only.
-    check(unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, libc::c_ulong::from(on), 0, 0, 0) })
-        .map(drop)
+    check(unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, libc::c_ulong::from(on), 0, 0, 0) }).map(drop)
 }
 
 /// The highest capability number the kernel knows (`/proc/sys/kernel/cap_last_cap`).
