@@ -977,3 +977,49 @@ keep_caps = ["NET_BIND_SERVICE"]
         assert!(l.rules()[0].path.ends_with("data"));
     }
 }
+
+/// The caveat `calling_thread_only` accepts, shown: the other thread keeps its file access
+/// (seccomp still covers it), while the calling thread and what it forks are restricted.
+#[test]
+fn calling_thread_only_restricts_the_caller_and_its_forks_not_the_others() {
+    fork_run(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<(bool, i64)>();
+        let other = std::thread::spawn(move || {
+            let _ = rx.recv();
+            let read = std::fs::read("/etc/passwd").is_ok();
+            let uffd = unsafe { libc::syscall(libc::SYS_userfaultfd, libc::O_CLOEXEC) };
+            let _ = done_tx.send((read, if uffd < 0 { i64::from(errno()) } else { 0 }));
+        });
+        let status = Lockdown::builder()
+            .calling_thread_only(true)
+            .build()
+            .unwrap()
+            .apply()
+            .map_err(|e| e.to_string())?;
+        if status.unrestricted_threads != 1
+            || !status.log_line().contains("1 other threads NOT restricted")
+        {
+            return Err(status.log_line());
+        }
+        expect_denied("calling thread", std::fs::read("/etc/passwd"))?;
+        fork_run(|| {
+            expect_denied("fork of the calling thread", std::fs::read("/etc/passwd")).map(drop)
+        })?;
+        let _ = tx.send(());
+        let (read, uffd_errno) = done_rx.recv().map_err(|e| e.to_string())?;
+        let _ = other.join();
+        if !read {
+            return Err(
+                "the other thread was restricted: update the docs, the kernel has TSYNC".to_owned(),
+            );
+        }
+        if uffd_errno != i64::from(libc::EPERM) {
+            return Err(format!(
+                "seccomp did not cover the other thread: {uffd_errno}"
+            ));
+        }
+        Ok(())
+    })
+    .unwrap();
+}

@@ -137,6 +137,9 @@ pub struct Status {
     pub bounding_reduced: bool,
     /// `(uid, gid)` after the optional user switch.
     pub user: (u32, u32),
+    /// Threads Landlock does not restrict ([`LockdownBuilder::calling_thread_only`]); 0
+    /// unless asked for.
+    pub unrestricted_threads: usize,
 }
 
 impl Status {
@@ -150,6 +153,8 @@ impl Status {
     pub fn log_line(&self) -> String {
         let threads = if self.landlock_all_threads {
             "all threads"
+        } else if self.unrestricted_threads > 0 {
+            "calling thread only"
         } else {
             "calling thread, the only one"
         };
@@ -165,6 +170,12 @@ impl Status {
             self.user.0,
             self.user.1,
         );
+        if self.unrestricted_threads > 0 {
+            line.push_str(&format!(
+                "; {} other threads NOT restricted by Landlock (calling_thread_only)",
+                self.unrestricted_threads
+            ));
+        }
         if !self.missing.is_empty() {
             line.push_str(&format!("; NOT enforced: {}", self.missing.join(", ")));
         }
@@ -204,6 +215,8 @@ pub struct LockdownBuilder {
     group: Option<String>,
     best_effort: bool,
     log_only: bool,
+    calling_thread_only: bool,
+    presets: Vec<&'static str>,
 }
 
 impl Default for LockdownBuilder {
@@ -220,6 +233,8 @@ impl Default for LockdownBuilder {
             group: None,
             best_effort: false,
             log_only: false,
+            calling_thread_only: false,
+            presets: Vec::new(),
         }
     }
 }
@@ -280,7 +295,11 @@ impl LockdownBuilder {
         P: AsRef<Path>,
     {
         let o = "ruby preset";
-        let mut b = self
+        let mut b = self;
+        if !b.presets.contains(&"ruby") {
+            b.presets.push("ruby");
+        }
+        let mut b = b
             .optional(
                 Access::Read,
                 o,
@@ -375,6 +394,16 @@ impl LockdownBuilder {
     /// this kernel). `no_new_privs` is set, as seccomp requires it.
     pub fn log_only(mut self, on: bool) -> Self {
         self.log_only = on;
+        self
+    }
+
+    /// Accept a multi-threaded process on a kernel without Landlock TSYNC: Landlock then
+    /// restricts the calling thread and what it forks or execs, and **not** the other
+    /// threads that already exist (seccomp, no_new_privs and capabilities still cover every
+    /// thread). For a preforking master whose workers fork from the calling thread (Puma's
+    /// `before_fork`); the count of unrestricted threads is in [`Status::unrestricted_threads`].
+    pub fn calling_thread_only(mut self, on: bool) -> Self {
+        self.calling_thread_only = on;
         self
     }
 
@@ -524,6 +553,11 @@ impl Lockdown {
     /// TCP ports that may be bound.
     pub fn bind_tcp(&self) -> impl Iterator<Item = u16> + '_ {
         self.builder.bind_tcp.iter().copied()
+    }
+
+    /// The presets this lockdown uses (`ruby`).
+    pub fn presets(&self) -> &[&'static str] {
+        &self.builder.presets
     }
 
     /// Whether this is a dry run ([`LockdownBuilder::log_only`]).
@@ -700,11 +734,15 @@ fn apply_impl(lockdown: &Lockdown) -> Result<Status, LockdownError> {
         });
     }
     let all_threads = abi >= 8;
-    let threads = sys::thread_count().map_err(|source| LockdownError::Failed {
-        step: "count threads",
-        source,
+    let threads = sys::thread_count().map_err(|e| LockdownError::Unsupported {
+        missing: format!("a thread count (/proc/self/task: {e})"),
     })?;
-    if threads > 1 && !all_threads && !b.log_only {
+    let unrestricted_threads = if threads > 1 && !all_threads && !b.log_only && abi >= 1 {
+        threads - 1
+    } else {
+        0
+    };
+    if unrestricted_threads > 0 && !b.calling_thread_only {
         return Err(LockdownError::Threads {
             count: threads,
             abi,
@@ -835,6 +873,11 @@ fn apply_impl(lockdown: &Lockdown) -> Result<Status, LockdownError> {
         capabilities,
         bounding_reduced: bounding_reduced || b.log_only,
         user: (sys::uid(), gid),
+        unrestricted_threads: if b.calling_thread_only {
+            unrestricted_threads
+        } else {
+            0
+        },
     })
 }
 
