@@ -22,6 +22,7 @@ require_relative "portcullis/http"
 require_relative "portcullis/safe_root"
 require_relative "portcullis/command"
 require_relative "portcullis/config"
+require_relative "portcullis/lockdown"
 
 # Portcullis keeps a hostile request inside the box: it verifies mutual-TLS client
 # certificates into identities, authorizes them, confines outbound URLs, file access and

@@ -11,6 +11,7 @@ mod errors;
 mod fs;
 mod gvl;
 mod identity;
+mod lockdown;
 mod source;
 
 use magnus::{Error, Ruby};
@@ -25,5 +26,6 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     fs::init(ruby, module)?;
     command::init(ruby, module)?;
     config::init(ruby, module)?;
+    lockdown::init(ruby, module)?;
     Ok(())
 }
