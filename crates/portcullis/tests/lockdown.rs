@@ -680,7 +680,7 @@ fn capabilities_are_gone_even_for_root() {
                     .find(|l| l.starts_with(key))
                     .ok_or(format!("{key} missing"))?;
                 if !line.ends_with("0000000000000000") {
-                    return Err(format!("{line}"));
+                    return Err(line.to_string());
                 }
             }
             if !status
