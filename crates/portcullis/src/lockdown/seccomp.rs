@@ -114,6 +114,7 @@ pub(super) fn entries() -> Vec<Entry> {
         always("iopl", libc::SYS_iopl),
         always("ioperm", libc::SYS_ioperm),
         always("uselib", libc::SYS_uselib),
+        always("modify_ldt", libc::SYS_modify_ldt),
     ]);
     v
 }
