@@ -25,7 +25,9 @@ fn socket_close() {
 fn run(label: &str) {
     let mut c = Criterion::default().configure_from_args();
     let mut g = c.benchmark_group("lockdown_syscall");
-    g.bench_function(format!("getpid/{label}"), |b| b.iter(|| black_box(getpid())));
+    g.bench_function(format!("getpid/{label}"), |b| {
+        b.iter(|| black_box(getpid()))
+    });
     g.bench_function(format!("socket_close/{label}"), |b| b.iter(socket_close));
     g.finish();
     c.final_summary();
@@ -49,5 +51,8 @@ fn main() {
     }
     let mut status = 0;
     unsafe { libc::waitpid(pid, &mut status, 0) };
-    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "filtered half failed");
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "filtered half failed"
+    );
 }

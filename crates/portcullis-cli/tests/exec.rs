@@ -16,8 +16,10 @@ fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_portcullis"))
 }
 
-fn app_ru() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/lockdown_app.ru")
+fn data(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
 }
 
 fn free_port() -> u16 {
@@ -30,11 +32,20 @@ fn free_port() -> u16 {
 
 /// An app directory with config/portcullis.toml, tmp/, log/ and the Rack app.
 fn app_dir(lockdown: &str) -> tempfile::TempDir {
+    app_dir_with("lockdown_app.ru", lockdown)
+}
+
+fn app_dir_with(ru: &str, lockdown: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     for d in ["config", "tmp", "log"] {
         std::fs::create_dir_all(dir.path().join(d)).unwrap();
     }
-    std::fs::copy(app_ru(), dir.path().join("config.ru")).unwrap();
+    std::fs::copy(data(ru), dir.path().join("config.ru")).unwrap();
+    std::fs::copy(
+        data("lockdown_escapes.rb"),
+        dir.path().join("lockdown_escapes.rb"),
+    )
+    .unwrap();
     std::fs::write(dir.path().join("config/portcullis.toml"), lockdown).unwrap();
     dir
 }
@@ -107,21 +118,30 @@ fn have_puma() -> bool {
 }
 
 fn escapes_under(workers: &[&str]) {
+    escapes_in("lockdown_app.ru", workers);
+}
+
+fn escapes_in(ru: &str, workers: &[&str]) {
     if !have_puma() {
         eprintln!("puma not installed; `make deps` installs it");
         return;
     }
     let port = free_port();
-    let dir = app_dir(&format!(
-        "[lockdown.web]\npreset = \"ruby\"\nbind_tcp = [{port}]\n"
-    ));
+    let dir = app_dir_with(
+        ru,
+        &format!("[lockdown.web]\npreset = \"ruby\"\nbind_tcp = [{port}]\n"),
+    );
     let outside = tempfile::tempdir().unwrap();
     let secret = outside.path().join("secret.txt");
     std::fs::write(&secret, "outside").unwrap();
     let closed = TcpListener::bind("127.0.0.1:0").unwrap();
     let mut sleeper = Command::new("/bin/sleep").arg("60").spawn().unwrap();
     use std::os::linux::net::SocketAddrExt;
-    let abstract_name = format!("portcullis-e2e-{}-{}", std::process::id(), workers.len());
+    let abstract_name = format!(
+        "portcullis-e2e-{}-{}-{ru}",
+        std::process::id(),
+        workers.len()
+    );
     let addr =
         std::os::unix::net::SocketAddr::from_abstract_name(abstract_name.as_bytes()).unwrap();
     let _abstract = std::os::unix::net::UnixListener::bind_addr(&addr).unwrap();
@@ -185,6 +205,11 @@ fn escapes_under(workers: &[&str]) {
 #[test]
 fn a_rack_app_serves_under_exec_and_every_escape_is_refused() {
     escapes_under(&[]);
+}
+
+#[test]
+fn a_rails_app_serves_under_exec_and_every_escape_is_refused() {
+    escapes_in("lockdown_rails.ru", &[]);
 }
 
 #[test]
