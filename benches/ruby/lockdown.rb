@@ -27,6 +27,12 @@ def wait_up(port)
   abort "server on #{port} did not come up"
 end
 
+# utime + stime of a process, in seconds (clock ticks of /proc/PID/stat).
+def cpu_seconds(pid)
+  fields = File.read("/proc/#{pid}/stat").split(") ", 2).last.split
+  (Integer(fields[11]) + Integer(fields[12])) / 100.0
+end
+
 def round(port, n)
   Net::HTTP.start("127.0.0.1", port) do |http|
     t = Process.clock_gettime(Process::CLOCK_MONOTONIC)
@@ -54,16 +60,20 @@ Dir.mktmpdir("portcullis-lockdown-bench") do |dir|
     2.times { round(plain_port, 200) && round(locked_port, 200) } # warm up
     plain = []
     locked = []
+    cpu_before = pids.map { |pid| cpu_seconds(pid) }
     ROUNDS.times do |i|
       order = i.even? ? [[plain, plain_port], [locked, locked_port]] : [[locked, locked_port], [plain, plain_port]]
       order.each { |samples, port| samples << round(port, REQUESTS) }
     end
+    cpu = pids.zip(cpu_before).map { |pid, before| (cpu_seconds(pid) - before) / (ROUNDS * REQUESTS) * 1e6 }
     ratios = plain.zip(locked).map { |p, l| l / p }.sort
     med = ->(a) { a.sort[a.size / 2] }
     puts "lockdown: Puma 1 worker x 4 threads, one keep-alive client, #{ROUNDS} alternating rounds x #{REQUESTS} requests"
     puts format("  plain puma                     %8.0f req/s (median)", med.call(plain))
     puts format("  puma under portcullis exec     %8.0f req/s (median)", med.call(locked))
     puts format("  locked/plain, median per-round ratio %.3f (range %.3f-%.3f; target >= 0.98)", med.call(ratios), ratios.first, ratios.last)
+    puts format("  server CPU per request: plain %.1f us, locked %.1f us (ratio %.3f; 10 ms tick resolution over all rounds)",
+                cpu[0], cpu[1], cpu[1] / cpu[0])
   ensure
     pids.each { |pid| Process.kill("TERM", pid) rescue nil } # rubocop:disable Style/RescueModifier
     pids.each { |pid| Process.wait(pid) rescue nil } # rubocop:disable Style/RescueModifier
