@@ -1023,3 +1023,14 @@ fn calling_thread_only_restricts_the_caller_and_its_forks_not_the_others() {
     })
     .unwrap();
 }
+
+#[test]
+fn the_committed_example_has_a_lockdown() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/portcullis.toml");
+    let config = portcullis::config::Config::from_path(&file).unwrap();
+    let web = config.lockdown("web").unwrap();
+    assert_eq!(web.connect_tcp().collect::<Vec<_>>(), [443, 5432]);
+    let explain = web.explain();
+    assert!(explain.contains("(command templates)"), "{explain}");
+    assert!(web.rules().iter().any(|r| r.path.ends_with("examples/uploads") && r.access == portcullis::lockdown::Access::Write));
+}
