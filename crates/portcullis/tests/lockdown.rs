@@ -1032,5 +1032,9 @@ fn the_committed_example_has_a_lockdown() {
     assert_eq!(web.connect_tcp().collect::<Vec<_>>(), [443, 5432]);
     let explain = web.explain();
     assert!(explain.contains("(command templates)"), "{explain}");
-    assert!(web.rules().iter().any(|r| r.path.ends_with("examples/uploads") && r.access == portcullis::lockdown::Access::Write));
+    assert!(web
+        .rules()
+        .iter()
+        .any(|r| r.path.ends_with("examples/uploads")
+            && r.access == portcullis::lockdown::Access::Write));
 }

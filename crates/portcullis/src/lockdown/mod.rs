@@ -47,6 +47,7 @@ mod sys;
 use std::collections::BTreeSet;
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
+#[cfg(target_os = "linux")]
 use std::sync::atomic::{AtomicBool, Ordering};
 
 pub use error::LockdownError;
@@ -508,6 +509,7 @@ fn names_one_process(path: &Path) -> bool {
             if n == "self" || n == "thread-self" || n.to_string_lossy().bytes().all(|b| b.is_ascii_digit()))
 }
 
+#[cfg(target_os = "linux")]
 static APPLIED: AtomicBool = AtomicBool::new(false);
 
 /// A checked lockdown policy. [`apply`](Self::apply) puts it in force, irreversibly, for
