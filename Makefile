@@ -32,7 +32,7 @@ ext: deps
 	$(CARGO) build --release -p portcullis-ext
 	cp $(TARGET_DIR)/release/libportcullis.so $(EXT_SO)
 
-# The `portcullis` command (check, verify, url, path, command, pki demo): target/release/portcullis
+# The `portcullis` command (check, verify, url, path, command, pki demo, exec, lockdown): target/release/portcullis
 cli:
 	$(CARGO) build --release -p portcullis-cli
 
@@ -79,7 +79,7 @@ bench: bench-rust bench-ruby
 bench-rust:
 	$(CARGO) bench -p portcullis-benches
 
-bench-ruby: ext
+bench-ruby: ext cli   # benches/ruby/lockdown.rb runs Puma under target/release/portcullis
 	@for f in benches/ruby/*.rb; do echo "== $$f"; ruby -Ilib $$f || exit 1; done
 
 demo: ext

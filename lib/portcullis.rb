@@ -31,6 +31,7 @@ Portcullis::Instrumentation.watch(Portcullis::Command, "command", %i[argv run ru
 Portcullis::Instrumentation.watch(Portcullis::EgressPolicy, "egress", %i[check! check_redirect! check_ip!])
 Portcullis::Instrumentation.watch(Portcullis::HTTP, "egress", %i[request])
 require_relative "portcullis/guard"
+require_relative "portcullis/lockdown"
 
 # Portcullis keeps a hostile request inside the box: it verifies mutual-TLS client
 # certificates into identities, authorizes them, confines outbound URLs, file access and

@@ -4,6 +4,8 @@
 //! Exit codes: 0 allowed (or the file is valid), 1 refused, 2 usage or configuration error.
 //! Human-readable output by default; `--json` for scripts.
 
+#[cfg(target_os = "linux")]
+mod exec;
 mod pki;
 
 use std::collections::BTreeMap;
@@ -58,6 +60,15 @@ enum Subcommands {
     Path(PathArgs),
     /// Show the argv a command template would run with these values (never runs it).
     Command(CommandArgs),
+    /// Apply a [lockdown.NAME] to this process, then execve the command (Linux).
+    #[cfg(target_os = "linux")]
+    Exec(exec::ExecArgs),
+    /// Kernel lockdowns: `explain` prints the effective rules (Linux).
+    #[cfg(target_os = "linux")]
+    Lockdown {
+        #[command(subcommand)]
+        command: exec::LockdownCommand,
+    },
     /// Development certificates.
     Pki {
         #[command(subcommand)]
@@ -181,6 +192,10 @@ fn main() -> ExitCode {
         Subcommands::Url(args) => url(&args),
         Subcommands::Path(args) => path(&args),
         Subcommands::Command(args) => command(&args),
+        #[cfg(target_os = "linux")]
+        Subcommands::Exec(args) => exec::exec(&args),
+        #[cfg(target_os = "linux")]
+        Subcommands::Lockdown { command } => exec::explain(&command),
         Subcommands::Pki {
             command: PkiCommand::Demo { dir },
         } => pki::demo(&dir).map(|files| Outcome {

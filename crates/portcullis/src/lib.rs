@@ -10,11 +10,13 @@
 //! - [`fs`]: open files strictly beneath a root, on disk, without check-then-use races.
 //! - [`command`]: build argv from typed, untrusted values; never a shell.
 //! - [`guard`]: the decisions behind the Ruby runtime guard (connects and spawns).
+//! - [`lockdown`]: the kernel floor for the whole process (Landlock, seccomp, capabilities).
 //!
 //! Every capability has its own `#[non_exhaustive]` error enum; each error has a stable
 //! machine code (see [`ErrorCode`]) and a message that says what was wrong.
 #![deny(unsafe_code)]
-// one opt-out: `command` sets rlimits in the forked child (pre_exec); fs is safe via rustix openat2
+// opt-outs: `command` sets rlimits in the forked child (pre_exec); `lockdown::sys` makes the
+// prctl/capset/setuid calls no safe wrapper offers; fs is safe via rustix openat2
 #![warn(missing_docs)]
 
 pub mod authz;
@@ -24,6 +26,7 @@ pub mod egress;
 pub mod fs;
 pub mod guard;
 pub mod identity;
+pub mod lockdown;
 
 /// A stable, machine-readable code carried by every Portcullis error
 /// (`cert.expired`, `egress.reserved_address`, `path.escape`, …).

@@ -99,6 +99,19 @@ impl RbConfig {
         Ok(RbCommand::from_template((**template).clone()))
     }
 
+    /// `_lockdown(name, RbConfig.ruby, Gem.path)`
+    fn lockdown(
+        ruby: &Ruby,
+        rb_self: &Self,
+        name: String,
+        interpreter: String,
+        gem_paths: Vec<String>,
+    ) -> Result<crate::lockdown::RbLockdown, Error> {
+        let config = rb_self.0.current();
+        let lockdown = config.lockdown(&name).map_err(|e| config_error(ruby, &e))?;
+        crate::lockdown::RbLockdown::from_config(ruby, lockdown, interpreter, gem_paths)
+    }
+
     fn source(ruby: &Ruby, rb_self: &Self, name: String) -> Result<RbCertSource, Error> {
         let config = rb_self.0.current();
         let source = config.source(&name).map_err(|e| config_error(ruby, &e))?;
@@ -187,6 +200,7 @@ impl RbConfig {
             "root" => config.root_names().collect(),
             "command" => config.command_names().collect(),
             "source" => config.source_names().collect(),
+            "lockdown" => config.lockdown_names().collect(),
             other => {
                 return Err(errors::arg_error(
                     ruby,
@@ -221,6 +235,7 @@ pub(crate) fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     class.define_method("_root", method!(RbConfig::root, 1))?;
     class.define_method("_command", method!(RbConfig::command, 1))?;
     class.define_method("_source", method!(RbConfig::source, 1))?;
+    class.define_method("_lockdown", method!(RbConfig::lockdown, 3))?;
     class.define_method("_access_policy", method!(RbConfig::access_policy, 1))?;
     class.define_method("_rack", method!(RbConfig::rack, 0))?;
     class.define_method("_guard", method!(RbConfig::guard, 0))?;

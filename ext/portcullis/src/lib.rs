@@ -12,6 +12,7 @@ mod fs;
 mod guard;
 mod gvl;
 mod identity;
+mod lockdown;
 mod source;
 mod test_hooks;
 
@@ -35,5 +36,6 @@ fn define(ruby: &Ruby) -> Result<(), Error> {
     config::init(ruby, module)?;
     test_hooks::init(ruby, module)?;
     guard::init(ruby, module)?;
+    lockdown::init(ruby, module)?;
     Ok(())
 }

@@ -297,6 +297,8 @@ pub(super) fn load(text: &str, base: &Path, file: &str) -> Result<Config, Config
     let (access_policy, store_policies) = access(&ctx, &spec, &trust_stores, &mut summary)?;
     let rack = rack(&ctx, &spec, &trust_stores, &sources, &mut summary)?;
     let guard = guard(&ctx, &spec, &egress, &mut summary)?;
+    let lockdowns =
+        super::lockdown::build_all(&ctx, &spec.lockdown, &egress, &commands, &mut summary)?;
 
     Ok(Config {
         file: file.to_owned(),
@@ -313,6 +315,7 @@ pub(super) fn load(text: &str, base: &Path, file: &str) -> Result<Config, Config
             store_policies,
             rack,
             guard,
+            lockdowns,
         },
         summary,
     })
@@ -940,6 +943,7 @@ pub(super) struct Extra {
     pub(super) store_policies: BTreeMap<String, Arc<AccessPolicy>>,
     pub(super) rack: Option<RackSettings>,
     pub(super) guard: Option<GuardSettings>,
+    pub(super) lockdowns: BTreeMap<String, Arc<crate::lockdown::Lockdown>>,
 }
 
 fn sources(

@@ -39,6 +39,7 @@
 mod build;
 mod error;
 mod handle;
+mod lockdown;
 mod spec;
 
 use std::collections::BTreeMap;
@@ -73,7 +74,8 @@ pub const UNNAMED: &str = "<string>";
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Section {
-    /// `trust_store`, `source`, `access`, `egress`, `root`, `command`, `rack` or `guard`.
+    /// `trust_store`, `source`, `access`, `egress`, `root`, `command`, `rack`, `guard` or
+    /// `lockdown`.
     pub kind: &'static str,
     /// The section's name (the rule number for access rules).
     pub name: String,
@@ -307,6 +309,24 @@ impl Config {
     /// The `[guard]` table, if the file has one.
     pub fn guard(&self) -> Option<&GuardSettings> {
         self.extra.guard.as_ref()
+    }
+
+    /// The lockdown `[lockdown.NAME]`.
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let config = portcullis::config::Config::from_str(
+    ///     "[lockdown.job]\nread = [\".\"]\nexec = []\nconnect_tcp = [5432]\n", dir.path())?;
+    /// assert!(config.lockdown("job")?.explain().contains("connect_tcp: 5432"));
+    /// # Ok::<(), portcullis::config::ConfigError>(())
+    /// ```
+    pub fn lockdown(&self, name: &str) -> Result<&Arc<crate::lockdown::Lockdown>, ConfigError> {
+        lookup(&self.extra.lockdowns, "lockdown", name, &self.file)
+    }
+
+    /// Names of the lockdowns, sorted.
+    pub fn lockdown_names(&self) -> impl Iterator<Item = &str> {
+        self.extra.lockdowns.keys().map(String::as_str)
     }
 
     /// Names of the certificate sources, sorted.

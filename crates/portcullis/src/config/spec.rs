@@ -28,6 +28,7 @@ pub(super) struct FileSpec {
     pub(super) rack: Option<Spanned<RackSpec>>,
     #[serde(default)]
     pub(super) guard: Option<Spanned<GuardSpec>>,
+    pub(super) lockdown: BTreeMap<String, Spanned<super::lockdown::LockdownSpec>>,
 }
 
 /// One path or a list of paths, each with the span it was written at (`None`: the single

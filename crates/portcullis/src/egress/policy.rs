@@ -416,6 +416,17 @@ impl EgressPolicy {
         EgressPolicyBuilder::default()
     }
 
+    /// The ports this policy allows (a lockdown's `connect_tcp` can name the policy).
+    ///
+    /// ```
+    /// let p = portcullis::egress::EgressPolicy::builder().schemes(["http", "https"]).build()?;
+    /// assert_eq!(p.ports(), [443, 80]);
+    /// # Ok::<(), portcullis::egress::EgressError>(())
+    /// ```
+    pub fn ports(&self) -> &[u16] {
+        &self.ports
+    }
+
     /// Checks `url` and resolves its host with the system resolver. Blocks on DNS.
     pub fn check(&self, url: &str) -> Result<Destination, EgressError> {
         self.check_with(url, &SystemResolver)

@@ -1,0 +1,139 @@
+//! `portcullis exec` (apply a `[lockdown.NAME]`, then execve the command) and
+//! `portcullis lockdown explain`.
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Subcommand};
+use portcullis::config::Config;
+use portcullis::lockdown::Lockdown;
+use portcullis::ErrorCode;
+use serde_json::json;
+
+use crate::{load, usage, Failure, Outcome, ALLOWED};
+
+#[derive(Debug, Args)]
+pub(crate) struct ExecArgs {
+    /// The configuration file.
+    #[arg(long)]
+    config: PathBuf,
+    /// The lockdown to apply ([lockdown.NAME]); optional when the file defines one.
+    #[arg(long)]
+    lockdown: Option<String>,
+    /// Print the rules, then run the command with the seccomp floor in log mode
+    /// (SECCOMP_RET_LOG) and without Landlock, which has no log-only mode on this kernel.
+    #[arg(long)]
+    dry_run: bool,
+    /// The program and its arguments (after `--`).
+    #[arg(required = true, last = true)]
+    command: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum LockdownCommand {
+    /// Print the effective rules of a [lockdown.NAME], the program of `exec` not included.
+    Explain {
+        /// The configuration file.
+        #[arg(long)]
+        config: PathBuf,
+        /// The lockdown ([lockdown.NAME]); optional when the file defines one.
+        #[arg(long)]
+        lockdown: Option<String>,
+    },
+}
+
+fn pick<'a>(config: &'a Config, name: Option<&str>) -> Result<&'a Lockdown, Failure> {
+    match name {
+        Some(n) => Ok(config.lockdown(n)?.as_ref()),
+        None => {
+            let names: Vec<&str> = config.lockdown_names().collect();
+            match names.as_slice() {
+                [one] => Ok(config.lockdown(one)?.as_ref()),
+                [] => Err(usage("the file defines no [lockdown.NAME] table; add one (see `portcullis lockdown explain`)")),
+                many => Err(usage(format!(
+                    "the file defines several lockdowns ({}); choose one with --lockdown NAME",
+                    many.join(", ")
+                ))),
+            }
+        }
+    }
+}
+
+/// `program` as execvp would find it.
+fn find_program(program: &str) -> Option<PathBuf> {
+    if program.contains('/') {
+        let p = PathBuf::from(program);
+        return p.is_file().then(|| std::fs::canonicalize(&p).unwrap_or(p));
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
+}
+
+fn lockdown_failure(e: &portcullis::lockdown::LockdownError) -> Failure {
+    Failure {
+        code: e.code(),
+        message: e.to_string(),
+        location: None,
+    }
+}
+
+pub(crate) fn explain(cmd: &LockdownCommand) -> Result<Outcome, Failure> {
+    let LockdownCommand::Explain { config, lockdown } = cmd;
+    let config = load(config)?;
+    let l = pick(&config, lockdown.as_deref())?;
+    let rules: Vec<_> = l
+        .rules()
+        .iter()
+        .map(|r| json!({ "access": r.access.as_str(), "path": r.path.display().to_string(), "origin": r.origin }))
+        .collect();
+    Ok(Outcome {
+        code: ALLOWED,
+        text: l.explain().trim_end().to_owned(),
+        json: json!({
+            "ok": true,
+            "rules": rules,
+            "connect_tcp": l.connect_tcp().collect::<Vec<_>>(),
+            "bind_tcp": l.bind_tcp().collect::<Vec<_>>(),
+            "text": l.explain(),
+        }),
+    })
+}
+
+/// Applies the lockdown and execs the command; returns only on failure.
+pub(crate) fn exec(args: &ExecArgs) -> Result<Outcome, Failure> {
+    let config = load(&args.config)?;
+    let chosen = pick(&config, args.lockdown.as_deref())?;
+    let Some((program, rest)) = args.command.split_first() else {
+        return Err(usage("no command given after --"));
+    };
+    let found = find_program(program).ok_or_else(|| {
+        usage(format!(
+            "{program}: command not found (looked in PATH); give its full path"
+        ))
+    })?;
+    let lockdown = chosen
+        .to_builder()
+        .optional(portcullis::lockdown::Access::Exec, "the command", [&found])
+        .log_only(args.dry_run)
+        .build()
+        .map_err(|e| lockdown_failure(&e))?;
+    if args.dry_run {
+        eprintln!("{}", lockdown.explain().trim_end());
+    }
+    let status = lockdown.apply().map_err(|e| lockdown_failure(&e))?;
+    eprintln!("{}", status.log_line());
+    let err = std::process::Command::new(Path::new(&found))
+        .arg0(program)
+        .args(rest)
+        .exec();
+    Err(Failure {
+        code: "exec.failed",
+        message: format!(
+            "cannot execute {}: {err} (the lockdown is in force; is the program in `exec` and its libraries in `read`?)",
+            found.display()
+        ),
+        location: None,
+    })
+}
