@@ -14,8 +14,7 @@ use magnus::{
 
 use crate::errors::{function, method}; // panic-guarded; see errors.rs
 use portcullis::command::{
-    CancelHandle, CommandError, CommandOutput, CommandTemplate, CommandTemplateBuilder, Param,
-    Rlimits,
+    CancelHandle, CommandOutput, CommandTemplate, CommandTemplateBuilder, Param, Rlimits,
 };
 use portcullis::fs::{SafeRoot, SymlinkPolicy};
 
@@ -507,36 +506,42 @@ impl RbCommand {
                 format!("portcullis: cannot watch for interrupts: {e}"),
             )
         })?;
-        let work = || {
-            template
-                .run_cancellable(values.iter().map(|(k, v)| (k, v)), &cancel)
-                .and_then(|out| if check { out.check() } else { Ok(out) })
-        };
-        // The child runs without the GVL, so other Ruby threads keep going; a Ruby
-        // interrupt (Timeout, Thread#raise, Thread#kill) cancels it: the process group is
-        // killed and reaped before the interrupt is raised here.
-        let mut attempts = 0;
+        // An interrupt already pending (a Timeout that fired) is raised before anything starts.
+        ruby.thread_check_ints()?;
+        // Started without the GVL (fork of a large Ruby heap is not free); bounded work.
+        let mut running = gvl::without_gvl(|| template.start(values.iter().map(|(k, v)| (k, v))))
+            .map_err(gvl::panic_error)?
+            .map_err(|e| errors::to_ruby(ruby, CLASS, &e))?;
+        // The child runs without the GVL, so other Ruby threads keep going. Ruby calls the
+        // unblocking function whenever it wants this thread back: for an interrupt
+        // (Timeout, Thread#raise, Thread#kill) but also for a signal it handles, such as the
+        // SIGCHLD of this very child (Ruby 3.3 wakes every blocked thread for one). So a wake
+        // only pauses the wait: Ruby then processes what is pending; if that raises, the
+        // program's group is killed and reaped (dropping `running`) before the exception
+        // propagates; if not, the wait goes on, the timeout still counting from the start.
+        let mut refused = 0;
         let result = loop {
-            if let Some(result) = gvl::without_gvl_cancellable(work, &cancel).map_err(gvl::panic_error)? {
-                break result;
+            cancel.reset();
+            match gvl::without_gvl_cancellable(|| running.wait(&cancel), &cancel)
+                .map_err(gvl::panic_error)?
+            {
+                Some(Ok(Some(out))) => break Ok(out),
+                Some(Err(e)) => break Err(e),
+                Some(Ok(None)) => {}  // woken: see what Ruby has pending
+                None => refused += 1, // an interrupt was pending: Ruby kept the GVL
             }
-            // An interrupt was pending before the program started: let Ruby run it
-            // (raising, say, Timeout::Error: then nothing was started), and try again.
-            ruby.thread_check_ints()?;
-            attempts += 1;
-            if attempts == MAX_GVL_ATTEMPTS {
-                // Interrupts keep arriving faster than the GVL can be released. Run
-                // without watching them (still without the GVL when Ruby lets go of it):
-                // the run then lasts at most the template's timeout, and whatever
-                // interrupt is pending is raised once it returns.
-                break gvl::without_gvl(work).map_err(gvl::panic_error)?;
+            if let Err(interrupt) = ruby.thread_check_ints() {
+                drop(running);
+                return Err(interrupt);
+            }
+            if refused == MAX_GVL_ATTEMPTS {
+                // Interrupts keep arriving faster than the GVL can be released (GC.stress):
+                // wait without watching them, at most the template's timeout; whatever
+                // interrupt is pending is raised once the method returns.
+                break gvl::without_gvl(|| running.wait_unwatched()).map_err(gvl::panic_error)?;
             }
         };
-        if matches!(result, Err(CommandError::Cancelled { .. })) {
-            // Raise the interrupt that cancelled the run (Timeout::Error, …); only if it
-            // raised nothing is `command.cancelled` the answer.
-            ruby.thread_check_ints()?;
-        }
+        let result = result.and_then(|out| if check { out.check() } else { Ok(out) });
         let out: CommandOutput = result.map_err(|e| errors::to_ruby(ruby, CLASS, &e))?;
         let array = ruby.ary_new_capa(8);
         array.push(out.code())?;

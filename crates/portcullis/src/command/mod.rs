@@ -40,7 +40,7 @@ mod template;
 use std::time::Duration;
 
 pub use param::{Param, DEFAULT_MAX_LEN};
-pub use run::{CancelHandle, CommandOutput, Rlimits};
+pub use run::{CancelHandle, CommandOutput, Rlimits, RunningCommand};
 pub use template::{CommandTemplate, CommandTemplateBuilder};
 
 /// The `PATH` every child gets; templates cannot change it.

@@ -178,9 +178,18 @@ impl CancelHandle {
         let _ = rustix::io::write(&self.inner.wake, &1u64.to_ne_bytes());
     }
 
-    /// Whether [`CancelHandle::cancel`] was called.
+    /// Whether [`CancelHandle::cancel`] was called (since the last [`CancelHandle::reset`]).
     pub fn is_cancelled(&self) -> bool {
         self.inner.cancelled.load(Ordering::SeqCst)
+    }
+
+    /// Arms the handle again after a [`RunningCommand::wait`] it paused: a `cancel` from
+    /// before this call no longer counts.
+    pub fn reset(&self) {
+        self.inner.cancelled.store(false, Ordering::SeqCst);
+        let mut counter = [0u8; 8];
+        // EAGAIN (nothing to drain) is the expected failure.
+        let _ = rustix::io::read(&self.inner.wake, &mut counter);
     }
 }
 
@@ -272,6 +281,7 @@ pub(super) struct Launch<'a> {
 
 /// Owns the child until it is reaped; if anything goes wrong first, the whole group is
 /// killed and the child reaped, so no run leaves a process behind.
+#[derive(Debug)]
 struct Reaper {
     child: Child,
     group: Pid,
@@ -305,6 +315,7 @@ impl Drop for Reaper {
     }
 }
 
+#[derive(Debug)]
 struct Capture {
     bytes: Vec<u8>,
     cap: usize,
@@ -358,12 +369,22 @@ fn timespec(d: Duration) -> Timespec {
 }
 
 pub(super) fn run(launch: &Launch<'_>) -> Result<CommandOutput, CommandError> {
-    let cancelled = || CommandError::Cancelled {
-        program: launch.program.to_owned(),
-    };
     if launch.cancel.is_some_and(CancelHandle::is_cancelled) {
-        return Err(cancelled());
+        return Err(CommandError::Cancelled {
+            program: launch.program.to_owned(),
+        });
     }
+    let mut running = start(launch)?;
+    match launch.cancel {
+        // Dropping `running` kills the group and reaps the child.
+        Some(cancel) => running.wait(cancel)?.ok_or_else(|| running.cancelled()),
+        None => running.wait_unwatched(),
+    }
+}
+
+/// Starts the program: empty environment plus the allowlist, no stdin, its own process
+/// group, the rlimits; its output is collected by [`RunningCommand::wait`].
+pub(super) fn start(launch: &Launch<'_>) -> Result<RunningCommand, CommandError> {
     let mut command = Command::new(launch.resolved);
     command
         .arg0(launch.program)
@@ -379,172 +400,224 @@ pub(super) fn run(launch: &Launch<'_>) -> Result<CommandOutput, CommandError> {
     if !launch.rlimits.is_empty() {
         launch.rlimits.install(&mut command);
     }
-    let child = command
+    let mut child = command
         .spawn()
         .map_err(|source| CommandError::SpawnFailed {
             program: launch.program.to_owned(),
             source,
         })?;
     let group = Pid::from_child(&child);
-    let mut reaper = Reaper {
-        child,
-        group,
-        reaped: false,
-    };
-    let output_error = |source| CommandError::Output {
-        program: launch.program.to_owned(),
-        source,
-    };
-
-    let stdout = reaper.child.stdout.take();
-    let stderr = reaper.child.stderr.take();
-    let (out, err, ending) = capture(
-        &reaper,
-        stdout,
-        stderr,
-        launch.timeout,
-        launch.max_output,
-        launch.cancel,
-    )
-    .map_err(output_error)?;
-    let status = reaper.wait().map_err(output_error)?;
-    if ending == Ending::Cancelled {
-        return Err(cancelled());
-    }
-    let timed_out = ending == Ending::TimedOut;
-    Ok(CommandOutput {
-        status,
-        stdout: out.bytes,
-        stderr: err.bytes,
-        timed_out,
-        stdout_truncated: out.truncated,
-        stderr_truncated: err.truncated,
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+    // A pidfd turns "the program exited" into a poll event; it does not reap the child,
+    // so the group id stays valid until we kill the leftovers.
+    let pidfd = pidfd_open(group, PidfdFlags::empty()).ok();
+    Ok(RunningCommand {
         program: launch.program.to_owned(),
         timeout: launch.timeout,
+        reaper: Reaper {
+            child,
+            group,
+            reaped: false,
+        },
+        stdout,
+        stderr,
+        out: Capture::new(launch.max_output),
+        err: Capture::new(launch.max_output),
+        pidfd,
+        deadline: Instant::now() + launch.timeout,
+        timed_out: false,
+        draining: false,
     })
 }
 
-/// How the capture loop ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Ending {
-    /// The program exited and its output was read.
-    Exited,
-    /// The deadline passed; the group was killed.
-    TimedOut,
-    /// The run was cancelled; the group was killed and the output abandoned.
-    Cancelled,
+/// A program that is running (from [`super::CommandTemplate::start`]). [`wait`] collects
+/// its output until it ends, and can pause when a [`CancelHandle`] fires **without**
+/// stopping the program, so a caller that was only woken up (Ruby delivering a signal to
+/// its thread, say) can go back to waiting. Dropping it kills the program's process group
+/// and reaps the child: nothing outlives it.
+///
+/// ```
+/// use portcullis::command::{CancelHandle, CommandTemplate};
+/// let echo = CommandTemplate::builder("/bin/echo").arg("hi").build()?;
+/// let cancel = CancelHandle::new()?;
+/// let mut running = echo.start::<[(&str, &str); 0], _, _>([])?;
+/// let out = loop {
+///     cancel.reset();
+///     if let Some(out) = running.wait(&cancel)? {
+///         break out;
+///     }
+///     // woken by `cancel`: decide here whether to stop (drop) or to wait on
+/// };
+/// assert_eq!(out.stdout, b"hi\n");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// [`wait`]: RunningCommand::wait
+#[derive(Debug)]
+pub struct RunningCommand {
+    program: String,
+    timeout: Duration,
+    reaper: Reaper,
+    stdout: Option<ChildStdout>,
+    stderr: Option<ChildStderr>,
+    out: Capture,
+    err: Capture,
+    pidfd: Option<OwnedFd>,
+    deadline: Instant,
+    timed_out: bool,
+    /// Set once the program exited or was killed: only output is left to collect.
+    draining: bool,
 }
 
-/// Reads both pipes until the program has exited and the pipes are closed, the deadline
-/// passes, or `cancel` fires. Leaves the child unreaped (the caller waits for it).
-fn capture(
-    reaper: &Reaper,
-    mut stdout: Option<ChildStdout>,
-    mut stderr: Option<ChildStderr>,
-    timeout: Duration,
-    max_output: usize,
-    cancel: Option<&CancelHandle>,
-) -> io::Result<(Capture, Capture, Ending)> {
-    let mut out = Capture::new(max_output);
-    let mut err = Capture::new(max_output);
-    let mut buf = [0u8; 64 * 1024];
-    // A pidfd turns "the program exited" into a poll event; it does not reap the child,
-    // so the group id stays valid until we kill the leftovers.
-    let pidfd = pidfd_open(reaper.group, PidfdFlags::empty()).ok();
-    let mut deadline = Instant::now() + timeout;
-    let mut timed_out = false;
-    // Set once the program exited or was killed: only output is left to collect.
-    let mut draining = false;
-
-    loop {
-        if cancel.is_some_and(CancelHandle::is_cancelled) {
-            reaper.kill_group();
-            return Ok((out, err, Ending::Cancelled));
-        }
-        if draining && stdout.is_none() && stderr.is_none() {
-            break;
-        }
-        let now = Instant::now();
-        if now >= deadline {
-            if draining {
-                break; // a process outside the group still holds a pipe: stop reading
-            }
-            reaper.kill_group();
-            timed_out = true;
-            draining = true;
-            deadline = now + DRAIN_GRACE;
-            continue;
-        }
-        let mut wait_for = deadline - now;
-        if pidfd.is_none() && !draining {
-            wait_for = wait_for.min(POLL_SLICE);
-        }
-
-        let ready = PollFlags::IN | PollFlags::HUP | PollFlags::ERR;
-        let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(3);
-        let out_at = stdout.as_ref().map(|p| {
-            fds.push(PollFd::new(p, PollFlags::IN));
-            fds.len() - 1
-        });
-        let err_at = stderr.as_ref().map(|p| {
-            fds.push(PollFd::new(p, PollFlags::IN));
-            fds.len() - 1
-        });
-        let pid_at = pidfd.as_ref().filter(|_| !draining).map(|p| {
-            fds.push(PollFd::new(p, PollFlags::IN));
-            fds.len() - 1
-        });
-        // Readable once cancelled: wakes the poll; the flag is checked at the loop's top.
-        if let Some(cancel) = cancel {
-            fds.push(PollFd::new(&cancel.inner.wake, PollFlags::IN));
-        }
-        match poll(&mut fds, Some(&timespec(wait_for))) {
-            Ok(_) => {}
-            Err(rustix::io::Errno::INTR) => continue,
-            Err(e) => return Err(e.into()),
-        }
-        let is_ready = |at: Option<usize>| {
-            at.and_then(|i| fds.get(i))
-                .is_some_and(|f| f.revents().intersects(ready))
-        };
-        let (out_ready, err_ready, pid_ready) =
-            (is_ready(out_at), is_ready(err_at), is_ready(pid_at));
-        drop(fds);
-
-        if out_ready {
-            if let Some(pipe) = stdout.as_mut() {
-                if !read_ready(pipe, &mut buf, &mut out)? {
-                    stdout = None;
-                }
-            }
-        }
-        if err_ready {
-            if let Some(pipe) = stderr.as_mut() {
-                if !read_ready(pipe, &mut buf, &mut err)? {
-                    stderr = None;
-                }
-            }
-        }
-        let exited = if draining {
-            false
-        } else if pidfd.is_some() {
-            pid_ready
-        } else {
-            leader_exited(reaper.group)?
-        };
-        if exited {
-            // Whatever the program left running in its group goes with it.
-            reaper.kill_group();
-            draining = true;
-            deadline = deadline.min(Instant::now() + DRAIN_GRACE);
+impl RunningCommand {
+    /// Collects output until the program has ended (`Ok(Some(output))`; a timeout kills the
+    /// group and shows as `timed_out`), or until `cancel` fires (`Ok(None)`: the program
+    /// keeps running; [`CancelHandle::reset`] and call again, or drop this to stop it). The
+    /// template's timeout counts from the start, across pauses. Each call makes progress:
+    /// it waits once even when `cancel` has already fired.
+    ///
+    /// # Errors
+    /// `command.output` when reading the pipes or reaping the child fails.
+    pub fn wait(&mut self, cancel: &CancelHandle) -> Result<Option<CommandOutput>, CommandError> {
+        match self.collect(Some(cancel)) {
+            Ok(true) => self.finish().map(Some),
+            Ok(false) => Ok(None),
+            Err(source) => Err(self.output_error(source)),
         }
     }
-    let ending = if timed_out {
-        Ending::TimedOut
-    } else {
-        Ending::Exited
-    };
-    Ok((out, err, ending))
+
+    /// Collects output until the program has ended, watching nothing else: at most its
+    /// timeout (plus a short drain).
+    ///
+    /// # Errors
+    /// `command.output` when reading the pipes or reaping the child fails.
+    pub fn wait_unwatched(&mut self) -> Result<CommandOutput, CommandError> {
+        match self.collect(None) {
+            Ok(_) => self.finish(),
+            Err(source) => Err(self.output_error(source)),
+        }
+    }
+
+    /// The error for a run its caller stopped (`command.cancelled`).
+    pub fn cancelled(&self) -> CommandError {
+        CommandError::Cancelled {
+            program: self.program.clone(),
+        }
+    }
+
+    fn output_error(&self, source: io::Error) -> CommandError {
+        CommandError::Output {
+            program: self.program.clone(),
+            source,
+        }
+    }
+
+    fn finish(&mut self) -> Result<CommandOutput, CommandError> {
+        let status = self
+            .reaper
+            .wait()
+            .map_err(|source| self.output_error(source))?;
+        Ok(CommandOutput {
+            status,
+            stdout: std::mem::take(&mut self.out.bytes),
+            stderr: std::mem::take(&mut self.err.bytes),
+            timed_out: self.timed_out,
+            stdout_truncated: self.out.truncated,
+            stderr_truncated: self.err.truncated,
+            program: self.program.clone(),
+            timeout: self.timeout,
+        })
+    }
+
+    /// Reads both pipes until the program has exited and the pipes are closed (`true`), the
+    /// deadline passes (the group is killed, then the rest is drained), or `cancel` has
+    /// fired after at least one wait (`false`). Leaves the child unreaped.
+    fn collect(&mut self, cancel: Option<&CancelHandle>) -> io::Result<bool> {
+        let mut buf = [0u8; 64 * 1024];
+        loop {
+            if self.draining && self.stdout.is_none() && self.stderr.is_none() {
+                return Ok(true);
+            }
+            let now = Instant::now();
+            if now >= self.deadline {
+                if self.draining {
+                    return Ok(true); // a process outside the group still holds a pipe: stop reading
+                }
+                self.reaper.kill_group();
+                self.timed_out = true;
+                self.draining = true;
+                self.deadline = now + DRAIN_GRACE;
+                continue;
+            }
+            let mut wait_for = self.deadline - now;
+            if self.pidfd.is_none() && !self.draining {
+                wait_for = wait_for.min(POLL_SLICE);
+            }
+
+            let ready = PollFlags::IN | PollFlags::HUP | PollFlags::ERR;
+            let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(4);
+            let out_at = self.stdout.as_ref().map(|p| {
+                fds.push(PollFd::new(p, PollFlags::IN));
+                fds.len() - 1
+            });
+            let err_at = self.stderr.as_ref().map(|p| {
+                fds.push(PollFd::new(p, PollFlags::IN));
+                fds.len() - 1
+            });
+            let pid_at = self.pidfd.as_ref().filter(|_| !self.draining).map(|p| {
+                fds.push(PollFd::new(p, PollFlags::IN));
+                fds.len() - 1
+            });
+            // Readable once cancelled: wakes the poll; the flag is checked below.
+            if let Some(cancel) = cancel {
+                fds.push(PollFd::new(&cancel.inner.wake, PollFlags::IN));
+            }
+            match poll(&mut fds, Some(&timespec(wait_for))) {
+                Ok(_) => {}
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+            let is_ready = |at: Option<usize>| {
+                at.and_then(|i| fds.get(i))
+                    .is_some_and(|f| f.revents().intersects(ready))
+            };
+            let (out_ready, err_ready, pid_ready) =
+                (is_ready(out_at), is_ready(err_at), is_ready(pid_at));
+            drop(fds);
+
+            if out_ready {
+                if let Some(pipe) = self.stdout.as_mut() {
+                    if !read_ready(pipe, &mut buf, &mut self.out)? {
+                        self.stdout = None;
+                    }
+                }
+            }
+            if err_ready {
+                if let Some(pipe) = self.stderr.as_mut() {
+                    if !read_ready(pipe, &mut buf, &mut self.err)? {
+                        self.stderr = None;
+                    }
+                }
+            }
+            let exited = if self.draining {
+                false
+            } else if self.pidfd.is_some() {
+                pid_ready
+            } else {
+                leader_exited(self.reaper.group)?
+            };
+            if exited {
+                // Whatever the program left running in its group goes with it.
+                self.reaper.kill_group();
+                self.draining = true;
+                self.deadline = self.deadline.min(Instant::now() + DRAIN_GRACE);
+            }
+            if cancel.is_some_and(CancelHandle::is_cancelled) {
+                return Ok(false);
+            }
+        }
+    }
 }
 
 /// Whether the child has exited, without reaping it.

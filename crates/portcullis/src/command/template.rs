@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::param::Param;
 use super::program::{self, Class};
-use super::run::{self, CancelHandle, CommandOutput, Launch, Rlimits};
+use super::run::{self, CancelHandle, CommandOutput, Launch, Rlimits, RunningCommand};
 use super::{shown, CommandError, DEFAULT_MAX_OUTPUT, DEFAULT_TIMEOUT, MAX_TIMEOUT};
 
 /// A program with fixed arguments and typed placeholders; requests only fill placeholders.
@@ -304,6 +304,23 @@ impl CommandTemplate {
         self.launch(values, Some(cancel))
     }
 
+    /// Starts the program with these values and returns at once; [`RunningCommand::wait`]
+    /// collects its output, and can pause on a [`CancelHandle`] without stopping it (for
+    /// callers that must look at what woke them, as the Ruby binding does). Dropping the
+    /// [`RunningCommand`] kills the program's process group.
+    ///
+    /// # Errors
+    /// Those of [`CommandTemplate::argv`], and `command.spawn_failed`.
+    pub fn start<I, K, V>(&self, values: I) -> Result<RunningCommand, CommandError>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        let argv = self.argv(values)?;
+        run::start(&self.launch_of(&argv, None))
+    }
+
     fn launch<I, K, V>(
         &self,
         values: I,
@@ -315,7 +332,11 @@ impl CommandTemplate {
         V: AsRef<str>,
     {
         let argv = self.argv(values)?;
-        run::run(&Launch {
+        run::run(&self.launch_of(&argv, cancel))
+    }
+
+    fn launch_of<'a>(&'a self, argv: &'a [String], cancel: Option<&'a CancelHandle>) -> Launch<'a> {
+        Launch {
             program: &self.program,
             resolved: &self.resolved,
             args: argv.get(1..).unwrap_or_default(),
@@ -325,7 +346,7 @@ impl CommandTemplate {
             max_output: self.max_output,
             rlimits: self.rlimits,
             cancel,
-        })
+        }
     }
 }
 

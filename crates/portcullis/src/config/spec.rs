@@ -28,6 +28,7 @@ pub(super) struct FileSpec {
     pub(super) rack: Option<Spanned<RackSpec>>,
     #[serde(default)]
     pub(super) guard: Option<Spanned<GuardSpec>>,
+    #[serde(default)]
     pub(super) lockdown: BTreeMap<String, Spanned<super::lockdown::LockdownSpec>>,
 }
 
