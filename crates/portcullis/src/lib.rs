@@ -10,6 +10,9 @@
 //! - [`fs`]: open files strictly beneath a root, on disk, without check-then-use races.
 //! - [`command`]: build argv from typed, untrusted values; never a shell.
 //!
+//! Optional features put these into a Rust service's stack: `reqwest` (`egress::reqwest`),
+//! `hyper` (`egress::hyper`), `tower` and `axum` (`tower`).
+//!
 //! Every capability has its own `#[non_exhaustive]` error enum; each error has a stable
 //! machine code (see [`ErrorCode`]) and a message that says what was wrong.
 #![deny(unsafe_code)]
@@ -22,6 +25,8 @@ pub mod config;
 pub mod egress;
 pub mod fs;
 pub mod identity;
+#[cfg(feature = "tower")]
+pub mod tower;
 
 /// A stable, machine-readable code carried by every Portcullis error
 /// (`cert.expired`, `egress.reserved_address`, `path.escape`, …).

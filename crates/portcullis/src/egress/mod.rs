@@ -80,8 +80,12 @@
 //! `crates/portcullis/examples/egress_fetch.rs` shows the same pinning with std's
 //! `TcpStream` only (it keeps the crate's dev-dependencies light).
 
+#[cfg(feature = "hyper")]
+pub mod hyper;
 mod policy;
 mod ranges;
+#[cfg(feature = "reqwest")]
+pub mod reqwest;
 mod resolve;
 mod url_check;
 
