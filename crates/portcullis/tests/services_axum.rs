@@ -363,12 +363,12 @@ fn forwarded_header_checked_against_the_socket_peer() {
             }
             req.send()
         };
-        let r = send(&proxy, "/reports/fwd-good", &[good_chain.clone()]).await.unwrap();
+        let r = send(&proxy, "/reports/fwd-good", std::slice::from_ref(&good_chain)).await.unwrap();
         assert_eq!(r.status(), 200);
         assert_eq!(r.text().await.unwrap(), "spiffe://example.org/reporter");
 
         // the same header from a peer that is not a trusted proxy: 403, nothing verified
-        let r = send(&stranger, "/reports/fwd-untrusted", &[good_chain.clone()]).await.unwrap();
+        let r = send(&stranger, "/reports/fwd-untrusted", std::slice::from_ref(&good_chain)).await.unwrap();
         assert_eq!(r.status(), 403);
         assert_eq!(r.text().await.unwrap(), "forbidden\n");
         assert_eq!(

@@ -27,13 +27,12 @@
 //! `code`, `method`, `path`).
 //!
 //! ```
-//! use std::sync::Arc;
-//! use portcullis::authz::RouteRequirements;
 //! use portcullis::config::Config;
 //! use portcullis::tower::ClientCertLayer;
 //!
-//! # let dir = tempfile::tempdir().unwrap();
-//! # let pki = portcullis_pki(dir.path());
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let dir = tempfile::tempdir()?;
+//! # write_ca(dir.path());
 //! let config = Config::from_str(r#"
 //! [trust_store.clients]
 //! ca = "ca.pem"
@@ -48,8 +47,9 @@
 //! skip = ["/up"]
 //! "#, dir.path())?;
 //! let layer = ClientCertLayer::from_config(&config)?;
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! # fn portcullis_pki(dir: &std::path::Path) {
+//! // Router::new().route(...).layer(layer)
+//! # Ok(()) }
+//! # fn write_ca(dir: &std::path::Path) {
 //! #     let ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
 //! #     let mut ca = ca; ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
 //! #     let key = rcgen::KeyPair::generate().unwrap();

@@ -87,10 +87,12 @@ pub fn chunked(body: &str) -> String {
     )
 }
 
+type Answers = Vec<(String, Vec<IpAddr>)>;
+
 /// A stub resolver: fixed answers per name; unknown names fail. Records every lookup.
 #[derive(Clone, Default)]
 pub struct StubDns {
-    answers: Arc<Mutex<Vec<(String, Vec<IpAddr>)>>>,
+    answers: Arc<Mutex<Answers>>,
     pub lookups: Arc<Mutex<Vec<String>>>,
 }
 
