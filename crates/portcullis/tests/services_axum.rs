@@ -117,11 +117,27 @@ fn spiffe(id: &str, serial: u64) -> LeafSpec {
 fn pki() -> Pki {
     let root = root_named(Alg::P256, "Client Root");
     let inter = intermediate(Alg::P256, &root, "Client Intermediate");
-    let good = leaf(Alg::P256, &inter, &spiffe("spiffe://example.org/reporter", 0x2001));
-    let revoked = leaf(Alg::P256, &inter, &spiffe("spiffe://example.org/former", 0x2002));
-    let nobody = leaf(Alg::P256, &inter, &spiffe("spiffe://other.org/nobody", 0x2003));
+    let good = leaf(
+        Alg::P256,
+        &inter,
+        &spiffe("spiffe://example.org/reporter", 0x2001),
+    );
+    let revoked = leaf(
+        Alg::P256,
+        &inter,
+        &spiffe("spiffe://example.org/former", 0x2002),
+    );
+    let nobody = leaf(
+        Alg::P256,
+        &inter,
+        &spiffe("spiffe://other.org/nobody", 0x2003),
+    );
     let other_root = root_named(Alg::P256, "Other Root");
-    let stranger = leaf(Alg::P256, &other_root, &spiffe("spiffe://example.org/reporter", 0x2001));
+    let stranger = leaf(
+        Alg::P256,
+        &other_root,
+        &spiffe("spiffe://example.org/reporter", 0x2001),
+    );
     let server_ca = root_named(Alg::P256, "Server Root");
     let mut server_spec = LeafSpec::server("localhost");
     server_spec.ips = vec!["127.0.0.1".parse().unwrap()];
@@ -179,16 +195,27 @@ fn app(layer: ClientCertLayer, reached: Arc<AtomicUsize>) -> Router {
         .route(
             "/whoami",
             get(|caller: ClientIdentity| async move {
-                format!("{:?} {:?}", caller.identity().spiffe_id, caller.permissions())
+                format!(
+                    "{:?} {:?}",
+                    caller.identity().spiffe_id,
+                    caller.permissions()
+                )
             }),
         )
         .route(
             "/up",
             get(|caller: Option<ClientIdentity>| async move {
-                if caller.is_some() { "someone" } else { "anonymous" }
+                if caller.is_some() {
+                    "someone"
+                } else {
+                    "anonymous"
+                }
             }),
         )
-        .route("/up/strict", get(|_caller: ClientIdentity| async { "never" }))
+        .route(
+            "/up/strict",
+            get(|_caller: ClientIdentity| async { "never" }),
+        )
         .layer(layer)
 }
 
@@ -237,7 +264,9 @@ fn axum_behind_rustls_mtls() {
     .unwrap();
 
     let rt = runtime();
-    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
     let addr = listener.local_addr().unwrap();
     rt.spawn(serve_tls(listener, Arc::new(tls), app));
 
@@ -258,11 +287,20 @@ fn axum_behind_rustls_mtls() {
         // good: the chain (leaf + intermediate) verified in the handshake and by the layer
         let good = client_with(Some(pem_identity(&p.good, Some(&p.inter))));
         let r = call(&good, &format!("{base}/reports/good")).await.unwrap();
-        assert_eq!((r.status, r.body.as_str()), (200, "spiffe://example.org/reporter"));
+        assert_eq!(
+            (r.status, r.body.as_str()),
+            (200, "spiffe://example.org/reporter")
+        );
         let r = call(&good, &format!("{base}/whoami")).await.unwrap();
-        assert_eq!(r.body, "Some(\"spiffe://example.org/reporter\") [\"reports:read\"]");
+        assert_eq!(
+            r.body,
+            "Some(\"spiffe://example.org/reporter\") [\"reports:read\"]"
+        );
         let r = call(&good, &format!("{base}/up")).await.unwrap();
-        assert_eq!(r.body, "anonymous", "skipped routes are not verified at all");
+        assert_eq!(
+            r.body, "anonymous",
+            "skipped routes are not verified at all"
+        );
         assert_eq!(reached.load(Ordering::SeqCst), 1);
 
         // revoked and wrong CA: the handshake refuses them; no handler runs
@@ -278,28 +316,49 @@ fn axum_behind_rustls_mtls() {
 
         // none: the handshake allows anonymous clients; the layer answers 401
         let anonymous = client_with(None);
-        let r = call(&anonymous, &format!("{base}/reports/none")).await.unwrap();
+        let r = call(&anonymous, &format!("{base}/reports/none"))
+            .await
+            .unwrap();
         assert_eq!((r.status, r.body.as_str()), (401, "unauthorized\n"));
-        assert_eq!(refusal_code("/reports/none"), Some((401, "cert.missing".to_owned())));
+        assert_eq!(
+            refusal_code("/reports/none"),
+            Some((401, "cert.missing".to_owned()))
+        );
         let r = call(&anonymous, &format!("{base}/up")).await.unwrap();
         assert_eq!((r.status, r.body.as_str()), (200, "anonymous"));
         // the extractor on a skipped route refuses on its own
-        let r = call(&anonymous, &format!("{base}/up/strict")).await.unwrap();
+        let r = call(&anonymous, &format!("{base}/up/strict"))
+            .await
+            .unwrap();
         assert_eq!((r.status, r.body.as_str()), (401, "unauthorized\n"));
 
         // a permission missing: verified, but 403 with nothing in the body
         let nobody = client_with(Some(pem_identity(&p.nobody, Some(&p.inter))));
-        let r = call(&nobody, &format!("{base}/reports/missing")).await.unwrap();
+        let r = call(&nobody, &format!("{base}/reports/missing"))
+            .await
+            .unwrap();
         assert_eq!((r.status, r.body.as_str()), (403, "forbidden\n"));
-        assert_eq!(refusal_code("/reports/missing"), Some((403, "authz.forbidden".to_owned())));
+        assert_eq!(
+            refusal_code("/reports/missing"),
+            Some((403, "authz.forbidden".to_owned()))
+        );
         // every spelling of the route needs the same permission
-        for path in ["/%72eports/x", "//reports/x", "/REPORTS/x", "/x/../reports/x", "/reports;a/x"] {
+        for path in [
+            "/%72eports/x",
+            "//reports/x",
+            "/REPORTS/x",
+            "/x/../reports/x",
+            "/reports;a/x",
+        ] {
             let r = call(&nobody, &format!("{base}{path}")).await.unwrap();
             assert_eq!(r.status, 403, "{path}");
         }
         // paths needing nothing still need a verified certificate
         let r = call(&nobody, &format!("{base}/whoami")).await.unwrap();
-        assert_eq!((r.status, r.body.as_str()), (200, "Some(\"spiffe://other.org/nobody\") []"));
+        assert_eq!(
+            (r.status, r.body.as_str()),
+            (200, "Some(\"spiffe://other.org/nobody\") []")
+        );
         // a client certificate header over TLS is not read when the source is the connection
         let r = anonymous
             .get(format!("{base}/reports/header-over-tls"))
@@ -336,12 +395,17 @@ fn forwarded_header_checked_against_the_socket_peer() {
     let app = app(layer, Arc::clone(&reached));
 
     let rt = runtime();
-    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
     let addr = listener.local_addr().unwrap();
     rt.spawn(async move {
-        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .await
-            .unwrap();
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .unwrap();
     });
     let from = |ip: &str| {
         reqwest::Client::builder()
@@ -363,12 +427,24 @@ fn forwarded_header_checked_against_the_socket_peer() {
             }
             req.send()
         };
-        let r = send(&proxy, "/reports/fwd-good", std::slice::from_ref(&good_chain)).await.unwrap();
+        let r = send(
+            &proxy,
+            "/reports/fwd-good",
+            std::slice::from_ref(&good_chain),
+        )
+        .await
+        .unwrap();
         assert_eq!(r.status(), 200);
         assert_eq!(r.text().await.unwrap(), "spiffe://example.org/reporter");
 
         // the same header from a peer that is not a trusted proxy: 403, nothing verified
-        let r = send(&stranger, "/reports/fwd-untrusted", std::slice::from_ref(&good_chain)).await.unwrap();
+        let r = send(
+            &stranger,
+            "/reports/fwd-untrusted",
+            std::slice::from_ref(&good_chain),
+        )
+        .await
+        .unwrap();
         assert_eq!(r.status(), 403);
         assert_eq!(r.text().await.unwrap(), "forbidden\n");
         assert_eq!(
@@ -377,18 +453,35 @@ fn forwarded_header_checked_against_the_socket_peer() {
         );
         // a doubled header from an untrusted peer is still an untrusted-proxy refusal
         let twice = [good_chain.clone(), good_chain.clone()];
-        let r = send(&stranger, "/reports/fwd-untrusted-twice", &twice).await.unwrap();
+        let r = send(&stranger, "/reports/fwd-untrusted-twice", &twice)
+            .await
+            .unwrap();
         assert_eq!(r.status(), 403);
         // without a header the stranger is simply unauthenticated
         let r = send(&stranger, "/reports/fwd-none", &[]).await.unwrap();
         assert_eq!(r.status(), 401);
-        assert_eq!(refusal_code("/reports/fwd-none"), Some((401, "cert.missing".to_owned())));
+        assert_eq!(
+            refusal_code("/reports/fwd-none"),
+            Some((401, "cert.missing".to_owned()))
+        );
 
         for (path, values, code) in [
-            ("/reports/fwd-revoked", vec![escape(&format!("{}{}", p.revoked.pem(), p.inter.pem()))], "cert.revoked"),
-            ("/reports/fwd-wrong-ca", vec![escape(&p.stranger.pem())], "cert.unknown_issuer"),
+            (
+                "/reports/fwd-revoked",
+                vec![escape(&format!("{}{}", p.revoked.pem(), p.inter.pem()))],
+                "cert.revoked",
+            ),
+            (
+                "/reports/fwd-wrong-ca",
+                vec![escape(&p.stranger.pem())],
+                "cert.unknown_issuer",
+            ),
             ("/reports/fwd-twice", twice.to_vec(), "cert.bad_encoding"),
-            ("/reports/fwd-garbage", vec!["%ZZnot-a-cert".to_owned()], "cert.bad_encoding"),
+            (
+                "/reports/fwd-garbage",
+                vec!["%ZZnot-a-cert".to_owned()],
+                "cert.bad_encoding",
+            ),
             ("/reports/fwd-none-trusted", vec![], "cert.missing"),
         ] {
             let r = send(&proxy, path, &values).await.unwrap();
@@ -397,9 +490,14 @@ fn forwarded_header_checked_against_the_socket_peer() {
             assert_eq!(refusal_code(path), Some((401, code.to_owned())), "{path}");
         }
         let nobody = escape(&format!("{}{}", p.nobody.pem(), p.inter.pem()));
-        let r = send(&proxy, "/reports/fwd-missing", &[nobody]).await.unwrap();
+        let r = send(&proxy, "/reports/fwd-missing", &[nobody])
+            .await
+            .unwrap();
         assert_eq!(r.status(), 403);
-        assert_eq!(refusal_code("/reports/fwd-missing"), Some((403, "authz.forbidden".to_owned())));
+        assert_eq!(
+            refusal_code("/reports/fwd-missing"),
+            Some((403, "authz.forbidden".to_owned()))
+        );
     });
     assert_eq!(reached.load(Ordering::SeqCst), 1);
 }

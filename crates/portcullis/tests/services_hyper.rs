@@ -18,7 +18,10 @@ use services_common::{counting, rebinding, response, runtime, upstream, StubDns,
 
 fn upstreams() -> (Upstream, Upstream, Arc<EgressPolicy>) {
     let denied = counting("127.0.0.1");
-    let allowed = upstream("127.0.0.2", Arc::new(|_: &str| response("200 OK", &[], "hello")));
+    let allowed = upstream(
+        "127.0.0.2",
+        Arc::new(|_: &str| response("200 OK", &[], "hello")),
+    );
     let policy = EgressPolicy::builder()
         .schemes(["http"])
         .ports([allowed.port(), denied.port()])
@@ -66,8 +69,18 @@ fn connects_to_checked_addresses_only() {
     let client = http(PinnedConnector::new(policy).with_resolver(move |n: &str| dns.resolve(n)));
     let (a, d) = (allowed.port(), denied.port());
     runtime().block_on(async {
-        assert_eq!(get(&client, &format!("http://127.0.0.2:{a}/")).await.unwrap(), "hello");
-        assert_eq!(get(&client, &format!("http://upstream.test:{a}/")).await.unwrap(), "hello");
+        assert_eq!(
+            get(&client, &format!("http://127.0.0.2:{a}/"))
+                .await
+                .unwrap(),
+            "hello"
+        );
+        assert_eq!(
+            get(&client, &format!("http://upstream.test:{a}/"))
+                .await
+                .unwrap(),
+            "hello"
+        );
         for url in [
             format!("http://127.0.0.1:{d}/"),
             format!("http://2130706433:{d}/"),
@@ -75,11 +88,30 @@ fn connects_to_checked_addresses_only() {
             format!("http://private.test:{d}/"),
             format!("http://mixed.test:{d}/"),
         ] {
-            assert_eq!(get(&client, &url).await.unwrap_err(), "egress.reserved_address", "{url}");
+            assert_eq!(
+                get(&client, &url).await.unwrap_err(),
+                "egress.reserved_address",
+                "{url}"
+            );
         }
-        assert_eq!(get(&client, &format!("http://127.0.0.2:{}/", 9)).await.unwrap_err(), "egress.port");
-        assert_eq!(get(&client, &format!("https://127.0.0.2:{a}/")).await.unwrap_err(), "egress.scheme");
-        assert_eq!(get(&client, &format!("http://nowhere.test:{a}/")).await.unwrap_err(), "egress.resolve_failed");
+        assert_eq!(
+            get(&client, &format!("http://127.0.0.2:{}/", 9))
+                .await
+                .unwrap_err(),
+            "egress.port"
+        );
+        assert_eq!(
+            get(&client, &format!("https://127.0.0.2:{a}/"))
+                .await
+                .unwrap_err(),
+            "egress.scheme"
+        );
+        assert_eq!(
+            get(&client, &format!("http://nowhere.test:{a}/"))
+                .await
+                .unwrap_err(),
+            "egress.resolve_failed"
+        );
     });
     assert_eq!(lookups.lookup_count("private.test"), 1);
     assert_eq!(denied.hits(), 0);
@@ -89,15 +121,22 @@ fn connects_to_checked_addresses_only() {
 #[test]
 fn a_rebinding_name_is_refused_on_the_next_connection() {
     let (allowed, denied, policy) = upstreams();
-    let connector = PinnedConnector::new(policy).with_resolver(rebinding(&["127.0.0.2"], &["127.0.0.1"]));
+    let connector =
+        PinnedConnector::new(policy).with_resolver(rebinding(&["127.0.0.2"], &["127.0.0.1"]));
     let client = http(connector);
     let url = format!("http://rebind.test:{}/", allowed.port());
     runtime().block_on(async {
         assert_eq!(get(&client, &url).await.unwrap(), "hello");
         // The upstream closes each connection, so the next request connects (and resolves) anew.
-        assert_eq!(get(&client, &url).await.unwrap_err(), "egress.reserved_address");
+        assert_eq!(
+            get(&client, &url).await.unwrap_err(),
+            "egress.reserved_address"
+        );
         let url = format!("http://rebind.test:{}/", denied.port());
-        assert_eq!(get(&client, &url).await.unwrap_err(), "egress.reserved_address");
+        assert_eq!(
+            get(&client, &url).await.unwrap_err(),
+            "egress.reserved_address"
+        );
     });
     assert_eq!(denied.hits(), 0);
 }
@@ -123,9 +162,14 @@ fn destination_and_connect_failure() {
             .destination(&format!("http://svc.test:{port}/").parse().unwrap())
             .await
             .unwrap();
-        assert_eq!(dest.socket_addrs(), vec![format!("127.0.0.2:{port}").parse().unwrap()]);
+        assert_eq!(
+            dest.socket_addrs(),
+            vec![format!("127.0.0.2:{port}").parse().unwrap()]
+        );
         let client = http(connector);
-        let err = get(&client, &format!("http://svc.test:{port}/")).await.unwrap_err();
+        let err = get(&client, &format!("http://svc.test:{port}/"))
+            .await
+            .unwrap_err();
         assert_eq!(err, "egress.connect_failed");
     });
 }

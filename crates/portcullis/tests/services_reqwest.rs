@@ -11,7 +11,9 @@ use std::sync::Arc;
 use portcullis::egress::reqwest::{client, Client, EgressResolver};
 use portcullis::egress::EgressPolicy;
 use portcullis::ErrorCode;
-use services_common::{chunked, counting, rebinding, response, runtime, upstream, StubDns, Upstream};
+use services_common::{
+    chunked, counting, rebinding, response, runtime, upstream, StubDns, Upstream,
+};
 
 struct World {
     allowed: Upstream,
@@ -77,14 +79,22 @@ fn allowed_upstream_by_address_and_by_name() {
     let dns = StubDns::default().with("upstream.test", &["127.0.0.2"]);
     let c = http(&w, dns.clone());
     runtime().block_on(async {
-        let r = c.get(&format!("http://{}/ok", w.allowed.addr)).send().await.unwrap();
+        let r = c
+            .get(&format!("http://{}/ok", w.allowed.addr))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 200);
         assert_eq!(r.text().await.unwrap(), "hello");
         let url = format!("http://upstream.test:{}/ok", w.allowed.port());
         let r = c.get(&url).send().await.unwrap();
         assert_eq!(r.text().await.unwrap(), "hello");
         // a checked redirect to an allowed place is followed
-        let r = c.get(&format!("http://{}/to-ok", w.allowed.addr)).send().await.unwrap();
+        let r = c
+            .get(&format!("http://{}/to-ok", w.allowed.addr))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.url().path(), "/ok");
         assert_eq!(r.text().await.unwrap(), "hello");
     });
@@ -103,11 +113,18 @@ fn redirect_to_a_denied_address_is_refused_before_connecting() {
             ("/to-denied-spelled", "egress.reserved_address"),
             ("/to-private-name", "egress.reserved_address"),
         ] {
-            let r = c.get(&format!("http://{}{path}", w.allowed.addr)).send().await;
+            let r = c
+                .get(&format!("http://{}{path}", w.allowed.addr))
+                .send()
+                .await;
             assert_eq!(code_of(r), code, "{path}");
         }
     });
-    assert_eq!(dns.lookup_count("private.test"), 1, "the redirect's name went through the resolver");
+    assert_eq!(
+        dns.lookup_count("private.test"),
+        1,
+        "the redirect's name went through the resolver"
+    );
     assert!(w.allowed.hits() >= 3);
     assert_eq!(w.denied.hits(), 0);
 }
@@ -122,10 +139,16 @@ fn a_name_resolving_to_a_private_address_is_refused() {
     let c = http(&w, dns);
     runtime().block_on(async {
         for name in ["private.test", "mixed.test", "mapped.test"] {
-            let r = c.get(&format!("http://{name}:{}/", w.denied.port())).send().await;
+            let r = c
+                .get(&format!("http://{name}:{}/", w.denied.port()))
+                .send()
+                .await;
             assert_eq!(code_of(r), "egress.reserved_address", "{name}");
         }
-        let r = c.get(&format!("http://nowhere.test:{}/", w.allowed.port())).send().await;
+        let r = c
+            .get(&format!("http://nowhere.test:{}/", w.allowed.port()))
+            .send()
+            .await;
         assert_eq!(code_of(r), "egress.resolve_failed");
     });
     assert_eq!(w.denied.hits(), 0);
@@ -146,7 +169,10 @@ fn a_rebinding_name_is_refused_on_the_next_connect() {
         // The upstream closed the connection, so this is a new connect and a new lookup.
         let r = c.get(&ok_url).send().await;
         assert_eq!(code_of(r), "egress.reserved_address");
-        let r = c.get(&format!("http://rebind.test:{}/", w.denied.port())).send().await;
+        let r = c
+            .get(&format!("http://rebind.test:{}/", w.denied.port()))
+            .send()
+            .await;
         assert_eq!(code_of(r), "egress.reserved_address");
     });
     assert_eq!(w.denied.hits(), 0);
@@ -161,7 +187,10 @@ fn url_rules_run_before_every_request_through_the_wrapper() {
     runtime().block_on(async {
         for (url, code) in [
             (format!("http://{d}/"), "egress.reserved_address"),
-            (format!("http://0x7f.1:{}/", d.port()), "egress.reserved_address"),
+            (
+                format!("http://0x7f.1:{}/", d.port()),
+                "egress.reserved_address",
+            ),
             (format!("http://user@{a}/ok"), "egress.userinfo"),
             (format!("http://{a}\\@127.0.0.1/ok"), "egress.backslash"),
             (format!("http://127.0.0.2:{}/", 9), "egress.port"),
@@ -202,16 +231,29 @@ fn url_rules_run_before_every_request_through_the_wrapper() {
         .with("upstream.test", &["127.0.0.2"])
         .with("other.test", &["127.0.0.2"]);
     let lookups = dns.clone();
-    let c = client(strict).resolver(move |n: &str| dns.resolve(n)).build().unwrap();
+    let c = client(strict)
+        .resolver(move |n: &str| dns.resolve(n))
+        .build()
+        .unwrap();
     runtime().block_on(async {
-        let r = c.get(&format!("http://other.test:{}/ok", w.allowed.port())).send().await;
+        let r = c
+            .get(&format!("http://other.test:{}/ok", w.allowed.port()))
+            .send()
+            .await;
         assert_eq!(code_of(r), "egress.host_not_allowed");
         let r = c.get(&format!("http://{a}/ok")).send().await;
         assert_eq!(code_of(r), "egress.host_not_allowed");
-        let r = c.get(&format!("http://upstream.test:{}/ok", w.allowed.port())).send().await;
+        let r = c
+            .get(&format!("http://upstream.test:{}/ok", w.allowed.port()))
+            .send()
+            .await;
         assert_eq!(r.unwrap().text().await.unwrap(), "hello");
     });
-    assert_eq!(lookups.lookup_count("other.test"), 0, "refused before any lookup");
+    assert_eq!(
+        lookups.lookup_count("other.test"),
+        0,
+        "refused before any lookup"
+    );
 }
 
 /// Why the wrapper exists: reqwest does not ask a resolver about IP literals, so a plain
@@ -226,7 +268,11 @@ fn the_resolver_alone_does_not_see_ip_literals() {
         .build()
         .unwrap();
     runtime().block_on(async {
-        let r = plain.get(format!("http://{}/", w.denied.addr)).send().await.unwrap();
+        let r = plain
+            .get(format!("http://{}/", w.denied.addr))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 200);
     });
     assert_eq!(w.denied.hits(), 1);
@@ -236,7 +282,8 @@ fn the_resolver_alone_does_not_see_ip_literals() {
 fn the_resolver_refuses_names_for_any_reqwest_client() {
     let w = world();
     let dns = StubDns::default().with("private.test", &["127.0.0.1"]);
-    let resolver = EgressResolver::with_resolver(Arc::clone(&w.policy), move |n: &str| dns.resolve(n));
+    let resolver =
+        EgressResolver::with_resolver(Arc::clone(&w.policy), move |n: &str| dns.resolve(n));
     let plain = reqwest::Client::builder()
         .no_proxy()
         .dns_resolver(Arc::new(resolver))
@@ -257,14 +304,26 @@ fn the_resolver_refuses_names_for_any_reqwest_client() {
 #[test]
 fn body_cap_and_redirect_limit() {
     let w = world();
-    let c = client(Arc::clone(&w.policy)).max_body_bytes(1000).max_redirects(3).build().unwrap();
+    let c = client(Arc::clone(&w.policy))
+        .max_body_bytes(1000)
+        .max_redirects(3)
+        .build()
+        .unwrap();
     let a = w.allowed.addr;
     runtime().block_on(async {
         let r = c.get(&format!("http://{a}/big")).send().await.unwrap();
         assert_eq!(code_of(r.bytes().await), "egress.body_too_large");
-        let r = c.get(&format!("http://{a}/big-chunked")).send().await.unwrap();
+        let r = c
+            .get(&format!("http://{a}/big-chunked"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(code_of(r.text().await), "egress.body_too_large");
-        let mut r = c.get(&format!("http://{a}/big-chunked")).send().await.unwrap();
+        let mut r = c
+            .get(&format!("http://{a}/big-chunked"))
+            .send()
+            .await
+            .unwrap();
         let mut read = 0;
         let err = loop {
             match r.chunk().await {
@@ -281,9 +340,16 @@ fn body_cap_and_redirect_limit() {
         assert_eq!(code_of(r), "egress.too_many_redirects");
     });
     // no redirects followed at all: the 3xx comes back
-    let c = client(Arc::clone(&w.policy)).max_redirects(0).build().unwrap();
+    let c = client(Arc::clone(&w.policy))
+        .max_redirects(0)
+        .build()
+        .unwrap();
     runtime().block_on(async {
-        let r = c.get(&format!("http://{a}/to-denied")).send().await.unwrap();
+        let r = c
+            .get(&format!("http://{a}/to-denied"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 302);
     });
     assert_eq!(w.denied.hits(), 0);
@@ -319,11 +385,20 @@ fn from_portcullis_toml() {
         w.allowed.port()
     );
     let config = portcullis::config::Config::from_str(&toml, "/").unwrap();
-    let c = client(Arc::clone(config.egress("upstream").unwrap())).build().unwrap();
+    let c = client(Arc::clone(config.egress("upstream").unwrap()))
+        .build()
+        .unwrap();
     runtime().block_on(async {
-        let r = c.get(&format!("http://{}/ok", w.allowed.addr)).send().await.unwrap();
+        let r = c
+            .get(&format!("http://{}/ok", w.allowed.addr))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.text().await.unwrap(), "hello");
-        let r = c.get(&format!("http://127.0.0.1:{}/", w.allowed.port())).send().await;
+        let r = c
+            .get(&format!("http://127.0.0.1:{}/", w.allowed.port()))
+            .send()
+            .await;
         assert_eq!(code_of(r), "egress.reserved_address");
     });
 }

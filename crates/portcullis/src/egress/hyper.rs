@@ -105,13 +105,12 @@ impl PinnedConnector {
         let pending = self.policy.check_url(&uri.to_string())?;
         let policy = Arc::clone(&self.policy);
         let resolver = Arc::clone(&self.resolver);
-        let dest =
-            tokio::task::spawn_blocking(move || policy.resolve_pending(pending, &*resolver))
-                .await
-                .map_err(|e| ConnectError::Connect {
-                    addrs: String::new(),
-                    source: io::Error::other(e),
-                })??;
+        let dest = tokio::task::spawn_blocking(move || policy.resolve_pending(pending, &*resolver))
+            .await
+            .map_err(|e| ConnectError::Connect {
+                addrs: String::new(),
+                source: io::Error::other(e),
+            })??;
         Ok(dest)
     }
 

@@ -165,7 +165,10 @@ impl reqwest::dns::Resolve for EgressResolver {
 /// let client = reqwest::Client::builder().redirect(policy).no_proxy().build();
 /// assert!(client.is_ok());
 /// ```
-pub fn redirect_policy(policy: Arc<EgressPolicy>, max_redirects: usize) -> reqwest::redirect::Policy {
+pub fn redirect_policy(
+    policy: Arc<EgressPolicy>,
+    max_redirects: usize,
+) -> reqwest::redirect::Policy {
     reqwest::redirect::Policy::custom(move |attempt| {
         // `previous` starts with the original URL; hops so far = len - 1, this one included = len.
         if attempt.previous().len() > max_redirects {

@@ -104,7 +104,10 @@ pub struct ConnectionInfo {
 impl ConnectionInfo {
     /// The socket peer and the handshake's peer certificates (as
     /// `rustls::ServerConnection::peer_certificates` returns them; empty for none).
-    pub fn new(remote_addr: Option<SocketAddr>, peer_certificates: Vec<CertificateDer<'static>>) -> Self {
+    pub fn new(
+        remote_addr: Option<SocketAddr>,
+        peer_certificates: Vec<CertificateDer<'static>>,
+    ) -> Self {
         Self {
             remote_addr,
             peer_certificates: peer_certificates.into(),
@@ -314,7 +317,11 @@ impl Refusal {
 }
 
 /// The detail-free refusal response, and the tracing event with the reason.
-fn refuse<B: From<&'static str>>(refusal: &Refusal, method: &http::Method, path: &str) -> Response<B> {
+fn refuse<B: From<&'static str>>(
+    refusal: &Refusal,
+    method: &http::Method,
+    path: &str,
+) -> Response<B> {
     tracing::warn!(
         target: "portcullis",
         status = refusal.status.as_u16(),
@@ -382,7 +389,9 @@ impl Settings {
     fn presented<B>(&self, req: &Request<B>) -> Result<PresentedCertificate, Refusal> {
         let connection = req.extensions().get::<ConnectionInfo>();
         let Some(source) = &self.source else {
-            let certs = connection.map(ConnectionInfo::peer_certificates).unwrap_or_default();
+            let certs = connection
+                .map(ConnectionInfo::peer_certificates)
+                .unwrap_or_default();
             let Some((leaf, chain)) = certs.split_first() else {
                 return Err(Refusal::cert(&SourceError::Missing {
                     header: "the TLS connection".to_owned(),

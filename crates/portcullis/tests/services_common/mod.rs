@@ -117,12 +117,20 @@ impl StubDns {
     }
 
     pub fn lookup_count(&self, name: &str) -> usize {
-        self.lookups.lock().unwrap().iter().filter(|n| *n == name).count()
+        self.lookups
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|n| *n == name)
+            .count()
     }
 }
 
 /// A rebinding resolver: the first lookup answers `first`, every later one `later`.
-pub fn rebinding(first: &[&str], later: &[&str]) -> impl Fn(&str) -> std::io::Result<Vec<IpAddr>> + Send + Sync + 'static {
+pub fn rebinding(
+    first: &[&str],
+    later: &[&str],
+) -> impl Fn(&str) -> std::io::Result<Vec<IpAddr>> + Send + Sync + 'static {
     let first: Vec<IpAddr> = first.iter().map(|i| i.parse().unwrap()).collect();
     let later: Vec<IpAddr> = later.iter().map(|i| i.parse().unwrap()).collect();
     let calls = AtomicUsize::new(0);
