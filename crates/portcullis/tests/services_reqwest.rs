@@ -279,6 +279,36 @@ fn the_resolver_alone_does_not_see_ip_literals() {
 }
 
 #[test]
+fn a_nonblocking_resolver_is_checked_the_same_way() {
+    let w = world();
+    let dns = StubDns::default()
+        .with("upstream.test", &["127.0.0.2"])
+        .with("private.test", &["127.0.0.1"]);
+    let c = client(Arc::clone(&w.policy))
+        .nonblocking_resolver(move |n: &str| dns.resolve(n))
+        .build()
+        .unwrap();
+    runtime().block_on(async {
+        let r = c
+            .get(&format!("http://upstream.test:{}/ok", w.allowed.port()))
+            .send()
+            .await;
+        assert_eq!(r.unwrap().text().await.unwrap(), "hello");
+        let r = c
+            .get(&format!("http://private.test:{}/", w.denied.port()))
+            .send()
+            .await;
+        assert_eq!(code_of(r), "egress.reserved_address");
+        let r = c
+            .get(&format!("http://{}/to-private-name", w.allowed.addr))
+            .send()
+            .await;
+        assert_eq!(code_of(r), "egress.reserved_address");
+    });
+    assert_eq!(w.denied.hits(), 0);
+}
+
+#[test]
 fn the_resolver_refuses_names_for_any_reqwest_client() {
     let w = world();
     let dns = StubDns::default().with("private.test", &["127.0.0.1"]);

@@ -65,11 +65,12 @@
 #[cfg(feature = "axum")]
 mod axum;
 
+use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::SystemTime;
 
@@ -166,6 +167,51 @@ struct Settings {
     policy: Option<Arc<AccessPolicy>>,
     require: RouteRequirements,
     skip: SkipRoutes,
+    permissions: PermissionCache,
+}
+
+/// Most identities whose permissions are remembered; the table is cleared when full.
+const PERMISSION_CACHE_CAPACITY: usize = 10_000;
+
+/// Permissions by verified identity. The access policy is immutable and the trust store's
+/// cache hands back the same `Arc<Identity>` for the same chain, so the identity's address
+/// is the key; the entry holds that `Arc`, so the address cannot be reused by another
+/// identity while the entry exists.
+#[derive(Debug, Default)]
+struct PermissionCache {
+    map: Mutex<HashMap<usize, (Arc<Identity>, Arc<[String]>)>>,
+}
+
+impl Clone for PermissionCache {
+    /// A changed layer (new policy) starts with an empty cache.
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+impl PermissionCache {
+    fn get(&self, identity: &Arc<Identity>, policy: Option<&AccessPolicy>) -> Arc<[String]> {
+        let Some(policy) = policy else {
+            return Arc::new([]);
+        };
+        let key = Arc::as_ptr(identity) as usize;
+        let mut map = match self.map.lock() {
+            Ok(map) => map,
+            // A panic elsewhere while holding the lock leaves a map that is still consistent.
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if let Some((held, permissions)) = map.get(&key) {
+            if Arc::ptr_eq(held, identity) {
+                return Arc::clone(permissions);
+            }
+        }
+        let permissions: Arc<[String]> = policy.permissions(identity).into();
+        if map.len() >= PERMISSION_CACHE_CAPACITY {
+            map.clear();
+        }
+        map.insert(key, (Arc::clone(identity), Arc::clone(&permissions)));
+        permissions
+    }
 }
 
 /// A [`tower_layer::Layer`] that verifies the caller and checks route permissions; see the
@@ -200,6 +246,7 @@ impl ClientCertLayer {
                 policy: None,
                 require: RouteRequirements::default(),
                 skip: SkipRoutes::default(),
+                permissions: PermissionCache::default(),
             }),
         }
     }
@@ -350,16 +397,8 @@ pub(crate) fn refusal_response<B: From<&'static str>>(status: StatusCode) -> Res
 
 impl Settings {
     fn authorize<B>(&self, req: &Request<B>) -> Result<ClientIdentity, Refusal> {
-        let presented = self.presented(req)?;
-        let chain: Vec<&[u8]> = presented.chain.iter().map(Vec::as_slice).collect();
-        let identity = self
-            .store
-            .verify_shared(&presented.leaf, &chain, SystemTime::now())
-            .map_err(|e| Refusal::cert(&e))?;
-        let permissions: Arc<[String]> = match &self.policy {
-            Some(policy) => policy.permissions(&identity).into(),
-            None => Arc::new([]),
-        };
+        let identity = self.verify(req)?;
+        let permissions = self.permissions.get(&identity, self.policy.as_deref());
         let missing = self
             .require
             .missing(req.method().as_str(), req.uri().path(), &permissions);
@@ -385,9 +424,10 @@ impl Settings {
         })
     }
 
-    /// The chain as presented: from the connection, or from the forwarded header.
-    fn presented<B>(&self, req: &Request<B>) -> Result<PresentedCertificate, Refusal> {
+    /// Verifies the chain as presented: from the connection, or from the forwarded header.
+    fn verify<B>(&self, req: &Request<B>) -> Result<Arc<Identity>, Refusal> {
         let connection = req.extensions().get::<ConnectionInfo>();
+        let now = SystemTime::now();
         let Some(source) = &self.source else {
             let certs = connection
                 .map(ConnectionInfo::peer_certificates)
@@ -397,11 +437,27 @@ impl Settings {
                     header: "the TLS connection".to_owned(),
                 }));
             };
-            return Ok(PresentedCertificate {
-                leaf: leaf.as_ref().to_vec(),
-                chain: chain.iter().map(|c| c.as_ref().to_vec()).collect(),
-            });
+            // Borrowed, not copied: the common case (TLS, cache hit) allocates only this.
+            let chain: Vec<&[u8]> = chain.iter().map(AsRef::as_ref).collect();
+            return self
+                .store
+                .verify_shared(leaf.as_ref(), &chain, now)
+                .map_err(|e| Refusal::cert(&e));
         };
+        let presented = self.forwarded(req, source, connection)?;
+        let chain: Vec<&[u8]> = presented.chain.iter().map(Vec::as_slice).collect();
+        self.store
+            .verify_shared(&presented.leaf, &chain, now)
+            .map_err(|e| Refusal::cert(&e))
+    }
+
+    /// The chain from the forwarded header, if the socket peer may send it.
+    fn forwarded<B>(
+        &self,
+        req: &Request<B>,
+        source: &CertSource,
+        connection: Option<&ConnectionInfo>,
+    ) -> Result<PresentedCertificate, Refusal> {
         let peer = connection
             .and_then(ConnectionInfo::remote_addr)
             .or_else(|| axum_peer(req))
