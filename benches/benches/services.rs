@@ -126,7 +126,8 @@ fn layer_cost(c: &mut Criterion) {
         TrustedProxies::new(["10.0.0.0/8"]).unwrap(),
     )
     .unwrap();
-    let header_layer = tls_layer.clone().source(Arc::new(nginx));
+    let nginx = Arc::new(nginx);
+    let header_layer = tls_layer.clone().source(Arc::clone(&nginx));
 
     let info = ConnectionInfo::new(
         Some("10.0.0.5:40000".parse().unwrap()),
@@ -166,6 +167,13 @@ fn layer_cost(c: &mut Criterion) {
     });
     c.bench_function("tower/ClientCertLayer, nginx header, cache hit", |b| {
         b.iter(|| now(&waker, fwd.call(header_request())))
+    });
+    c.bench_function("tower/part: CertSource::extract of the same nginx header", |b| {
+        b.iter(|| {
+            nginx
+                .extract(|_| Some(header.as_str()), black_box(Some("10.0.0.5")))
+                .unwrap()
+        })
     });
     c.bench_function("tower/bare service, request with nginx header", |b| {
         b.iter(|| now(&waker, bare.call(header_request())))
