@@ -54,9 +54,12 @@
 //!
 //! # Using a Destination with an HTTP client
 //!
-//! The rule is: connect to `dest.socket_addrs()` and nothing else, use `dest.host` for SNI,
-//! certificate verification and `Host`, turn off proxies (a proxy resolves the name again)
-//! and automatic redirects (each hop must go through [`EgressPolicy::check_redirect`]).
+//! The `reqwest` and `hyper` features do this for you: `egress::reqwest::client` (one
+//! shared client: checking resolver, redirect policy, URL rules before every request) and
+//! `egress::hyper::PinnedConnector`. By hand, the rule is: connect to `dest.socket_addrs()`
+//! and nothing else, use `dest.host` for SNI, certificate verification and `Host`, turn off
+//! proxies (a proxy resolves the name again) and automatic redirects (each hop must go
+//! through [`EgressPolicy::check_redirect`]).
 //!
 //! With **reqwest**, a per-destination client pins the name through its resolve override:
 //!
