@@ -168,13 +168,16 @@ fn layer_cost(c: &mut Criterion) {
     c.bench_function("tower/ClientCertLayer, nginx header, cache hit", |b| {
         b.iter(|| now(&waker, fwd.call(header_request())))
     });
-    c.bench_function("tower/part: CertSource::extract of the same nginx header", |b| {
-        b.iter(|| {
-            nginx
-                .extract(|_| Some(header.as_str()), black_box(Some("10.0.0.5")))
-                .unwrap()
-        })
-    });
+    c.bench_function(
+        "tower/part: CertSource::extract of the same nginx header",
+        |b| {
+            b.iter(|| {
+                nginx
+                    .extract(|_| Some(header.as_str()), black_box(Some("10.0.0.5")))
+                    .unwrap()
+            })
+        },
+    );
     c.bench_function("tower/bare service, request with nginx header", |b| {
         b.iter(|| now(&waker, bare.call(header_request())))
     });

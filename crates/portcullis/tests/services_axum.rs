@@ -508,3 +508,108 @@ fn from_config_needs_a_rack_table() {
     let err = ClientCertLayer::from_config(&config).unwrap_err();
     assert_eq!(err.code(), "config.unknown_name");
 }
+
+/// The reqwest wrapper as an mTLS client of an HTTPS upstream on 127.0.0.2 (served by
+/// `serve_tls` with a mandatory `ClientVerifier`): client certificate, redirect downgrade to
+/// `http`, redirect to a denied address.
+#[test]
+fn reqwest_wrapper_with_mtls_upstream_and_https_redirects() {
+    let p = pki();
+    let config = config(p.dir.path(), "");
+    let store = Arc::clone(config.trust_store("clients").unwrap());
+    let mut spec = LeafSpec::server("upstream.test");
+    spec.ips = vec!["127.0.0.2".parse().unwrap()];
+    let upstream_cert = leaf(Alg::P256, &p.server_ca, &spec);
+    let tls = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_client_cert_verifier(Arc::new(ClientVerifier::new(store)))
+    .with_single_cert(
+        vec![CertificateDer::from(upstream_cert.der())],
+        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(upstream_cert.key.serialize_der())),
+    )
+    .unwrap();
+
+    let rt = runtime();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.2:0"))
+        .unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let downgrade = format!("http://127.0.0.2:{port}/hello");
+    let loopback = format!("https://127.0.0.1:{port}/hello");
+    let upstream = Router::new()
+        .route(
+            "/hello",
+            get(|caller: ClientIdentity| async move {
+                format!(
+                    "hello {}",
+                    caller.identity().spiffe_id.clone().unwrap_or_default()
+                )
+            }),
+        )
+        .route(
+            "/downgrade",
+            get(move || async move { axum::response::Redirect::to(&downgrade) }),
+        )
+        .route(
+            "/to-loopback",
+            get(move || async move { axum::response::Redirect::to(&loopback) }),
+        )
+        .layer(ClientCertLayer::from_config(&config).unwrap());
+    rt.spawn(serve_tls(listener, Arc::new(tls), upstream));
+
+    let policy = Arc::new(
+        portcullis::egress::EgressPolicy::builder()
+            .schemes(["https", "http"])
+            .ports([port])
+            .allow_cidrs(["127.0.0.2/32"])
+            .build()
+            .unwrap(),
+    );
+    let server_root = || reqwest::Certificate::from_pem(p.server_ca.pem().as_bytes()).unwrap();
+    let with_cert = portcullis::egress::reqwest::client(Arc::clone(&policy))
+        .builtin_roots(false)
+        .add_root_certificate(server_root())
+        .identity(pem_identity(&p.good, Some(&p.inter)))
+        .build()
+        .unwrap();
+    let without = portcullis::egress::reqwest::client(policy)
+        .builtin_roots(false)
+        .add_root_certificate(server_root())
+        .build()
+        .unwrap();
+    let base = format!("https://127.0.0.2:{port}");
+    rt.block_on(async {
+        let r = with_cert
+            .get(&format!("{base}/hello"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(
+            r.text().await.unwrap(),
+            "hello spiffe://example.org/reporter"
+        );
+        let err = with_cert
+            .get(&format!("{base}/downgrade"))
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "egress.downgrade");
+        let err = with_cert
+            .get(&format!("{base}/to-loopback"))
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "egress.reserved_address");
+        // the upstream requires a client certificate: the handshake fails
+        let err = without
+            .get(&format!("{base}/hello"))
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "egress.http");
+    });
+}
