@@ -179,8 +179,11 @@ const PERMISSION_CACHE_CAPACITY: usize = 10_000;
 /// identity while the entry exists.
 #[derive(Debug, Default)]
 struct PermissionCache {
-    map: Mutex<HashMap<usize, (Arc<Identity>, Arc<[String]>)>>,
+    map: Mutex<HashMap<usize, Granted>>,
 }
+
+/// The identity (held, so its address stays its own) and what the policy grants it.
+type Granted = (Arc<Identity>, Arc<[String]>);
 
 impl Clone for PermissionCache {
     /// A changed layer (new policy) starts with an empty cache.
