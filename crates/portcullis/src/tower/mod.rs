@@ -287,6 +287,10 @@ impl ClientCertLayer {
     /// The layer the `[rack]` table of `portcullis.toml` describes: its trust store, its
     /// source (or the TLS connection), the access policy for that store, `require` and
     /// `skip`. Errors: `config.unknown_name` when the file has no `[rack]` table.
+    ///
+    /// A snapshot: the layer shares the configuration's trust store, so
+    /// [`Config::reload_crls`] reaches it, but `reload_interval` is not watched and a
+    /// reloaded file (`ConfigHandle::reload`) needs a new layer.
     pub fn from_config(config: &Config) -> Result<Self, ConfigError> {
         let rack = config.rack().ok_or_else(|| ConfigError::UnknownName {
             kind: "[rack] table",
