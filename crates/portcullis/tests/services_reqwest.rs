@@ -342,13 +342,13 @@ fn body_cap_and_redirect_limit() {
     let a = w.allowed.addr;
     runtime().block_on(async {
         let r = c.get(&format!("http://{a}/big")).send().await.unwrap();
-        assert_eq!(code_of(r.bytes().await), "egress.body_too_large");
+        assert_eq!(code_of(r.bytes().await), "egress.response_too_large");
         let r = c
             .get(&format!("http://{a}/big-chunked"))
             .send()
             .await
             .unwrap();
-        assert_eq!(code_of(r.text().await), "egress.body_too_large");
+        assert_eq!(code_of(r.text().await), "egress.response_too_large");
         let mut r = c
             .get(&format!("http://{a}/big-chunked"))
             .send()
@@ -362,7 +362,7 @@ fn body_cap_and_redirect_limit() {
                 Err(e) => break e,
             }
         };
-        assert_eq!(err.code(), "egress.body_too_large");
+        assert_eq!(err.code(), "egress.response_too_large");
         assert!(read <= 1000);
         let r = c.get(&format!("http://{a}/ok")).send().await.unwrap();
         assert_eq!(r.bytes().await.unwrap(), b"hello");

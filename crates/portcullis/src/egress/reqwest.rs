@@ -221,7 +221,7 @@ pub fn redirect_policy(
 ///
 /// ```
 /// use portcullis::{ErrorCode, egress::reqwest::FetchError};
-/// assert_eq!(FetchError::BodyTooLarge { max: 10 }.code(), "egress.body_too_large");
+/// assert_eq!(FetchError::ResponseTooLarge { max: 10 }.code(), "egress.response_too_large");
 /// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -231,7 +231,7 @@ pub enum FetchError {
     Egress(#[from] EgressError),
     /// The response body is larger than the client's cap.
     #[error("response body exceeds the {max}-byte cap; raise max_body_bytes if this response is legitimately that large")]
-    BodyTooLarge {
+    ResponseTooLarge {
         /// The cap.
         max: usize,
     },
@@ -253,7 +253,7 @@ impl ErrorCode for FetchError {
     fn code(&self) -> &'static str {
         match self {
             Self::Egress(e) => e.code(),
-            Self::BodyTooLarge { .. } => "egress.body_too_large",
+            Self::ResponseTooLarge { .. } => "egress.response_too_large",
             Self::TooManyRedirects { .. } => "egress.too_many_redirects",
             Self::Timeout(_) => "egress.timeout",
             Self::Http(_) => "egress.http",
@@ -567,7 +567,7 @@ impl Response {
         match self.inner.chunk().await? {
             None => Ok(None),
             Some(chunk) if self.read + chunk.len() > self.max_body_bytes => {
-                Err(FetchError::BodyTooLarge {
+                Err(FetchError::ResponseTooLarge {
                     max: self.max_body_bytes,
                 })
             }
@@ -583,7 +583,7 @@ impl Response {
     pub async fn bytes(mut self) -> Result<Vec<u8>, FetchError> {
         let max = self.max_body_bytes;
         if self.inner.content_length().is_some_and(|n| n > max as u64) {
-            return Err(FetchError::BodyTooLarge { max });
+            return Err(FetchError::ResponseTooLarge { max });
         }
         let mut body = Vec::new();
         while let Some(chunk) = self.chunk().await? {
