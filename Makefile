@@ -8,6 +8,8 @@ CARGO ?= cargo
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 EXT_SO := lib/portcullis/portcullis.so
 RSPEC ?= rspec
+# The Rust-service integrations (crates/portcullis features; never in the gem build).
+SERVICE_FEATURES := reqwest,hyper,axum
 
 .PHONY: all test test-modern native-gem deps toolchain ext cli rust-test lint rspec gem-test bench bench-rust bench-ruby demo fuzz clean
 
@@ -38,11 +40,15 @@ cli:
 
 rust-test:
 	$(CARGO) test --workspace
+	$(CARGO) test -p portcullis --features $(SERVICE_FEATURES) --test services_reqwest --test services_hyper --test services_axum
+	$(CARGO) test -p portcullis --features $(SERVICE_FEATURES) --doc -- egress::reqwest egress::hyper tower
 	@# the x509-limbo summary, shown even when green (the run above captures it)
 	@$(CARGO) test -q -p portcullis --test limbo -- --nocapture 2>/dev/null | grep -E '^ +[a-z0-9]+ +[0-9]+ passed|^limbo:'
 
 lint: toolchain
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy -p portcullis --all-targets --features $(SERVICE_FEATURES) -- -D warnings
+	$(CARGO) clippy -p portcullis-benches --all-targets --features services -- -D warnings
 	$(CARGO) fmt --all --check
 
 rspec: ext
@@ -77,7 +83,7 @@ native-gem: deps
 bench: bench-rust bench-ruby
 
 bench-rust:
-	$(CARGO) bench -p portcullis-benches
+	$(CARGO) bench -p portcullis-benches --features services
 
 bench-ruby: ext cli   # benches/ruby/lockdown.rb runs Puma under target/release/portcullis
 	@for f in benches/ruby/*.rb; do echo "== $$f"; ruby -Ilib $$f || exit 1; done

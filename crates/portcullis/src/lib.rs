@@ -12,6 +12,9 @@
 //! - [`guard`]: the decisions behind the Ruby runtime guard (connects and spawns).
 //! - [`lockdown`]: the kernel floor for the whole process (Landlock, seccomp, capabilities).
 //!
+//! Optional features put these into a Rust service's stack: `reqwest` (`egress::reqwest`),
+//! `hyper` (`egress::hyper`), `tower` and `axum` (`tower`).
+//!
 //! Every capability has its own `#[non_exhaustive]` error enum; each error has a stable
 //! machine code (see [`ErrorCode`]) and a message that says what was wrong.
 #![deny(unsafe_code)]
@@ -27,6 +30,8 @@ pub mod fs;
 pub mod guard;
 pub mod identity;
 pub mod lockdown;
+#[cfg(feature = "tower")]
+pub mod tower;
 
 /// A stable, machine-readable code carried by every Portcullis error
 /// (`cert.expired`, `egress.reserved_address`, `path.escape`, …).

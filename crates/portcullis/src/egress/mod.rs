@@ -60,10 +60,13 @@
 //!
 //! # Using a Destination with an HTTP client
 //!
-//! The rule is: connect to `dest.socket_addrs()` and nothing else, use `dest.host` for SNI,
-//! certificate verification and `Host`, send `dest.url` (or, writing the request line
-//! yourself, [`Destination::request_target`]) without re-parsing it, turn off proxies (a proxy resolves the name again)
-//! and automatic redirects (each hop must go through [`EgressPolicy::check_redirect`]).
+//! The `reqwest` and `hyper` features do this for you: `egress::reqwest::client` (one
+//! shared client: checking resolver, redirect policy, URL rules before every request) and
+//! `egress::hyper::PinnedConnector`. By hand, the rule is: connect to `dest.socket_addrs()`
+//! and nothing else, use `dest.host` for SNI, certificate verification and `Host`, send
+//! `dest.url` (or, writing the request line yourself, [`Destination::request_target`])
+//! without re-parsing it, turn off proxies (a proxy resolves the name again) and automatic
+//! redirects (each hop must go through [`EgressPolicy::check_redirect`]).
 //!
 //! With **reqwest**, a per-destination client pins the name through its resolve override:
 //!
@@ -87,8 +90,12 @@
 //! `crates/portcullis/examples/egress_fetch.rs` shows the same pinning with std's
 //! `TcpStream` only (it keeps the crate's dev-dependencies light).
 
+#[cfg(feature = "hyper")]
+pub mod hyper;
 mod policy;
 mod ranges;
+#[cfg(feature = "reqwest")]
+pub mod reqwest;
 mod resolve;
 mod url_check;
 

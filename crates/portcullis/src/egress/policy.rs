@@ -664,6 +664,45 @@ impl EgressPolicy {
         self.check_answers(pending, answers)
     }
 
+    /// The name and address layers for a bare host name, as a connector sees it (the
+    /// reqwest resolver): host deny/allow lists and metadata names, then every answer of
+    /// `resolver`. Returns the checked addresses, IPv4-mapped ones unwrapped.
+    #[cfg(feature = "reqwest")]
+    pub(crate) fn check_host_with<R: Resolve + ?Sized>(
+        &self,
+        host: &str,
+        resolver: &R,
+    ) -> Result<Vec<IpAddr>, EgressError> {
+        let name = host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase();
+        let bare = name.trim_start_matches('[').trim_end_matches(']');
+        if let Ok(ip) = bare.parse::<IpAddr>() {
+            self.check_literal_host(ip)?;
+            return Ok(vec![ip.to_canonical()]);
+        }
+        self.check_name(&name)?;
+        let answers = resolver
+            .resolve(&name)
+            .map_err(|e| EgressError::ResolveFailed {
+                host: name.clone(),
+                reason: e.to_string(),
+            })?;
+        if answers.is_empty() {
+            return Err(EgressError::ResolveFailed {
+                host: name,
+                reason: "no addresses".to_owned(),
+            });
+        }
+        let mut addrs: Vec<IpAddr> = Vec::with_capacity(answers.len());
+        for ip in answers {
+            self.check_ip(ip).map_err(|e| for_host(e, &name))?;
+            let ip = ip.to_canonical();
+            if !addrs.contains(&ip) {
+                addrs.push(ip);
+            }
+        }
+        Ok(addrs)
+    }
+
     fn check_parsed(&self, url: Url) -> Result<PendingUrl, EgressError> {
         if self.strict && (!url.username().is_empty() || url.password().is_some()) {
             return Err(EgressError::Userinfo {
