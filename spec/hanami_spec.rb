@@ -1,5 +1,8 @@
 # frozen_string_literal: true
 
+require "logger"
+require "stringio"
+
 require "rack"
 require "rack/lint"
 require "rack/test"
@@ -90,7 +93,15 @@ RSpec.describe Portcullis::Hanami::Action do
     expect(last_response.status).to eq(200)
     expect(last_response.body).to start_with("status for ")
     action = HanamiLike::Status.new
+    # Called with no middleware in front at all: a deployment mistake (authz.no_middleware), 403.
     status, = action.call(Rack::MockRequest.env_for("/status"))
-    expect([status, action.halts]).to eq([401, [401]])
+    expect([status, action.halts]).to eq([403, [403]])
+    logged = StringIO.new
+    action = HanamiLike::Status.new
+    action.call(Rack::MockRequest.env_for("/status", "rack.logger" => Logger.new(logged)))
+    expect(logged.string).to include("authz.no_middleware")
+    # Behind the middleware but skipped: no identity, 401.
+    status, = HanamiLike::Status.new.call(Rack::MockRequest.env_for("/status", "portcullis.checked" => true))
+    expect(status).to eq(401)
   end
 end

@@ -37,6 +37,8 @@ module Portcullis
         env = portcullis_env(req)
         identity = env[Portcullis::Rack::ClientCert::IDENTITY]
         policy = env[Portcullis::Rack::ClientCert::POLICY]
+        # Not mounted at all is a deployment mistake, not the client's: say which.
+        portcullis_halt(env, 403, FORBIDDEN, "authz.no_middleware") unless identity || env[Portcullis::Rack::ClientCert::CHECKED]
         portcullis_halt(env, 401, UNAUTHORIZED, "authz.no_identity") unless identity
         portcullis_halt(env, 403, FORBIDDEN, "authz.no_policy") unless policy
         portcullis_halt(env, 403, FORBIDDEN, "authz.forbidden") unless policy.allowed?(identity, permission.to_s)
