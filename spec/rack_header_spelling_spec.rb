@@ -32,19 +32,8 @@ RSpec.describe "Forwarded certificate headers spelled with underscores, through 
     end
   end
 
-  def serve
-    require "puma"
-    require "puma/server"
-    events = Puma::Events.new(StringIO.new, StringIO.new)
-    server = Puma::Server.new(app, events, min_threads: 1, max_threads: 2)
-    server.binder.parse(["tcp://127.0.0.1:0"], events)
-    thread = server.run
-    begin
-      yield server.connected_ports.first
-    ensure
-      server.stop(true)
-      thread.join(5)
-    end
+  def serve(&block)
+    PumaMtls.serve_plain(app, &block)
   end
 
   it "reaches the middleware as the dashed header when only the underscore spelling is sent" do

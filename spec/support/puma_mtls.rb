@@ -16,15 +16,22 @@ module PumaMtls
       File.write(key = File.join(dir, "server.key"), server_key.to_pem)
       File.write(cert = File.join(dir, "server.pem"), server_cert.to_pem)
       File.write(ca = File.join(dir, "ca.pem"), ca_certs.map(&:to_pem).join)
-      server = server(app, "ssl://127.0.0.1:0?key=#{key}&cert=#{cert}&ca=#{ca}&verify_mode=peer")
-      port = server.connected_ports.first
-      thread = server.run
-      begin
-        yield port
-      ensure
-        server.stop(true)
-        thread.join(5)
-      end
+      run(server(app, "ssl://127.0.0.1:0?key=#{key}&cert=#{cert}&ca=#{ca}&verify_mode=peer")) { |port| yield port }
+    end
+  end
+
+  # Plain HTTP on 127.0.0.1 (ephemeral port): yields the port.
+  def serve_plain(app, &block)
+    run(server(app, "tcp://127.0.0.1:0"), &block)
+  end
+
+  def run(server)
+    thread = server.run
+    begin
+      yield server.connected_ports.first
+    ensure
+      server.stop(true)
+      thread.join(5)
     end
   end
 
