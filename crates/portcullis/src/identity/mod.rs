@@ -5,10 +5,12 @@
 
 mod cache;
 mod cert;
+mod constraints;
 pub mod decode;
 mod der;
 mod dn;
 mod error;
+mod pkix;
 mod profile;
 pub mod source;
 mod store;
@@ -18,7 +20,7 @@ pub mod tls;
 pub use dn::{attribute_oid, Attribute, DistinguishedName, DnParseError};
 pub use error::CertificateError;
 pub use store::{
-    TrustStore, TrustStoreBuilder, Usage, DEFAULT_CACHE_CAPACITY, MAX_PRESENTED_CHAIN,
+    TrustStore, TrustStoreBuilder, Usage, DEFAULT_CACHE_CAPACITY, MAX_PRESENTED_CHAIN_BYTES,
 };
 
 use std::net::IpAddr;

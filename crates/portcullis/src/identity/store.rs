@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use super::cache::{Presented, VerificationCache};
 use super::cert::Cert;
 use super::dn::hex;
+use super::pkix;
 use super::profile::{self, Role};
 use super::{decode, CertificateError, DistinguishedName, Identity};
 use ring::digest;
@@ -17,9 +18,11 @@ use webpki::{
     RevocationOptionsBuilder, UnknownStatusPolicy, VerifiedPath,
 };
 
-/// Most certificates a peer may present besides its leaf. Real chains have one or two
-/// intermediates; the cap bounds path-building work on a hostile chain.
-pub const MAX_PRESENTED_CHAIN: usize = 16;
+/// Most bytes of certificates a peer may present besides its leaf (256 KiB: a
+/// 35-certificate cross-signed mesh of RSA-4096 CAs fits). Path-building work is bounded
+/// separately, by signature checks, candidate paths and name comparisons; a pool that
+/// exhausts them is refused with `cert.chain_too_long`.
+pub const MAX_PRESENTED_CHAIN_BYTES: usize = 256 * 1024;
 
 /// Default number of verified chains remembered by [`TrustStore`]'s cache.
 pub const DEFAULT_CACHE_CAPACITY: usize = 10_000;
@@ -47,6 +50,14 @@ impl Usage {
         match self {
             Self::ClientAuth => "TLS client authentication",
             Self::ServerAuth => "TLS server authentication",
+        }
+    }
+
+    /// The extended key usage OID (value bytes) this usage requires, if EKU is present.
+    fn eku_oid(self) -> &'static [u8] {
+        match self {
+            Self::ClientAuth => &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x02],
+            Self::ServerAuth => &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x01],
         }
     }
 
@@ -258,6 +269,8 @@ struct AnchorInfo {
 #[derive(Debug, Default)]
 struct CrlSet {
     lists: Vec<CertRevocationList<'static>>,
+    /// Each list's signed parts and scope, for [`pkix`] (same order as `lists`).
+    signed: Vec<pkix::CrlSigned>,
     issuers: Vec<Vec<u8>>,
 }
 
@@ -288,6 +301,8 @@ fn parse_crls(ders: &[Vec<u8>]) -> Result<CrlSet, CertificateError> {
             Some(_) => {}
         }
         set.issuers.push(parsed.issuer().as_raw().to_vec());
+        set.signed
+            .push(pkix::CrlSigned::parse(der).map_err(|e| refuse(e.to_string()))?);
         set.lists.push(CertRevocationList::from(list));
     }
     Ok(set)
@@ -465,14 +480,15 @@ impl TrustStore {
                 ),
             ));
         }
-        // Bound the work before hashing anything: at most MAX_PRESENTED_CHAIN certificates
-        // of at most MAX_CERT_BYTES each.
-        if chain.len() > MAX_PRESENTED_CHAIN {
+        // Bound the work before hashing anything: at most MAX_PRESENTED_CHAIN_BYTES.
+        let presented: usize = chain.iter().map(|c| c.len()).sum();
+        if presented > MAX_PRESENTED_CHAIN_BYTES {
             let fp = fingerprint(leaf_der);
             return Err(CertificateError::ChainTooLong {
                 cert: format!("certificate (sha256 {}…)", fp.get(..16).unwrap_or(&fp)),
                 reason: format!(
-                    "{} certificates presented, at most {MAX_PRESENTED_CHAIN} are accepted",
+                    "{} certificates of {presented} bytes presented, at most \
+                     {MAX_PRESENTED_CHAIN_BYTES} bytes are accepted",
                     chain.len()
                 ),
             });
@@ -590,12 +606,15 @@ impl TrustStore {
         // webpki try the next candidate, and the last refusal explains a final failure.
         let path_refusal: RefCell<Option<CertificateError>> = RefCell::new(None);
         let window: RefCell<(i64, i64)> = RefCell::new((leaf_nb, leaf_na));
-        let anchor_index: RefCell<Option<usize>> = RefCell::new(None);
         let check_path = |path: &VerifiedPath<'_>| -> Result<(), webpki::Error> {
-            match self.check_path(path, &name, at_secs, &crls) {
-                Ok((from, until, idx)) => {
+            let ders: Vec<CertificateDer<'_>> =
+                path.intermediate_certificates().map(|c| c.der()).collect();
+            let inters: Vec<&[u8]> = ders.iter().map(|d| d.as_ref()).collect();
+            let anchor = path.anchor();
+            let index = self.anchors.iter().position(|a| std::ptr::eq(a, anchor));
+            match self.check_path(&leaf, &inters, index, &name, at_secs, &crls, true) {
+                Ok((from, until)) => {
                     *window.borrow_mut() = (leaf_nb.max(from), leaf_na.min(until));
-                    *anchor_index.borrow_mut() = idx;
                     Ok(())
                 }
                 Err(e) => {
@@ -614,13 +633,35 @@ impl TrustStore {
             revocation,
             Some(&check_path),
         );
-        let path = match verified {
-            Ok(path) => path,
+        let mut chain_fingerprints = Vec::with_capacity(4);
+        chain_fingerprints.push(leaf_fp.clone());
+        let anchor_index = match verified {
+            Ok(path) => {
+                for cert in path.intermediate_certificates() {
+                    chain_fingerprints.push(fingerprint(cert.der().as_ref()));
+                }
+                let anchor = path.anchor();
+                self.anchors.iter().position(|a| std::ptr::eq(a, anchor))
+            }
             Err(e) => {
-                return Err(match (e, path_refusal.into_inner()) {
-                    (webpki::Error::UnknownIssuer, Some(refusal)) => refusal,
-                    (e, _) => map_webpki(e, &name, &issuer_dn, usage),
-                })
+                let pool: Vec<&[u8]> = intermediates.iter().map(|c| c.as_ref()).collect();
+                let refusal = path_refusal.into_inner();
+                match self.fallback(&leaf, &name, &pool, &e, at_secs, usage, &crls) {
+                    Some(Ok((ders, anchor, from, until))) => {
+                        *window.borrow_mut() = (leaf_nb.max(from), leaf_na.min(until));
+                        for der in &ders {
+                            chain_fingerprints.push(fingerprint(der));
+                        }
+                        Some(anchor)
+                    }
+                    Some(Err(refused)) => return Err(refused),
+                    None => {
+                        return Err(match (e, refusal) {
+                            (webpki::Error::UnknownIssuer, Some(refusal)) => refusal,
+                            (e, _) => map_webpki(e, &name, &issuer_dn, usage),
+                        })
+                    }
+                }
             }
         };
         if let Some(server_name) = server_name {
@@ -637,12 +678,7 @@ impl TrustStore {
             })?;
         }
 
-        let mut chain_fingerprints = Vec::with_capacity(4);
-        chain_fingerprints.push(leaf_fp.clone());
-        for cert in path.intermediate_certificates() {
-            chain_fingerprints.push(fingerprint(cert.der().as_ref()));
-        }
-        if let Some(info) = (*anchor_index.borrow()).and_then(|i| self.anchor_info.get(i)) {
+        if let Some(info) = anchor_index.and_then(|i| self.anchor_info.get(i)) {
             chain_fingerprints.push(info.fingerprint.clone());
         }
         let (valid_from, valid_until) = *window.borrow();
@@ -654,40 +690,134 @@ impl TrustStore {
         })
     }
 
-    /// Checks one candidate path: the profile of each intermediate and of the anchor.
-    /// Returns the validity window of the intermediates and the anchor's index.
+    /// webpki refused the chain with `err`. When the problem holds something webpki does
+    /// not implement (name constraints of other forms, a self-issued intermediate, more
+    /// work than its fixed budget), the path is built by [`pkix`] instead, and that verdict
+    /// is final. `None`: webpki's refusal stands.
+    #[allow(clippy::too_many_arguments)]
+    fn fallback(
+        &self,
+        leaf: &Cert<'_>,
+        leaf_name: &dyn std::fmt::Display,
+        pool_ders: &[&[u8]],
+        err: &webpki::Error,
+        at_secs: i64,
+        usage: Usage,
+        crls: &CrlSet,
+    ) -> Option<Result<(Vec<Vec<u8>>, usize, i64, i64), CertificateError>> {
+        use webpki::Error as E;
+        // A certificate that does not parse is on no path (webpki skips it too).
+        let (pool, pool_ders): (Vec<Cert<'_>>, Vec<&[u8]>) = pool_ders
+            .iter()
+            .filter_map(|d| Cert::parse(d).ok().map(|c| (c, *d)))
+            .unzip();
+        let anchors: Vec<pkix::Anchor<'_>> = self
+            .anchors
+            .iter()
+            .map(|a| {
+                let nc = a
+                    .name_constraints
+                    .as_ref()
+                    .map(|nc| super::cert::name_constraints_content(nc.as_ref()));
+                pkix::Anchor {
+                    // An anchor whose constraints do not parse issues nothing.
+                    subject: if matches!(nc, Some(Err(_))) {
+                        &[]
+                    } else {
+                        a.subject.as_ref()
+                    },
+                    spki: a.subject_public_key_info.as_ref(),
+                    name_constraints: nc.and_then(Result::ok),
+                }
+            })
+            .collect();
+        let gave_up = matches!(
+            err,
+            E::MaximumPathDepthExceeded
+                | E::MaximumSignatureChecksExceeded
+                | E::MaximumPathBuildCallsExceeded
+                | E::MaximumNameConstraintComparisonsExceeded
+        );
+        let beyond = |nc: Option<super::cert::NameConstraints<'_>>| nc.is_some_and(|n| n.beyond_webpki);
+        let unimplemented = pool.iter().any(|c| {
+            beyond(c.extensions.name_constraints.map(|n| n.value)) || pkix::is_rollover(c)
+        }) || anchors.iter().any(|a| beyond(a.name_constraints));
+        if !gave_up && !unimplemented {
+            return None;
+        }
+        let revocation = (!crls.lists.is_empty()).then(|| pkix::Revocation {
+            lists: &crls.lists,
+            signed: &crls.signed,
+            deny_unknown: self.deny_unknown_revocation,
+            enforce_next_update: false,
+        });
+        let problem = pkix::Problem {
+            leaf,
+            pool: &pool,
+            anchors: &anchors,
+            eku: usage.eku_oid(),
+            time: at_secs,
+            revocation,
+            limits: pkix::LIMITS,
+        };
+        let mut window = (i64::MIN, i64::MAX);
+        let mut accept = |inters: &[usize], anchor: usize| {
+            let ders: Vec<&[u8]> = inters
+                .iter()
+                .map(|i| pool_ders.get(*i).copied().unwrap_or(&[]))
+                .collect();
+            let (from, until) =
+                self.check_path(leaf, &ders, Some(anchor), leaf_name, at_secs, crls, false)?;
+            window = (from, until);
+            Ok(())
+        };
+        let found = pkix::build(&problem, leaf_name, &mut accept);
+        Some(found.map(|f| {
+            let ders = f
+                .intermediates
+                .iter()
+                .map(|i| pool_ders.get(*i).map_or_else(Vec::new, |d| d.to_vec()))
+                .collect();
+            (ders, f.anchor, window.0, window.1)
+        }))
+    }
+
+    /// Checks one candidate path: the profile of each intermediate and of the anchor, and
+    /// (`webpki_built`: for the path webpki found) the name constraints webpki does not
+    /// process. Returns the validity window of the intermediates and the anchor.
+    #[allow(clippy::too_many_arguments)]
     fn check_path(
         &self,
-        path: &VerifiedPath<'_>,
+        leaf: &Cert<'_>,
+        intermediates: &[&[u8]],
+        index: Option<usize>,
         leaf_name: &dyn std::fmt::Display,
         at_secs: i64,
         crls: &CrlSet,
-    ) -> Result<(i64, i64, Option<usize>), CertificateError> {
-        // RFC 5280 4.2.1.3: a CA that issued a loaded CRL must be allowed to sign CRLs.
+        webpki_built: bool,
+    ) -> Result<(i64, i64), CertificateError> {
+        // RFC 4.2.1.3: a CA that issued a loaded CRL must be allowed to sign CRLs.
         let crl_signer_ok = |subject: &[u8], may_sign: bool| {
             may_sign || !crls.issuers.iter().any(|i| i.as_slice() == subject)
         };
         let mut from = i64::MIN;
         let mut until = i64::MAX;
         let mut logical_intermediates = 0usize;
-        for cert in path.intermediate_certificates() {
-            let der = cert.der();
-            let parsed = Cert::parse(der.as_ref()).map_err(|e| CertificateError::Invalid {
-                cert: format!(
-                    "intermediate (sha256 {}) of {leaf_name}",
-                    fingerprint(der.as_ref())
-                ),
+        let mut parsed_path = Vec::with_capacity(intermediates.len());
+        for der in intermediates {
+            let parsed = Cert::parse(der).map_err(|e| CertificateError::Invalid {
+                cert: format!("intermediate (sha256 {}) of {leaf_name}", fingerprint(der)),
                 reason: format!("does not parse ({e})"),
             })?;
             profile::check_issuer(&parsed, Role::Intermediate).map_err(|reason| {
                 CertificateError::Invalid {
-                    cert: profile::describe(&parsed, &fingerprint(der.as_ref())),
+                    cert: profile::describe(&parsed, &fingerprint(der)),
                     reason,
                 }
             })?;
             if !crl_signer_ok(parsed.subject.raw, profile::may_sign_crls(&parsed)) {
                 return Err(CertificateError::Invalid {
-                    cert: profile::describe(&parsed, &fingerprint(der.as_ref())),
+                    cert: profile::describe(&parsed, &fingerprint(der)),
                     reason: "issued a loaded CRL but its keyUsage lacks cRLSign".to_owned(),
                 });
             }
@@ -704,9 +834,37 @@ impl TrustStore {
             }
             from = from.max(parsed.not_before);
             until = until.min(parsed.not_after);
+            parsed_path.push(parsed);
         }
-        let anchor = path.anchor();
-        let index = self.anchors.iter().position(|a| std::ptr::eq(a, anchor));
+        let anchor = index.and_then(|i| self.anchors.get(i));
+        if webpki_built {
+            // webpki checked dNSName and iPAddress constraints, and refused paths on which
+            // the other forms meet a name; the rest (a subject emailAddress under an
+            // rfc822Name constraint, say) is checked here.
+            let anchor_nc = anchor
+                .and_then(|a| a.name_constraints.as_ref())
+                .and_then(|nc| super::cert::name_constraints_content(nc.as_ref()).ok());
+            let beyond = anchor_nc.is_some_and(|n| n.beyond_webpki)
+                || parsed_path.iter().any(|c| {
+                    c.extensions
+                        .name_constraints
+                        .is_some_and(|n| n.value.beyond_webpki)
+                });
+            if beyond {
+                let mut chain: Vec<&Cert<'_>> = vec![leaf];
+                chain.extend(parsed_path.iter());
+                let mut budget = super::constraints::Budget(pkix::LIMITS.name_comparisons);
+                pkix::check_name_constraints(&chain, anchor_nc, &mut budget).map_err(
+                    |(at, _)| CertificateError::NameConstraint {
+                        cert: if at == 0 {
+                            leaf_name.to_string()
+                        } else {
+                            format!("an intermediate in the chain of {leaf_name}")
+                        },
+                    },
+                )?;
+            }
+        }
         if let Some(info) = index.and_then(|i| self.anchor_info.get(i)) {
             let anchor_name =
                 || format!("trust anchor (sha256 {}) for {leaf_name}", info.fingerprint);
@@ -740,7 +898,7 @@ impl TrustStore {
             from = from.max(info.not_before);
             until = until.min(info.not_after);
         }
-        Ok((from, until, index))
+        Ok((from, until))
     }
 }
 

@@ -1,0 +1,694 @@
+//! RFC 5280 §6.1 path validation of our own, for the chains rustls-webpki gives up on.
+//!
+//! [`super::TrustStore`] asks webpki first. webpki fails closed on what it does not
+//! implement: name constraints on rfc822Name, directoryName and URI forms, self-issued
+//! (key-rollover) intermediates, which §6.1.4 does not count towards pathLenConstraint and
+//! §6.1.3 exempts from name constraints, and pools larger than its fixed budget of 100
+//! signature checks and 6 intermediates. Only for those chains does the store build the
+//! path here. Everything else follows webpki's reading (validity of every non-anchor
+//! certificate, basicConstraints, extended key usage on every certificate, signatures with
+//! webpki's own algorithm implementations, loops as in RFC 4158 §5.2, CRLs as webpki
+//! scopes them), and a differential test holds the two to the same verdict wherever
+//! webpki can judge.
+//!
+//! Work is bounded: every signature is checked at most once per verification (memoized per
+//! issuer/subject pair), candidate issuers whose subjectKeyIdentifier matches the child's
+//! authorityKeyIdentifier are tried first, and [`LIMITS`] caps signature checks, path
+//! nodes and name comparisons. Running out is `cert.chain_too_long`.
+
+use std::collections::HashMap;
+
+use super::cert::{Cert, GeneralName, GeneralNames, NameConstraints};
+use super::constraints::{self, NcError};
+use super::der::{self, Reader};
+use super::CertificateError;
+use rustls_pki_types::SignatureVerificationAlgorithm;
+use webpki::CertRevocationList;
+
+/// Bounds on the work one verification may do here.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    /// Signature verifications (certificates and CRLs).
+    pub(crate) signatures: usize,
+    /// Candidate certificates pushed onto a path.
+    pub(crate) nodes: usize,
+    /// Name-constraint comparisons.
+    pub(crate) name_comparisons: usize,
+    /// Intermediates on one path.
+    pub(crate) depth: usize,
+}
+
+/// Enough for a 35-certificate cross-signed mesh, small enough that a pathological pool
+/// fails in milliseconds.
+pub(crate) const LIMITS: Limits = Limits {
+    signatures: 256,
+    nodes: 4096,
+    name_comparisons: 250_000,
+    depth: 8,
+};
+
+/// A trust anchor as webpki holds it: subject and SPKI contents, name constraints.
+pub(crate) struct Anchor<'a> {
+    pub(crate) subject: &'a [u8],
+    pub(crate) spki: &'a [u8],
+    pub(crate) name_constraints: Option<NameConstraints<'a>>,
+}
+
+/// A CRL's signed parts and scope, read once when it is loaded.
+#[derive(Debug, Clone)]
+pub(crate) struct CrlSigned {
+    tbs: Vec<u8>,
+    /// signatureAlgorithm contents.
+    algorithm: Vec<u8>,
+    signature: Vec<u8>,
+    next_update: Option<i64>,
+    idp: Option<Idp>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Idp {
+    only_user: bool,
+    only_ca: bool,
+    /// fullName URIs.
+    uris: Vec<Vec<u8>>,
+    has_full_name: bool,
+}
+
+impl CrlSigned {
+    /// Reads a DER CRL that webpki has already accepted.
+    pub(crate) fn parse(crl: &[u8]) -> Result<Self, der::DerError> {
+        let mut outer = Reader::new(der::single(crl, der::SEQUENCE, "CRL")?);
+        let tbs = outer.expect_tlv(der::SEQUENCE, "TBSCertList")?;
+        let algorithm = outer.expect(der::SEQUENCE, "CRL signatureAlgorithm")?;
+        let signature = der::bit_string(outer.expect(der::BIT_STRING, "CRL signature")?)?;
+        let mut t = Reader::new(tbs.content);
+        t.optional(der::INTEGER)?;
+        t.expect(der::SEQUENCE, "CRL signature field")?;
+        t.expect(der::SEQUENCE, "CRL issuer")?;
+        t.read()?; // thisUpdate
+        let next_update = match t.peek_tag() {
+            Some(der::UTC_TIME | der::GENERALIZED_TIME) => Some(der::time(&t.read()?)?),
+            _ => None,
+        };
+        let mut idp = None;
+        t.optional(der::SEQUENCE)?; // revokedCertificates
+        if let Some(exts) = t.optional(der::context_constructed(0))? {
+            let mut list = Reader::new(der::single(exts.content, der::SEQUENCE, "crlExtensions")?);
+            while !list.is_empty() {
+                let mut ext = Reader::new(list.expect(der::SEQUENCE, "CRL extension")?);
+                let oid = der::oid(ext.expect(der::OID, "CRL extension OID")?)?;
+                ext.optional(der::BOOLEAN)?;
+                let value = ext.expect(der::OCTET_STRING, "CRL extension value")?;
+                if oid == [0x55, 0x1d, 28] {
+                    idp = Some(Idp::parse(value)?);
+                }
+            }
+        }
+        Ok(Self {
+            tbs: tbs.raw.to_vec(),
+            algorithm: algorithm.to_vec(),
+            signature: signature.to_vec(),
+            next_update,
+            idp,
+        })
+    }
+}
+
+impl Idp {
+    fn parse(value: &[u8]) -> Result<Self, der::DerError> {
+        let mut r = Reader::new(der::single(value, der::SEQUENCE, "issuingDistributionPoint")?);
+        let mut idp = Idp::default();
+        if let Some(dp) = r.optional(der::context_constructed(0))? {
+            let mut names = Reader::new(dp.content);
+            if let Some(full) = names.optional(der::context_constructed(0))? {
+                idp.has_full_name = true;
+                for name in GeneralNames::parse_content(full.content)?.iter() {
+                    if let GeneralName::Uri(u) = name {
+                        idp.uris.push(u.as_bytes().to_vec());
+                    }
+                }
+            }
+        }
+        if let Some(b) = r.optional(der::context(1))? {
+            idp.only_user = der::boolean(b.content)?;
+        }
+        if let Some(b) = r.optional(der::context(2))? {
+            idp.only_ca = der::boolean(b.content)?;
+        }
+        Ok(idp)
+    }
+}
+
+/// The CRLs to check against and what to do when none covers a certificate.
+pub(crate) struct Revocation<'a> {
+    pub(crate) lists: &'a [CertRevocationList<'static>],
+    pub(crate) signed: &'a [CrlSigned],
+    pub(crate) deny_unknown: bool,
+    pub(crate) enforce_next_update: bool,
+}
+
+/// One verification's question.
+pub(crate) struct Problem<'p, 'a> {
+    pub(crate) leaf: &'p Cert<'a>,
+    /// Presented certificates, then the store's intermediates (duplicates allowed).
+    pub(crate) pool: &'p [Cert<'a>],
+    pub(crate) anchors: &'p [Anchor<'a>],
+    /// The extended key usage OID (value bytes) every certificate's EKU must include.
+    pub(crate) eku: &'static [u8],
+    pub(crate) time: i64,
+    pub(crate) revocation: Option<Revocation<'p>>,
+    pub(crate) limits: Limits,
+}
+
+/// A verified path: pool indices of the intermediates (leaf side first) and the anchor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Found {
+    pub(crate) intermediates: Vec<usize>,
+    pub(crate) anchor: usize,
+}
+
+/// Checks a store applies to a complete candidate path (its profile rules).
+pub(crate) type Accept<'f> = dyn FnMut(&[usize], usize) -> Result<(), CertificateError> + 'f;
+
+/// How specific a refusal is, for picking the one to report (as webpki ranks its errors).
+fn rank(e: &CertificateError) -> u32 {
+    match e {
+        CertificateError::Expired { .. } | CertificateError::NotYetValid { .. } => 290,
+        CertificateError::Revoked { .. } => 270,
+        CertificateError::RevocationUnknown { .. } => 260,
+        CertificateError::NameConstraint { .. } => 250,
+        CertificateError::Invalid { .. } => 240,
+        CertificateError::WrongUsage { .. } => 230,
+        CertificateError::BadSignature { .. } => 220,
+        CertificateError::ChainTooLong { .. } => 210,
+        CertificateError::UnknownIssuer { .. } => 0,
+        _ => 100,
+    }
+}
+
+enum Stop {
+    /// This candidate failed; others may still succeed.
+    Refused(CertificateError),
+    /// A limit ran out: stop looking.
+    Fatal(CertificateError),
+}
+
+/// Validates and builds: the first path (depth first, AKI-matching issuers first) that
+/// passes every check and `accept`.
+pub(crate) fn build(
+    problem: &Problem<'_, '_>,
+    leaf_name: &dyn std::fmt::Display,
+    accept: &mut Accept<'_>,
+) -> Result<Found, CertificateError> {
+    let mut search = Search {
+        p: problem,
+        leaf_name,
+        signatures: HashMap::new(),
+        budget_signatures: problem.limits.signatures,
+        budget_nodes: problem.limits.nodes,
+        nc_budget: constraints::Budget(problem.limits.name_comparisons),
+        best: None,
+        by_subject: HashMap::new(),
+    };
+    for (i, cert) in problem.pool.iter().enumerate() {
+        // Duplicates add no path.
+        let dup = problem.pool.get(..i).is_some_and(|before| {
+            before
+                .iter()
+                .any(|b| b.tbs == cert.tbs && b.signature == cert.signature)
+        });
+        if !dup {
+            search
+                .by_subject
+                .entry(cert.subject.content)
+                .or_default()
+                .push(i);
+        }
+    }
+    let mut path = Vec::new();
+    match search.extend(&mut path, accept) {
+        Ok(anchor) => Ok(Found {
+            intermediates: path,
+            anchor,
+        }),
+        Err(Stop::Fatal(e)) => Err(e),
+        Err(Stop::Refused(e)) => Err(match search.best.take() {
+            Some(best) if rank(&best) >= rank(&e) => best,
+            _ => e,
+        }),
+    }
+}
+
+/// Who signed: a pool certificate or an anchor.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum Signer {
+    Pool(usize),
+    Anchor(usize),
+}
+
+struct Search<'s, 'p, 'a> {
+    p: &'s Problem<'p, 'a>,
+    leaf_name: &'s dyn std::fmt::Display,
+    /// (child: None for the leaf, signer) -> signature verified.
+    signatures: HashMap<(Option<usize>, Signer), bool>,
+    budget_signatures: usize,
+    budget_nodes: usize,
+    nc_budget: constraints::Budget,
+    best: Option<CertificateError>,
+    by_subject: HashMap<&'a [u8], Vec<usize>>,
+}
+
+impl<'p, 'a> Search<'_, 'p, 'a> {
+    fn cert(&self, index: Option<usize>) -> &'p Cert<'a> {
+        let pool: &'p [Cert<'a>] = self.p.pool;
+        let leaf: &'p Cert<'a> = self.p.leaf;
+        match index.and_then(|i| pool.get(i)) {
+            Some(c) => c,
+            None => leaf,
+        }
+    }
+
+    fn note(&mut self, e: CertificateError) {
+        if self.best.as_ref().is_none_or(|b| rank(&e) > rank(b)) {
+            self.best = Some(e);
+        }
+    }
+
+    fn describe(&self, index: Option<usize>) -> String {
+        match index {
+            None => self.leaf_name.to_string(),
+            Some(_) => {
+                let c = self.cert(index);
+                format!(
+                    "intermediate \"{}\" in the chain of {}",
+                    super::DistinguishedName::from_name(&c.subject),
+                    self.leaf_name
+                )
+            }
+        }
+    }
+
+    fn too_long(&self, why: &str) -> Stop {
+        Stop::Fatal(CertificateError::ChainTooLong {
+            cert: self.leaf_name.to_string(),
+            reason: format!("path building gave up: {why}"),
+        })
+    }
+
+    /// Extends `path` (intermediates below the head, leaf side first) from its head.
+    fn extend(&mut self, path: &mut Vec<usize>, accept: &mut Accept<'_>) -> Result<usize, Stop> {
+        let head = path.last().copied();
+        self.independent(head, path).map_err(Stop::Refused)?;
+        let issuer = self.cert(head).issuer.content;
+        let mut last = CertificateError::UnknownIssuer {
+            cert: self.leaf_name.to_string(),
+            issuer: super::DistinguishedName::from_name(&self.cert(head).issuer).to_string(),
+        };
+        for (ai, anchor) in self.p.anchors.iter().enumerate() {
+            if anchor.subject != issuer {
+                continue;
+            }
+            match self.try_anchor(path, ai, accept) {
+                Ok(()) => return Ok(ai),
+                Err(Stop::Refused(e)) => {
+                    self.note(e.clone());
+                    last = e;
+                }
+                Err(fatal) => return Err(fatal),
+            }
+        }
+        let mut candidates = self.by_subject.get(issuer).cloned().unwrap_or_default();
+        let aki = self
+            .cert(head)
+            .extensions
+            .authority_key_id
+            .and_then(|a| a.value.key_id);
+        if aki.is_some() {
+            // Stable: AKI-matching issuers first, otherwise presented order.
+            candidates.sort_by_key(|i| {
+                let ski = self.p.pool.get(*i).and_then(|c| c.extensions.subject_key_id);
+                ski.map(|s| s.value) != aki
+            });
+        }
+        for next in candidates {
+            let Some(cand) = self.p.pool.get(next) else {
+                continue;
+            };
+            // RFC 4158 5.2: no certificate (same key and name) twice on a path.
+            let looped = std::iter::once(None)
+                .chain(path.iter().map(|i| Some(*i)))
+                .any(|i| {
+                    let c = self.cert(i);
+                    c.spki == cand.spki && c.subject.raw == cand.subject.raw
+                });
+            if looped {
+                continue;
+            }
+            if path.len() >= self.p.limits.depth {
+                let e = CertificateError::ChainTooLong {
+                    cert: self.leaf_name.to_string(),
+                    reason: format!("the path needs more than {} intermediates", self.p.limits.depth),
+                };
+                self.note(e.clone());
+                last = e;
+                continue;
+            }
+            match self.signed_by(head, Signer::Pool(next)) {
+                Ok(true) => {}
+                Ok(false) => {
+                    let e = self.bad_signature(head);
+                    self.note(e.clone());
+                    last = e;
+                    continue;
+                }
+                Err(fatal) => return Err(fatal),
+            }
+            self.budget_nodes = self
+                .budget_nodes
+                .checked_sub(1)
+                .ok_or_else(|| self.too_long("too many candidate paths"))?;
+            path.push(next);
+            match self.extend(path, accept) {
+                Ok(anchor) => return Ok(anchor),
+                Err(Stop::Refused(e)) => {
+                    self.note(e.clone());
+                    last = e;
+                    path.pop();
+                }
+                Err(fatal) => return Err(fatal),
+            }
+        }
+        Err(Stop::Refused(last))
+    }
+
+    fn bad_signature(&self, child: Option<usize>) -> CertificateError {
+        CertificateError::BadSignature {
+            cert: self.describe(child),
+            reason: "no candidate issuer's key verifies it".to_owned(),
+        }
+    }
+
+    /// Whether `child` (None: the leaf) is signed by `signer`, memoized.
+    fn signed_by(&mut self, child: Option<usize>, signer: Signer) -> Result<bool, Stop> {
+        if let Some(known) = self.signatures.get(&(child, signer)) {
+            return Ok(*known);
+        }
+        self.budget_signatures = self
+            .budget_signatures
+            .checked_sub(1)
+            .ok_or_else(|| self.too_long("too many signature checks"))?;
+        let spki = match signer {
+            Signer::Pool(i) => self.p.pool.get(i).map(|c| c.spki),
+            Signer::Anchor(i) => self.p.anchors.get(i).map(|a| a.spki),
+        }
+        .unwrap_or(&[]);
+        let c = self.cert(child);
+        let ok = der::single(c.signature_algorithm, der::SEQUENCE, "signatureAlgorithm")
+            .ok()
+            .is_some_and(|alg| verify_signature(spki, alg, c.tbs, c.signature));
+        self.signatures.insert((child, signer), ok);
+        Ok(ok)
+    }
+
+    /// The checks that need no issuer (webpki's "issuer-independent properties"), with
+    /// RFC 5280's path length: self-issued intermediates below are not counted.
+    fn independent(&self, head: Option<usize>, path: &[usize]) -> Result<(), CertificateError> {
+        let c = self.cert(head);
+        let name = || self.describe(head);
+        if c.not_before > c.not_after {
+            return Err(CertificateError::Invalid {
+                cert: name(),
+                reason: "notBefore is after notAfter".to_owned(),
+            });
+        }
+        if self.p.time < c.not_before {
+            return Err(CertificateError::NotYetValid {
+                cert: name(),
+                not_before: c.not_before,
+                at: self.p.time,
+            });
+        }
+        if self.p.time > c.not_after {
+            return Err(CertificateError::Expired {
+                cert: name(),
+                not_after: c.not_after,
+                at: self.p.time,
+            });
+        }
+        let bc = c.extensions.basic_constraints.map(|b| b.value);
+        match (head, bc) {
+            (None, Some(b)) if b.ca => return Err(CertificateError::CaAsLeaf { cert: name() }),
+            (Some(_), b) if !b.is_some_and(|b| b.ca) => {
+                return Err(CertificateError::Invalid {
+                    cert: name(),
+                    reason: "issues certificates but is not a CA (basicConstraints cA)".into(),
+                })
+            }
+            (Some(_), Some(b)) => {
+                if let Some(max) = b.path_len {
+                    // §6.1.4 (l): only certificates that are not self-issued count; the
+                    // leaf never does. `path` ends with this certificate.
+                    let below = path.len().saturating_sub(1);
+                    let counted = path
+                        .get(..below)
+                        .unwrap_or(&[])
+                        .iter()
+                        .filter(|i| self.p.pool.get(**i).is_some_and(|c| !c.is_self_issued()))
+                        .count();
+                    if counted > usize::try_from(max).unwrap_or(usize::MAX) {
+                        return Err(CertificateError::Invalid {
+                            cert: name(),
+                            reason: format!(
+                                "pathLenConstraint {max} allows fewer CAs than the {counted} below it"
+                            ),
+                        });
+                    }
+                }
+            }
+            _ => {}
+        }
+        if let Some(oids) = c.extensions.ext_key_usage_oids {
+            let mut r = Reader::new(oids);
+            let mut found = false;
+            while let Ok(oid) = r.read() {
+                found |= oid.content == self.p.eku;
+            }
+            if !found {
+                return Err(CertificateError::WrongUsage {
+                    cert: name(),
+                    usage: if self.p.eku.last() == Some(&1) {
+                        "TLS server authentication".to_owned()
+                    } else {
+                        "TLS client authentication".to_owned()
+                    },
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The head of `path` is issued by anchor `ai`: finish the path.
+    fn try_anchor(
+        &mut self,
+        path: &[usize],
+        ai: usize,
+        accept: &mut Accept<'_>,
+    ) -> Result<(), Stop> {
+        let head = path.last().copied();
+        if !self.signed_by(head, Signer::Anchor(ai))? {
+            return Err(Stop::Refused(self.bad_signature(head)));
+        }
+        // The certificates leaf first, each with its issuer.
+        let chain: Vec<Option<usize>> = std::iter::once(None)
+            .chain(path.iter().map(|i| Some(*i)))
+            .collect();
+        if let Some(rev) = &self.p.revocation {
+            for (k, child) in chain.iter().enumerate() {
+                let (spki, ku) = match chain.get(k + 1) {
+                    Some(issuer) => {
+                        let c = self.cert(*issuer);
+                        (c.spki, c.key_usage())
+                    }
+                    None => (self.p.anchors.get(ai).map_or(&[][..], |a| a.spki), None),
+                };
+                self.revocation(rev, *child, spki, ku)?;
+            }
+        }
+        let anchor_nc = self.p.anchors.get(ai).and_then(|a| a.name_constraints);
+        let certs: Vec<&Cert<'a>> = chain.iter().map(|c| self.cert(*c)).collect();
+        match check_name_constraints(&certs, anchor_nc, &mut self.nc_budget) {
+            Ok(()) => {}
+            Err((_, NcError::Budget)) => {
+                return Err(self.too_long("too many name-constraint comparisons"))
+            }
+            Err((at, _)) => {
+                return Err(Stop::Refused(CertificateError::NameConstraint {
+                    cert: self.describe(chain.get(at).copied().flatten()),
+                }))
+            }
+        }
+        accept(path, ai).map_err(Stop::Refused)
+    }
+
+    /// webpki's CRL check for one certificate: the first loaded CRL that is authoritative
+    /// for it must verify under the issuer's key and must not list its serial.
+    fn revocation(
+        &mut self,
+        rev: &Revocation<'_>,
+        child: Option<usize>,
+        issuer_spki: &[u8],
+        issuer_ku: Option<u16>,
+    ) -> Result<(), Stop> {
+        let cert = self.cert(child);
+        let found = rev
+            .lists
+            .iter()
+            .zip(rev.signed)
+            .find(|(list, signed)| list.issuer() == cert.issuer.content && authoritative(signed, cert, child.is_some()));
+        let name = || format!("{} (or a CA in its chain)", self.leaf_name);
+        let Some((list, signed)) = found else {
+            return if rev.deny_unknown {
+                Err(Stop::Refused(CertificateError::RevocationUnknown { cert: name() }))
+            } else {
+                Ok(())
+            };
+        };
+        self.budget_signatures = self
+            .budget_signatures
+            .checked_sub(1)
+            .ok_or_else(|| self.too_long("too many signature checks"))?;
+        if !verify_signature(issuer_spki, &signed.algorithm, &signed.tbs, &signed.signature) {
+            return Err(Stop::Refused(CertificateError::BadSignature {
+                cert: format!("a CRL for {}", self.describe(child)),
+                reason: "InvalidCrlSignatureForPublicKey".to_owned(),
+            }));
+        }
+        if rev.enforce_next_update && signed.next_update.is_some_and(|n| self.p.time >= n) {
+            return Err(Stop::Refused(CertificateError::RevocationUnknown { cert: name() }));
+        }
+        if issuer_ku.is_some_and(|ku| ku & super::cert::key_usage::CRL_SIGN == 0) {
+            return Err(Stop::Refused(CertificateError::Invalid {
+                cert: name(),
+                reason: "IssuerNotCrlSigner".to_owned(),
+            }));
+        }
+        match list.find_serial(cert.serial) {
+            Ok(None) => Ok(()),
+            Ok(Some(_)) => Err(Stop::Refused(CertificateError::Revoked { cert: name() })),
+            Err(e) => Err(Stop::Refused(CertificateError::Invalid {
+                cert: name(),
+                reason: format!("{e:?}"),
+            })),
+        }
+    }
+}
+
+/// §6.1.3 (b), (c): each CA's constraints bind every certificate below it on `chain`
+/// (leaf first, anchor excluded), except self-issued intermediates; the leaf is always
+/// bound. On failure, the index of the offending certificate.
+pub(crate) fn check_name_constraints(
+    chain: &[&Cert<'_>],
+    anchor_nc: Option<NameConstraints<'_>>,
+    budget: &mut constraints::Budget,
+) -> Result<(), (usize, NcError)> {
+    let constrainers = chain
+        .iter()
+        .enumerate()
+        .skip(1)
+        .map(|(k, c)| (k, c.extensions.name_constraints.map(|n| n.value)))
+        .chain(std::iter::once((chain.len(), anchor_nc)));
+    for (k, nc) in constrainers {
+        let Some(nc) = nc else {
+            continue;
+        };
+        for (j, cert) in chain.iter().take(k).enumerate() {
+            if j > 0 && cert.is_self_issued() {
+                continue;
+            }
+            constraints::check(&nc, cert, budget).map_err(|e| (j, e))?;
+        }
+    }
+    Ok(())
+}
+
+/// A self-issued certificate that is not self-signed by its own key (its authority key
+/// identifier names another key): a CA key rollover, which webpki mishandles.
+pub(crate) fn is_rollover(cert: &Cert<'_>) -> bool {
+    if !cert.is_self_issued() {
+        return false;
+    }
+    let aki = cert.extensions.authority_key_id.and_then(|a| a.value.key_id);
+    let ski = cert.extensions.subject_key_id.map(|s| s.value);
+    aki.is_some() && aki != ski
+}
+
+/// webpki's scope rule: a CRL with an issuingDistributionPoint covers a certificate when
+/// its only-user / only-CA scope admits it and, if the certificate names distribution
+/// points, one of their URIs is in the IDP's full name.
+fn authoritative(signed: &CrlSigned, cert: &Cert<'_>, is_issuer: bool) -> bool {
+    let Some(idp) = &signed.idp else {
+        return true;
+    };
+    if (idp.only_ca && !is_issuer) || (idp.only_user && is_issuer) {
+        return false;
+    }
+    let Some(dps) = cert.extensions.crl_distribution_points else {
+        return true;
+    };
+    let Ok(content) = der::single(dps, der::SEQUENCE, "cRLDistributionPoints") else {
+        return false;
+    };
+    let mut points = Reader::new(content);
+    while let Ok(dp) = points.expect(der::SEQUENCE, "DistributionPoint") {
+        let mut r = Reader::new(dp);
+        let name = r.optional(der::context_constructed(0)).ok().flatten();
+        let reasons = r.optional(der::context(1)).ok().flatten();
+        let crl_issuer = r.optional(der::context_constructed(2)).ok().flatten();
+        if reasons.is_some() || crl_issuer.is_some() {
+            continue;
+        }
+        let Some(name) = name else {
+            continue;
+        };
+        let Ok(Some(full)) = Reader::new(name.content).optional(der::context_constructed(0)) else {
+            continue;
+        };
+        let Ok(names) = GeneralNames::parse_content(full.content) else {
+            continue;
+        };
+        for n in names.iter() {
+            if let GeneralName::Uri(u) = n {
+                if !idp.has_full_name {
+                    return false;
+                }
+                if idp.uris.iter().any(|i| i.as_slice() == u.as_bytes()) {
+                    return true;
+                }
+            }
+        }
+    }
+    false
+}
+
+/// Verifies `signature` over `message` with the key in `spki` (SubjectPublicKeyInfo
+/// contents), using webpki's algorithm implementations, matched as webpki matches them.
+pub(crate) fn verify_signature(spki: &[u8], algorithm: &[u8], message: &[u8], signature: &[u8]) -> bool {
+    let mut r = Reader::new(spki);
+    let Ok(key_alg) = r.expect(der::SEQUENCE, "AlgorithmIdentifier") else {
+        return false;
+    };
+    let Ok(key) = r.expect(der::BIT_STRING, "subjectPublicKey").and_then(der::bit_string) else {
+        return false;
+    };
+    let algs: &[&dyn SignatureVerificationAlgorithm] = webpki::ALL_VERIFICATION_ALGS;
+    for alg in algs {
+        if alg.signature_alg_id().as_ref() != algorithm {
+            continue;
+        }
+        if alg.public_key_alg_id().as_ref() != key_alg {
+            continue;
+        }
+        return alg.verify_signature(key, message, signature).is_ok();
+    }
+    false
+}
