@@ -14,7 +14,7 @@ use magnus::{
     RString, Ruby, Value,
 };
 use portcullis::identity::{
-    decode, CertificateError, Identity, TrustStore, Usage, MAX_PRESENTED_CHAIN,
+    decode, CertificateError, Identity, TrustStore, Usage, MAX_PRESENTED_CHAIN_BYTES,
 };
 
 use crate::fs::bytes_of;
@@ -129,7 +129,7 @@ impl RbTrustStore {
             let mut ders = Vec::with_capacity(chain.len());
             for c in &chain {
                 ders.extend(decode::decode_certificates(c)?);
-                if ders.len() > MAX_PRESENTED_CHAIN {
+                if ders.iter().map(Vec::len).sum::<usize>() > MAX_PRESENTED_CHAIN_BYTES {
                     break; // enough to be refused as too long; decode no more
                 }
             }

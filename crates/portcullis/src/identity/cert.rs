@@ -938,7 +938,7 @@ mod differential {
                         XName::X400Address(..) => format!("{:?}", GeneralName::Other(3)),
                         XName::EDIPartyName(..) => format!("{:?}", GeneralName::Other(5)),
                         XName::RegisteredID(..) => format!("{:?}", GeneralName::Other(8)),
-                        XName::Invalid(..) => "invalid".to_owned(),
+                        _ => "unmodelled".to_owned(),
                     })
                     .collect();
                 assert_eq!(mine, expected, "{who}");

@@ -676,6 +676,12 @@ impl TrustStore {
                     name: server_name.to_owned(),
                 }
             })?;
+            profile::check_wildcard_match(&leaf, server_name).map_err(|reason| {
+                CertificateError::Invalid {
+                    cert: name.to_string(),
+                    reason,
+                }
+            })?;
         }
 
         if let Some(info) = anchor_index.and_then(|i| self.anchor_info.get(i)) {
