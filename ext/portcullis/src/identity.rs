@@ -127,9 +127,13 @@ impl RbTrustStore {
         let outcome = gvl::without_gvl(move || -> Result<Arc<Identity>, CertificateError> {
             let leaf = decode::decode_certificate(&leaf)?;
             let mut ders = Vec::with_capacity(chain.len());
+            let mut bytes = 0usize;
             for c in &chain {
-                ders.extend(decode::decode_certificates(c)?);
-                if ders.iter().map(Vec::len).sum::<usize>() > MAX_PRESENTED_CHAIN_BYTES {
+                for der in decode::decode_certificates(c)? {
+                    bytes += der.len();
+                    ders.push(der);
+                }
+                if bytes > MAX_PRESENTED_CHAIN_BYTES {
                     break; // enough to be refused as too long; decode no more
                 }
             }
