@@ -84,6 +84,8 @@ pub(crate) struct NameConstraints<'a> {
     /// A subtree constrains a form rustls-webpki does not process (rfc822Name,
     /// directoryName, uniformResourceIdentifier): see [`super::constraints`].
     pub(crate) beyond_webpki: bool,
+    /// Which name forms (bit = GeneralName tag number) any subtree constrains.
+    pub(crate) forms: u16,
 }
 
 /// The extensions the profile reads, parsed; plus what was wrong with the rest.
@@ -97,6 +99,10 @@ pub(crate) struct Extensions<'a> {
     pub(crate) malformed: Option<(&'a [u8], DerError)>,
     /// The first critical extension this reader does not know.
     pub(crate) unknown_critical: Option<&'a [u8]>,
+    /// A critical extension rustls-webpki does not process (it processes keyUsage,
+    /// subjectAltName, basicConstraints, nameConstraints, cRLDistributionPoints and
+    /// extKeyUsage), so it refuses the certificate.
+    pub(crate) critical_beyond_webpki: bool,
     pub(crate) basic_constraints: Option<Flagged<BasicConstraints>>,
     pub(crate) key_usage: Option<Flagged<u16>>,
     /// Whether extKeyUsage includes anyExtendedKeyUsage.
@@ -283,6 +289,12 @@ impl<'a> Extensions<'a> {
             if !seen.insert(oid) {
                 out.duplicate.get_or_insert(oid);
             }
+            let webpki_processes = matches!(
+                oid,
+                [0x55, 0x1d, CE_KEY_USAGE | CE_SUBJECT_ALT_NAME | CE_BASIC_CONSTRAINTS]
+                    | [0x55, 0x1d, CE_NAME_CONSTRAINTS | CE_CRL_DISTRIBUTION_POINTS | CE_EXT_KEY_USAGE]
+            );
+            out.critical_beyond_webpki |= critical && !webpki_processes;
             if let Err(e) = out.record(oid, critical, value) {
                 out.malformed.get_or_insert((oid, e));
             }
@@ -480,6 +492,7 @@ pub(crate) fn name_constraints_content(content: &[u8]) -> DerResult<NameConstrai
         permitted: None,
         excluded: None,
         beyond_webpki: false,
+        forms: 0,
     };
     for n in [0, 1] {
         let Some(trees) = r.optional(der::context_constructed(n))? else {
@@ -501,6 +514,7 @@ pub(crate) fn name_constraints_content(content: &[u8]) -> DerResult<NameConstrai
                 der::small_unsigned(max.content)?;
             }
             subtree.finish("trailing fields in GeneralSubtree")?;
+            out.forms |= 1 << base.form();
             match base {
                 GeneralName::Dns(d) if d.starts_with('.') => {
                     out.dotted_dns.get_or_insert(d);
@@ -542,6 +556,18 @@ pub(crate) enum GeneralName<'a> {
 }
 
 impl<'a> GeneralName<'a> {
+    /// The name form: the GeneralName's context tag number.
+    pub(crate) fn form(&self) -> u8 {
+        match self {
+            Self::Email(_) => 1,
+            Self::Dns(_) => 2,
+            Self::Directory(_) => 4,
+            Self::Uri(_) => 6,
+            Self::Ip(_) => 7,
+            Self::Other(tag) => *tag,
+        }
+    }
+
     /// One GeneralName TLV, checked.
     pub(crate) fn parse_tlv(tlv: Tlv<'a>) -> DerResult<Self> {
         Self::parse(tlv)

@@ -48,16 +48,8 @@ enum Presented<'a> {
     SubjectEmail(Attribute<'a>),
 }
 
-/// Which name form a GeneralName is (its context tag number).
 fn form(name: &GeneralName<'_>) -> u8 {
-    match name {
-        GeneralName::Email(_) => 1,
-        GeneralName::Dns(_) => 2,
-        GeneralName::Directory(_) => 4,
-        GeneralName::Uri(_) => 6,
-        GeneralName::Ip(_) => 7,
-        GeneralName::Other(tag) => *tag,
-    }
+    name.form()
 }
 
 /// Checks every name `cert` presents against one CA's constraints `nc`.
@@ -90,6 +82,10 @@ fn check_name(
         Presented::Subject(_) => 4,
         Presented::SubjectEmail(_) => 1,
     };
+    // No subtree of this form: nothing to compare (and no budget spent).
+    if nc.forms & (1u16 << presented_form) == 0 {
+        return Ok(());
+    }
     if let Some(permitted) = nc.permitted {
         let mut any_of_form = false;
         let mut matched = false;

@@ -435,6 +435,12 @@ impl<'p, 'a> Search<'_, 'p, 'a> {
                 at: self.p.time,
             });
         }
+        if c.extensions.critical_beyond_webpki {
+            return Err(CertificateError::Invalid {
+                cert: name(),
+                reason: "carries a critical extension that is not processed".to_owned(),
+            });
+        }
         let bc = c.extensions.basic_constraints.map(|b| b.value);
         match (head, bc) {
             (None, Some(b)) if b.ca => return Err(CertificateError::CaAsLeaf { cert: name() }),
@@ -691,4 +697,211 @@ pub(crate) fn verify_signature(spki: &[u8], algorithm: &[u8], message: &[u8], si
         return alg.verify_signature(key, message, signature).is_ok();
     }
     false
+}
+
+/// Differential test: on every x509-limbo chain rustls-webpki can judge (no name
+/// constraint of a form it does not process, no self-issued certificate among the
+/// intermediates, within its work budget), this module and webpki give the same verdict.
+#[cfg(test)]
+mod differential {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use rustls_pki_types::{CertificateDer, TrustAnchor, UnixTime};
+    use webpki::{
+        EndEntityCert, KeyUsage, OwnedCertRevocationList, RevocationCheckDepth,
+        RevocationOptionsBuilder, UnknownStatusPolicy,
+    };
+
+    /// One path-validation question, as DER.
+    pub(super) struct Case {
+        pub(super) id: String,
+        pub(super) anchors: Vec<Vec<u8>>,
+        pub(super) pool: Vec<Vec<u8>>,
+        pub(super) leaf: Vec<u8>,
+        pub(super) crls: Vec<Vec<u8>>,
+        pub(super) time: i64,
+        pub(super) server: bool,
+    }
+
+    /// The verdicts, or None when webpki cannot judge the case.
+    pub(super) fn judge(case: &Case, deny_unknown: bool) -> Option<(bool, bool, String)> {
+        let leaf_der = CertificateDer::from(case.leaf.as_slice());
+        let ee = EndEntityCert::try_from(&leaf_der).ok()?;
+        let leaf = Cert::parse(&case.leaf).ok()?;
+        let anchor_ders: Vec<CertificateDer<'_>> =
+            case.anchors.iter().map(|a| CertificateDer::from(a.as_slice())).collect();
+        let mut anchors: Vec<TrustAnchor<'_>> = Vec::new();
+        for a in &anchor_ders {
+            anchors.push(webpki::anchor_from_trusted_cert(a).ok()?);
+        }
+        let pool: Vec<Cert<'_>> = case.pool.iter().filter_map(|d| Cert::parse(d).ok()).collect();
+        if pool.len() != case.pool.len() {
+            return None;
+        }
+        let ours_anchors: Vec<Anchor<'_>> = anchors
+            .iter()
+            .map(|a| Anchor {
+                subject: a.subject.as_ref(),
+                spki: a.subject_public_key_info.as_ref(),
+                name_constraints: a
+                    .name_constraints
+                    .as_ref()
+                    .map(|n| super::super::cert::name_constraints_content(n.as_ref()).unwrap()),
+            })
+            .collect();
+        let beyond = |nc: Option<NameConstraints<'_>>| nc.is_some_and(|n| n.beyond_webpki);
+        if pool.iter().any(|c| c.is_self_issued() || beyond(c.extensions.name_constraints.map(|n| n.value)))
+            || ours_anchors.iter().any(|a| beyond(a.name_constraints))
+        {
+            return None;
+        }
+        let mut lists = Vec::new();
+        let mut signed = Vec::new();
+        for crl in &case.crls {
+            lists.push(CertRevocationList::from(OwnedCertRevocationList::from_der(crl).ok()?));
+            signed.push(CrlSigned::parse(crl).ok()?);
+        }
+        let refs: Vec<&CertRevocationList<'_>> = lists.iter().collect();
+        let revocation = RevocationOptionsBuilder::new(&refs).ok().map(|b| {
+            b.with_depth(RevocationCheckDepth::Chain)
+                .with_status_policy(if deny_unknown {
+                    UnknownStatusPolicy::Deny
+                } else {
+                    UnknownStatusPolicy::Allow
+                })
+                .build()
+        });
+        let inters: Vec<CertificateDer<'_>> =
+            case.pool.iter().map(|d| CertificateDer::from(d.as_slice())).collect();
+        let time = UnixTime::since_unix_epoch(std::time::Duration::from_secs(
+            u64::try_from(case.time).unwrap(),
+        ));
+        let usage = if case.server {
+            KeyUsage::server_auth()
+        } else {
+            KeyUsage::client_auth()
+        };
+        let theirs = ee.verify_for_usage(
+            webpki::ALL_VERIFICATION_ALGS,
+            &anchors,
+            &inters,
+            time,
+            usage,
+            revocation,
+            None,
+        );
+        if let Err(
+            webpki::Error::MaximumPathDepthExceeded
+            | webpki::Error::MaximumSignatureChecksExceeded
+            | webpki::Error::MaximumPathBuildCallsExceeded
+            | webpki::Error::MaximumNameConstraintComparisonsExceeded,
+        ) = theirs
+        {
+            return None;
+        }
+        let rev = (!lists.is_empty()).then(|| Revocation {
+            lists: &lists,
+            signed: &signed,
+            deny_unknown,
+            enforce_next_update: false,
+        });
+        let problem = Problem {
+            leaf: &leaf,
+            pool: &pool,
+            anchors: &ours_anchors,
+            eku: if case.server {
+                &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x01]
+            } else {
+                &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x02]
+            },
+            time: case.time,
+            revocation: rev,
+            limits: LIMITS,
+        };
+        let ours = build(&problem, &"the leaf", &mut |_, _| Ok(()));
+        let detail = format!("webpki: {:?}; ours: {:?}", theirs.as_ref().err(), ours.as_ref().err());
+        Some((theirs.is_ok(), ours.is_ok(), detail))
+    }
+
+    fn limbo_cases() -> Vec<Case> {
+        use std::io::Read;
+        let gz = include_bytes!("../../tests/data/limbo.json.gz");
+        let mut json = String::new();
+        flate2::read::GzDecoder::new(&gz[..])
+            .read_to_string(&mut json)
+            .unwrap();
+        let limbo: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let pems = |v: &serde_json::Value| -> Vec<Vec<u8>> {
+            v.as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|p| p.as_str())
+                .flat_map(|p| {
+                    crate::identity::decode::decode_pem_certificates(p.as_bytes()).unwrap_or_default()
+                })
+                .collect()
+        };
+        let mut out = Vec::new();
+        for case in limbo["testcases"].as_array().unwrap() {
+            let Ok(leaf) = crate::identity::decode::decode_pem_certificate(
+                case["peer_certificate"].as_str().unwrap().as_bytes(),
+            ) else {
+                continue;
+            };
+            let crls = case["crls"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|p| p.as_str())
+                .flat_map(|p| crate::identity::decode::decode_crls(p.as_bytes()).unwrap_or_default())
+                .collect();
+            // limbo times are UTC "YYYY-MM-DDTHH:MM:SS+00:00"; null means now.
+            let time = case["validation_time"].as_str().map_or_else(
+                || {
+                    i64::try_from(
+                        std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .unwrap()
+                            .as_secs(),
+                    )
+                    .unwrap()
+                },
+                |t| {
+                    let tlv = format!("{}{}{}{}{}{}Z", &t[0..4], &t[5..7], &t[8..10], &t[11..13], &t[14..16], &t[17..19]);
+                    let mut der = vec![crate::identity::der::GENERALIZED_TIME, 15];
+                    der.extend(tlv.as_bytes());
+                    crate::identity::der::time(&Reader::new(&der).read().unwrap()).unwrap()
+                },
+            );
+            out.push(Case {
+                id: case["id"].as_str().unwrap().to_owned(),
+                anchors: pems(&case["trusted_certs"]),
+                pool: pems(&case["untrusted_intermediates"]),
+                leaf,
+                crls,
+                time,
+                server: case["validation_kind"] == "SERVER",
+            });
+        }
+        out
+    }
+
+    #[test]
+    fn agrees_with_webpki_on_every_limbo_chain_it_can_judge() {
+        let mut compared = 0;
+        let mut disagreements = Vec::new();
+        for case in limbo_cases() {
+            for deny in [false, true] {
+                let Some((theirs, ours, detail)) = judge(&case, deny) else {
+                    continue;
+                };
+                compared += 1;
+                if theirs != ours {
+                    disagreements.push(format!("{} (deny_unknown {deny}): {detail}", case.id));
+                }
+            }
+        }
+        assert!(disagreements.is_empty(), "{disagreements:#?}");
+        assert!(compared > 300, "only {compared} verdicts compared");
+    }
 }
