@@ -905,3 +905,241 @@ mod differential {
         assert!(compared > 300, "only {compared} verdicts compared");
     }
 }
+
+/// Differential test on generated PKIs: random depth, pathLenConstraint, EKU on every
+/// certificate, dNSName/iPAddress constraints (permitted and excluded), expired and
+/// non-CA issuers, decoy issuers with the right name and the wrong key, CRLs.
+#[cfg(test)]
+mod generated {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::differential::{judge, Case};
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertificateRevocationListParams, CidrSubnet,
+        DistinguishedName, DnType, ExtendedKeyUsagePurpose as Eku, GeneralSubtree, IsCa,
+        KeyIdMethod, KeyPair, KeyUsagePurpose, NameConstraints, RevokedCertParams, SanType,
+        SerialNumber,
+    };
+
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+        fn chance(&mut self, pct: u64) -> bool {
+            self.below(100) < pct
+        }
+    }
+
+    fn dn(cn: &str) -> DistinguishedName {
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, cn);
+        dn
+    }
+
+    fn constraints(rng: &mut Rng) -> Option<NameConstraints> {
+        let dns = |s: &str| GeneralSubtree::DnsName(s.to_owned());
+        let net = GeneralSubtree::IpAddress(CidrSubnet::V4([192, 0, 2, 0], [255, 255, 255, 0]));
+        let nc = |p: Vec<GeneralSubtree>, e: Vec<GeneralSubtree>| {
+            Some(NameConstraints {
+                permitted_subtrees: p,
+                excluded_subtrees: e,
+            })
+        };
+        match rng.below(8) {
+            0 => nc(vec![dns("example.com")], vec![]),
+            1 => nc(vec![], vec![dns("bad.example.com")]),
+            2 => nc(vec![net], vec![]),
+            3 => nc(vec![dns("example.com"), dns("test")], vec![dns("x.test")]),
+            4 => nc(vec![], vec![GeneralSubtree::IpAddress(CidrSubnet::V4([10, 0, 0, 0], [255, 0, 0, 0]))]),
+            _ => None,
+        }
+    }
+
+    fn eku(rng: &mut Rng) -> Vec<Eku> {
+        match rng.below(6) {
+            0 => vec![Eku::ServerAuth],
+            1 => vec![Eku::ClientAuth],
+            2 => vec![Eku::ServerAuth, Eku::ClientAuth],
+            3 => vec![Eku::CodeSigning],
+            _ => vec![],
+        }
+    }
+
+    fn ca(
+        rng: &mut Rng,
+        cn: &str,
+        key: &KeyPair,
+        issuer: Option<(&rcgen::Certificate, &KeyPair)>,
+    ) -> rcgen::Certificate {
+        let mut p = CertificateParams::default();
+        p.distinguished_name = dn(cn);
+        p.is_ca = if rng.chance(4) {
+            IsCa::ExplicitNoCa
+        } else {
+            IsCa::Ca(match rng.below(4) {
+                0 => BasicConstraints::Constrained(0),
+                1 => BasicConstraints::Constrained(1),
+                _ => BasicConstraints::Unconstrained,
+            })
+        };
+        p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        if rng.chance(20) {
+            p.key_usages = vec![KeyUsagePurpose::KeyCertSign];
+        }
+        p.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        p.not_after = if rng.chance(5) {
+            rcgen::date_time_ymd(2021, 1, 1)
+        } else {
+            rcgen::date_time_ymd(2040, 1, 1)
+        };
+        p.serial_number = Some(SerialNumber::from(rng.below(1 << 40) + 1));
+        if issuer.is_some() {
+            p.extended_key_usages = eku(rng);
+        }
+        p.name_constraints = constraints(rng);
+        p.use_authority_key_identifier_extension = true;
+        p.key_identifier_method = KeyIdMethod::Sha256;
+        match issuer {
+            Some((c, k)) => p.signed_by(key, c, k).unwrap(),
+            None => p.self_signed(key).unwrap(),
+        }
+    }
+
+    fn crl(
+        rng: &mut Rng,
+        issuer: &rcgen::Certificate,
+        key: &KeyPair,
+        serials: &[SerialNumber],
+    ) -> Vec<u8> {
+        let revoked = serials
+            .iter()
+            .filter(|_| rng.chance(50))
+            .map(|s| RevokedCertParams {
+                serial_number: s.clone(),
+                revocation_time: rcgen::date_time_ymd(2024, 6, 1),
+                reason_code: None,
+                invalidity_date: None,
+            })
+            .collect();
+        CertificateRevocationListParams {
+            this_update: rcgen::date_time_ymd(2024, 1, 1),
+            next_update: rcgen::date_time_ymd(2030, 1, 1),
+            crl_number: SerialNumber::from(1u64),
+            issuing_distribution_point: None,
+            revoked_certs: revoked,
+            key_identifier_method: KeyIdMethod::Sha256,
+        }
+        .signed_by(issuer, key)
+        .unwrap()
+        .der()
+        .to_vec()
+    }
+
+    fn scenario(seed: u64) -> Case {
+        let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+        let alg = &rcgen::PKCS_ECDSA_P256_SHA256;
+        let root_key = KeyPair::generate_for(alg).unwrap();
+        let root = ca(&mut rng, "Gen Root", &root_key, None);
+        let mut chain: Vec<(rcgen::Certificate, KeyPair)> = Vec::new();
+        let mut serials = Vec::new();
+        let depth = rng.below(4);
+        for i in 0..depth {
+            let key = KeyPair::generate_for(alg).unwrap();
+            let cert = {
+                let issuer = chain.last().map_or((&root, &root_key), |(c, k)| (c, k));
+                ca(&mut rng, &format!("Gen CA {i}"), &key, Some(issuer))
+            };
+            serials.push(cert.params().serial_number.clone().unwrap());
+            chain.push((cert, key));
+        }
+        let mut pool: Vec<Vec<u8>> = chain.iter().map(|(c, _)| c.der().to_vec()).collect();
+        if !chain.is_empty() && rng.chance(40) {
+            // A decoy: the name of a chain CA, another key.
+            let i = usize::try_from(rng.below(chain.len() as u64)).unwrap();
+            let key = KeyPair::generate_for(alg).unwrap();
+            let decoy = ca(&mut rng, &format!("Gen CA {i}"), &key, Some((&root, &root_key)));
+            pool.insert(usize::try_from(rng.below(pool.len() as u64 + 1)).unwrap(), decoy.der().to_vec());
+        }
+        if rng.chance(30) {
+            pool.reverse();
+        }
+        let leaf_key = KeyPair::generate_for(alg).unwrap();
+        let mut p = CertificateParams::default();
+        p.distinguished_name = dn("gen leaf");
+        for name in ["a.example.com", "bad.example.com", "*.example.com", "x.test", "b.test"] {
+            if rng.chance(30) {
+                p.subject_alt_names.push(SanType::DnsName(name.try_into().unwrap()));
+            }
+        }
+        for ip in [[192, 0, 2, 5], [10, 0, 0, 1]] {
+            if rng.chance(20) {
+                p.subject_alt_names.push(SanType::IpAddress(ip.into()));
+            }
+        }
+        if p.subject_alt_names.is_empty() {
+            p.subject_alt_names.push(SanType::DnsName("a.example.com".try_into().unwrap()));
+        }
+        p.extended_key_usages = eku(&mut rng);
+        p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        p.is_ca = IsCa::ExplicitNoCa;
+        p.not_before = rcgen::date_time_ymd(2024, 1, 1);
+        p.not_after = rcgen::date_time_ymd(if rng.chance(5) { 2024 } else { 2030 }, 6, 1);
+        p.serial_number = Some(SerialNumber::from(rng.below(1 << 40) + 1));
+        serials.push(p.serial_number.clone().unwrap());
+        p.use_authority_key_identifier_extension = true;
+        let leaf = {
+            let issuer = chain.last().map_or((&root, &root_key), |(c, k)| (c, k));
+            p.signed_by(&leaf_key, issuer.0, issuer.1).unwrap()
+        };
+        let mut crls = Vec::new();
+        let signs_crls = |c: &rcgen::Certificate| c.params().key_usages.contains(&KeyUsagePurpose::CrlSign);
+        if rng.chance(35) {
+            if signs_crls(&root) {
+                crls.push(crl(&mut rng, &root, &root_key, &serials));
+            }
+            for (c, k) in &chain {
+                if signs_crls(c) && rng.chance(60) {
+                    crls.push(crl(&mut rng, c, k, &serials));
+                }
+            }
+        }
+        Case {
+            id: format!("generated seed {seed}"),
+            anchors: vec![root.der().to_vec()],
+            pool,
+            leaf: leaf.der().to_vec(),
+            crls,
+            time: 1_748_736_000, // 2025-06-01
+            server: rng.chance(50),
+        }
+    }
+
+    #[test]
+    fn agrees_with_webpki_on_generated_pkis() {
+        let (mut compared, mut accepted) = (0, 0);
+        let mut disagreements = Vec::new();
+        for seed in 0..240 {
+            let case = scenario(seed);
+            for deny in [false, true] {
+                let Some((theirs, ours, detail)) = judge(&case, deny) else {
+                    continue;
+                };
+                compared += 1;
+                accepted += usize::from(theirs);
+                if theirs != ours {
+                    disagreements.push(format!("{} (deny_unknown {deny}): {detail}", case.id));
+                }
+            }
+        }
+        assert!(disagreements.is_empty(), "{disagreements:#?}");
+        // Both verdicts are well represented, or the generator is too one-sided to test.
+        assert!(compared > 400, "only {compared} compared");
+        assert!(accepted > 60 && compared - accepted > 60, "{accepted} of {compared} accepted");
+    }
+}
