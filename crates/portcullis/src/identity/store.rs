@@ -607,12 +607,10 @@ impl TrustStore {
         let path_refusal: RefCell<Option<CertificateError>> = RefCell::new(None);
         let window: RefCell<(i64, i64)> = RefCell::new((leaf_nb, leaf_na));
         let check_path = |path: &VerifiedPath<'_>| -> Result<(), webpki::Error> {
-            let ders: Vec<CertificateDer<'_>> =
-                path.intermediate_certificates().map(|c| c.der()).collect();
-            let inters: Vec<&[u8]> = ders.iter().map(|d| d.as_ref()).collect();
             let anchor = path.anchor();
             let index = self.anchors.iter().position(|a| std::ptr::eq(a, anchor));
-            match self.check_path(&leaf, &inters, index, &name, at_secs, &crls, true) {
+            let certs = PathCerts::Webpki(path);
+            match self.check_path(&leaf, &certs, index, &name, at_secs, &crls) {
                 Ok((from, until)) => {
                     *window.borrow_mut() = (leaf_nb.max(from), leaf_na.min(until));
                     Ok(())
@@ -772,8 +770,9 @@ impl TrustStore {
                 .iter()
                 .map(|i| pool_ders.get(*i).copied().unwrap_or(&[]))
                 .collect();
+            let certs = PathCerts::Pool(&ders);
             let (from, until) =
-                self.check_path(leaf, &ders, Some(anchor), leaf_name, at_secs, crls, false)?;
+                self.check_path(leaf, &certs, Some(anchor), leaf_name, at_secs, crls)?;
             window = (from, until);
             Ok(())
         };
@@ -789,28 +788,26 @@ impl TrustStore {
     }
 
     /// Checks one candidate path: the profile of each intermediate and of the anchor, and
-    /// (`webpki_built`: for the path webpki found) the name constraints webpki does not
-    /// process. Returns the validity window of the intermediates and the anchor.
-    #[allow(clippy::too_many_arguments)]
+    /// (for a path webpki built) the name constraints webpki does not process. Returns the
+    /// validity window of the intermediates and the anchor.
     fn check_path(
         &self,
         leaf: &Cert<'_>,
-        intermediates: &[&[u8]],
+        certs: &PathCerts<'_>,
         index: Option<usize>,
         leaf_name: &dyn std::fmt::Display,
         at_secs: i64,
         crls: &CrlSet,
-        webpki_built: bool,
     ) -> Result<(i64, i64), CertificateError> {
-        // RFC 4.2.1.3: a CA that issued a loaded CRL must be allowed to sign CRLs.
+        // RFC 5280 4.2.1.3: a CA that issued a loaded CRL must be allowed to sign CRLs.
         let crl_signer_ok = |subject: &[u8], may_sign: bool| {
             may_sign || !crls.issuers.iter().any(|i| i.as_slice() == subject)
         };
         let mut from = i64::MIN;
         let mut until = i64::MAX;
         let mut logical_intermediates = 0usize;
-        let mut parsed_path = Vec::with_capacity(intermediates.len());
-        for der in intermediates {
+        let mut constrained = false;
+        certs.each(&mut |der: &[u8]| {
             let parsed = Cert::parse(der).map_err(|e| CertificateError::Invalid {
                 cert: format!("intermediate (sha256 {}) of {leaf_name}", fingerprint(der)),
                 reason: format!("does not parse ({e})"),
@@ -838,27 +835,32 @@ impl TrustStore {
                     });
                 }
             }
+            constrained |= parsed
+                .extensions
+                .name_constraints
+                .is_some_and(|n| n.value.beyond_webpki);
             from = from.max(parsed.not_before);
             until = until.min(parsed.not_after);
-            parsed_path.push(parsed);
-        }
+            Ok(())
+        })?;
         let anchor = index.and_then(|i| self.anchors.get(i));
-        if webpki_built {
-            // webpki checked dNSName and iPAddress constraints, and refused paths on which
-            // the other forms meet a name; the rest (a subject emailAddress under an
-            // rfc822Name constraint, say) is checked here.
+        if let PathCerts::Webpki(_) = certs {
+            // webpki checked dNSName and iPAddress constraints and refused paths on which
+            // the other forms meet a name; what it never looks at (a subject emailAddress
+            // under an rfc822Name constraint, say) is checked here. Rare: copies are fine.
             let anchor_nc = anchor
                 .and_then(|a| a.name_constraints.as_ref())
                 .and_then(|nc| super::cert::name_constraints_content(nc.as_ref()).ok());
-            let beyond = anchor_nc.is_some_and(|n| n.beyond_webpki)
-                || parsed_path.iter().any(|c| {
-                    c.extensions
-                        .name_constraints
-                        .is_some_and(|n| n.value.beyond_webpki)
-                });
-            if beyond {
+            if constrained || anchor_nc.is_some_and(|n| n.beyond_webpki) {
+                let mut ders: Vec<Vec<u8>> = Vec::new();
+                certs.each(&mut |der: &[u8]| {
+                    ders.push(der.to_vec());
+                    Ok(())
+                })?;
+                let parsed: Vec<Cert<'_>> =
+                    ders.iter().filter_map(|d| Cert::parse(d).ok()).collect();
                 let mut chain: Vec<&Cert<'_>> = vec![leaf];
-                chain.extend(parsed_path.iter());
+                chain.extend(parsed.iter());
                 let mut budget = super::constraints::Budget(pkix::LIMITS.name_comparisons);
                 pkix::check_name_constraints(&chain, anchor_nc, &mut budget).map_err(
                     |(at, _)| CertificateError::NameConstraint {
@@ -905,6 +907,35 @@ impl TrustStore {
             until = until.min(info.not_after);
         }
         Ok((from, until))
+    }
+}
+
+/// The intermediates of a candidate path: one webpki built, or one [`pkix`] built.
+enum PathCerts<'c> {
+    Webpki(&'c VerifiedPath<'c>),
+    Pool(&'c [&'c [u8]]),
+}
+
+impl PathCerts<'_> {
+    /// Calls `f` with each intermediate's DER, leaf side first; stops at an error.
+    fn each(
+        &self,
+        f: &mut dyn FnMut(&[u8]) -> Result<(), CertificateError>,
+    ) -> Result<(), CertificateError> {
+        match self {
+            Self::Webpki(path) => {
+                for cert in path.intermediate_certificates() {
+                    let der = cert.der();
+                    f(der.as_ref())?;
+                }
+            }
+            Self::Pool(ders) => {
+                for der in *ders {
+                    f(der)?;
+                }
+            }
+        }
+        Ok(())
     }
 }
 
