@@ -151,7 +151,10 @@ fn cert_paths_fixture_verifies_only_through_the_rfc5280_builder() {
     assert!(store.verify(&leaf, &[&old], at()).is_err());
     // The seeds decode to the same leaf first.
     for name in ["rollover_path", "reversed_pool", "duplicates", "leaf_only"] {
-        let path = format!("{}/fuzz/corpus/cert_paths/{name}", env!("CARGO_MANIFEST_DIR"));
+        let path = format!(
+            "{}/fuzz/corpus/cert_paths/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
         let bytes = std::fs::read(path).unwrap();
         let len = usize::from(u16::from_be_bytes([bytes[1], bytes[2]]));
         assert_eq!(&bytes[3..3 + len], leaf.as_slice(), "{name}");

@@ -26,9 +26,16 @@ fn webpki_says(root: &Ca, chain: &[Vec<u8>], leaf: &[u8], usage: Usage) -> Resul
     webpki_says_der(&root.der(), chain, leaf, usage)
 }
 
-fn webpki_says_der(root: &[u8], chain: &[Vec<u8>], leaf: &[u8], usage: Usage) -> Result<(), String> {
+fn webpki_says_der(
+    root: &[u8],
+    chain: &[Vec<u8>],
+    leaf: &[u8],
+    usage: Usage,
+) -> Result<(), String> {
     let root_der = CertificateDer::from(root);
-    let anchors = vec![webpki::anchor_from_trusted_cert(&root_der).unwrap().to_owned()];
+    let anchors = vec![webpki::anchor_from_trusted_cert(&root_der)
+        .unwrap()
+        .to_owned()];
     let leaf = CertificateDer::from(leaf);
     let ee = webpki::EndEntityCert::try_from(&leaf).map_err(|e| format!("{e:?}"))?;
     let inters: Vec<CertificateDer<'_>> = chain
@@ -102,14 +109,20 @@ fn uri_constraints(permitted: &[&str], excluded: &[&str]) -> CustomExtension {
 fn spiffe_trust_domain_constrained_by_uri_name_constraints() {
     let root = root(Alg::P256);
     let inter = intermediate_with(Alg::P256, &root, "Prod SPIRE", |p| {
-        p.custom_extensions
-            .push(uri_constraints(&["prod.example.org"], &["legacy.prod.example.org"]));
+        p.custom_extensions.push(uri_constraints(
+            &["prod.example.org"],
+            &["legacy.prod.example.org"],
+        ));
     });
     let s = store(&root);
     let chain = [inter.der()];
     let refs: Vec<&[u8]> = chain.iter().map(Vec::as_slice).collect();
 
-    let good = leaf(Alg::P256, &inter, &LeafSpec::spiffe("spiffe://prod.example.org/ns/api"));
+    let good = leaf(
+        Alg::P256,
+        &inter,
+        &LeafSpec::spiffe("spiffe://prod.example.org/ns/api"),
+    );
     // webpki refuses every SVID under a URI-constrained CA ...
     assert_eq!(
         webpki_says(&root, &chain, &good.der(), Usage::ClientAuth),
@@ -156,12 +169,16 @@ fn uri_domain_constraints_and_uris_without_a_host() {
         .verify(&with_uri("https://api.example.com/x").der(), &refs, now())
         .is_ok());
     assert!(s
-        .verify(&with_uri("https://user@deep.api.example.com:8443/").der(), &refs, now())
+        .verify(
+            &with_uri("https://user@deep.api.example.com:8443/").der(),
+            &refs,
+            now()
+        )
         .is_ok());
     for bad in [
-        "https://example.com/",    // the domain itself is not below it
+        "https://example.com/",     // the domain itself is not below it
         "https://api.example.net/", // elsewhere
-        "https://192.0.2.1/",      // RFC 5280: no host name, must be rejected
+        "https://192.0.2.1/",       // RFC 5280: no host name, must be rejected
         "urn:uuid:6e8bc430-9c3a-11d9-9669-0800200c9a66",
     ] {
         assert_eq!(
@@ -205,8 +222,9 @@ fn mail_leaf(issuer: &Ca, sans: &[&str], subject_email: Option<&str>) -> Leaf {
             .push(rcgen::SanType::Rfc822Name((*e).try_into().unwrap()));
     }
     if sans.is_empty() {
-        p.subject_alt_names
-            .push(rcgen::SanType::DnsName("mail.example.com".try_into().unwrap()));
+        p.subject_alt_names.push(rcgen::SanType::DnsName(
+            "mail.example.com".try_into().unwrap(),
+        ));
     }
     p.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
     p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
@@ -220,11 +238,17 @@ fn mail_leaf(issuer: &Ca, sans: &[&str], subject_email: Option<&str>) -> Leaf {
 #[test]
 fn rfc822_constraints_bind_sans_and_the_subject_email_address() {
     let root = root(Alg::P256);
-    let inter = email_inter(&root, &["example.com", ".example.org"], &["ceo@example.com"]);
+    let inter = email_inter(
+        &root,
+        &["example.com", ".example.org"],
+        &["ceo@example.com"],
+    );
     let s = store(&root);
     let chain = [inter.der()];
     let refs: Vec<&[u8]> = chain.iter().map(Vec::as_slice).collect();
-    let ok = |sans: &[&str], subj: Option<&str>| s.verify(&mail_leaf(&inter, sans, subj).der(), &refs, now());
+    let ok = |sans: &[&str], subj: Option<&str>| {
+        s.verify(&mail_leaf(&inter, sans, subj).der(), &refs, now())
+    };
 
     let alice = mail_leaf(&inter, &["alice@example.com"], None);
     assert_eq!(
@@ -236,24 +260,44 @@ fn rfc822_constraints_bind_sans_and_the_subject_email_address() {
     assert!(ok(&["bob@mail.example.org"], None).is_ok());
     assert_eq!(code(ok(&["bob@example.org"], None)), "cert.name_constraint");
     assert_eq!(code(ok(&["eve@evil.test"], None)), "cert.name_constraint");
-    assert_eq!(code(ok(&["eve@sub.example.com"], None)), "cert.name_constraint");
+    assert_eq!(
+        code(ok(&["eve@sub.example.com"], None)),
+        "cert.name_constraint"
+    );
     assert_eq!(code(ok(&["ceo@example.com"], None)), "cert.name_constraint");
-    assert_eq!(code(ok(&["alice@example.com", "eve@evil.test"], None)), "cert.name_constraint");
+    assert_eq!(
+        code(ok(&["alice@example.com", "eve@evil.test"], None)),
+        "cert.name_constraint"
+    );
 
     // The subject's emailAddress is held to the same subtrees. webpki does not look at it,
     // so it accepts this chain; Portcullis does not.
     let legacy = mail_leaf(&inter, &[], Some("eve@evil.test"));
-    assert_eq!(webpki_says(&root, &chain, &legacy.der(), Usage::ClientAuth), Ok(()));
-    assert_eq!(code(s.verify(&legacy.der(), &refs, now())), "cert.name_constraint");
+    assert_eq!(
+        webpki_says(&root, &chain, &legacy.der(), Usage::ClientAuth),
+        Ok(())
+    );
+    assert_eq!(
+        code(s.verify(&legacy.der(), &refs, now())),
+        "cert.name_constraint"
+    );
     assert!(ok(&[], Some("alice@example.com")).is_ok());
-    assert_eq!(code(ok(&["alice@example.com"], Some("ceo@example.com"))), "cert.name_constraint");
+    assert_eq!(
+        code(ok(&["alice@example.com"], Some("ceo@example.com"))),
+        "cert.name_constraint"
+    );
 }
 
 /// A Name of single-attribute RDNs, each (attribute OID arcs' DER, PrintableString value).
 fn name_der(rdns: &[(&[u8], &str)]) -> Vec<u8> {
     let body: Vec<u8> = rdns
         .iter()
-        .flat_map(|(oid, v)| tlv(0x31, &tlv(0x30, &[tlv(0x06, oid), tlv(0x13, v.as_bytes())].concat())))
+        .flat_map(|(oid, v)| {
+            tlv(
+                0x31,
+                &tlv(0x30, &[tlv(0x06, oid), tlv(0x13, v.as_bytes())].concat()),
+            )
+        })
         .collect();
     tlv(0x30, &body)
 }
@@ -262,7 +306,10 @@ fn name_der(rdns: &[(&[u8], &str)]) -> Vec<u8> {
 /// directoryName implicitly, which is not DER for a CHOICE; this encodes it explicitly.)
 fn dn_constraints(permitted: &[Vec<u8>], excluded: &[Vec<u8>]) -> CustomExtension {
     let trees = |names: &[Vec<u8>]| -> Vec<u8> {
-        names.iter().flat_map(|n| tlv(0x30, &tlv(0xa4, n))).collect()
+        names
+            .iter()
+            .flat_map(|n| tlv(0x30, &tlv(0xa4, n)))
+            .collect()
     };
     let mut body = Vec::new();
     if !permitted.is_empty() {
@@ -299,9 +346,15 @@ fn directory_name_constraints_bind_the_subject() {
     );
     assert!(s.verify(&inside.der(), &refs, now()).is_ok());
     let banned = leaf(Alg::P256, &inter, &LeafSpec::client("banned"));
-    assert_eq!(code(s.verify(&banned.der(), &refs, now())), "cert.name_constraint");
+    assert_eq!(
+        code(s.verify(&banned.der(), &refs, now())),
+        "cert.name_constraint"
+    );
     let outsider = mail_leaf(&inter, &["x@example.com"], None); // subject CN=mail user only
-    assert_eq!(code(s.verify(&outsider.der(), &refs, now())), "cert.name_constraint");
+    assert_eq!(
+        code(s.verify(&outsider.der(), &refs, now())),
+        "cert.name_constraint"
+    );
 }
 
 /// A CA certificate for `name` with `key`, signed by `issuer_key` under `issuer`.
@@ -349,9 +402,21 @@ fn self_issued_rollover_is_not_counted_for_path_length() {
         key: root_key,
     };
     let old_key = p256();
-    let old = ca_cert("Issuing CA", &old_key, Some((&root.cert, &root.key)), Some(0), |_| {});
+    let old = ca_cert(
+        "Issuing CA",
+        &old_key,
+        Some((&root.cert, &root.key)),
+        Some(0),
+        |_| {},
+    );
     let new_key = p256();
-    let rollover = ca_cert("Issuing CA", &new_key, Some((&old, &old_key)), Some(0), |_| {});
+    let rollover = ca_cert(
+        "Issuing CA",
+        &new_key,
+        Some((&old, &old_key)),
+        Some(0),
+        |_| {},
+    );
     let new_ca = Ca {
         cert: rollover,
         key: new_key,
@@ -391,11 +456,18 @@ fn self_issued_intermediates_are_exempt_from_name_constraints_unless_last() {
         key: root_key,
     };
     let old_key = p256();
-    let old = ca_cert("Web CA", &old_key, Some((&root.cert, &root.key)), None, |_| {});
+    let old = ca_cert(
+        "Web CA",
+        &old_key,
+        Some((&root.cert, &root.key)),
+        None,
+        |_| {},
+    );
     let new_key = p256();
     let rollover = ca_cert("Web CA", &new_key, Some((&old, &old_key)), None, |p| {
-        p.subject_alt_names
-            .push(rcgen::SanType::DnsName("ca.not-example.net".try_into().unwrap()));
+        p.subject_alt_names.push(rcgen::SanType::DnsName(
+            "ca.not-example.net".try_into().unwrap(),
+        ));
     });
     let new_ca = Ca {
         cert: rollover,
@@ -460,7 +532,13 @@ fn mesh(levels: usize, width: usize, shared_key_per_level: bool) -> Mesh {
             } else {
                 &issuers[col]
             };
-            let cert = ca_cert(&format!("Mesh {level}"), &k, Some((&issuer.0, &issuer.1)), None, |_| {});
+            let cert = ca_cert(
+                &format!("Mesh {level}"),
+                &k,
+                Some((&issuer.0, &issuer.1)),
+                None,
+                |_| {},
+            );
             ders.push(cert.der().to_vec());
             next.push((cert, k));
         }
@@ -494,7 +572,9 @@ fn a_35_certificate_cross_signed_mesh_with_one_valid_path_verifies() {
         webpki_says_der(&m.root_der, &m.pool, &m.leaf.der(), Usage::ClientAuth),
         Err("MaximumSignatureChecksExceeded".to_owned())
     );
-    let id = store_pem(&m.root_pem).verify(&m.leaf.der(), &refs, now()).unwrap();
+    let id = store_pem(&m.root_pem)
+        .verify(&m.leaf.der(), &refs, now())
+        .unwrap();
     assert_eq!(id.chain_fingerprints.len(), 7);
     // Without the intermediates the leaf is unknown; with only the invalid columns too.
     let decoys: Vec<&[u8]> = m
@@ -502,7 +582,9 @@ fn a_35_certificate_cross_signed_mesh_with_one_valid_path_verifies() {
         .chunks(7)
         .flat_map(|level| level[..6].iter().map(Vec::as_slice))
         .collect();
-    assert!(store_pem(&m.root_pem).verify(&m.leaf.der(), &decoys, now()).is_err());
+    assert!(store_pem(&m.root_pem)
+        .verify(&m.leaf.der(), &decoys, now())
+        .is_err());
 }
 
 #[test]
@@ -521,5 +603,8 @@ fn a_pathological_pool_fails_fast_with_chain_too_long() {
         .max_intermediates(2)
         .build()
         .unwrap();
-    assert_eq!(code(s.verify(&m.leaf.der(), &refs, now())), "cert.chain_too_long");
+    assert_eq!(
+        code(s.verify(&m.leaf.der(), &refs, now())),
+        "cert.chain_too_long"
+    );
 }

@@ -291,8 +291,15 @@ impl<'a> Extensions<'a> {
             }
             let webpki_processes = matches!(
                 oid,
-                [0x55, 0x1d, CE_KEY_USAGE | CE_SUBJECT_ALT_NAME | CE_BASIC_CONSTRAINTS]
-                    | [0x55, 0x1d, CE_NAME_CONSTRAINTS | CE_CRL_DISTRIBUTION_POINTS | CE_EXT_KEY_USAGE]
+                [
+                    0x55,
+                    0x1d,
+                    CE_KEY_USAGE | CE_SUBJECT_ALT_NAME | CE_BASIC_CONSTRAINTS
+                ] | [
+                    0x55,
+                    0x1d,
+                    CE_NAME_CONSTRAINTS | CE_CRL_DISTRIBUTION_POINTS | CE_EXT_KEY_USAGE
+                ]
             );
             out.critical_beyond_webpki |= critical && !webpki_processes;
             if let Err(e) = out.record(oid, critical, value) {
@@ -337,8 +344,11 @@ impl<'a> Extensions<'a> {
                     critical,
                     value: any,
                 });
-                self.ext_key_usage_oids
-                    .get_or_insert(der::single(value, der::SEQUENCE, "extKeyUsage")?);
+                self.ext_key_usage_oids.get_or_insert(der::single(
+                    value,
+                    der::SEQUENCE,
+                    "extKeyUsage",
+                )?);
             }
             CE_SUBJECT_ALT_NAME => {
                 let names = GeneralNames::parse(value)?;
@@ -964,7 +974,6 @@ mod differential {
                         XName::X400Address(..) => format!("{:?}", GeneralName::Other(3)),
                         XName::EDIPartyName(..) => format!("{:?}", GeneralName::Other(5)),
                         XName::RegisteredID(..) => format!("{:?}", GeneralName::Other(8)),
-                        _ => "unmodelled".to_owned(),
                     })
                     .collect();
                 assert_eq!(mine, expected, "{who}");

@@ -130,7 +130,10 @@ fn describe(name: Presented<'_>) -> String {
         Presented::San(GeneralName::Uri(u)) => format!("URI {u:?}"),
         Presented::San(GeneralName::Ip(ip)) => format!("iPAddress {ip:02x?}"),
         Presented::San(GeneralName::Directory(n)) => {
-            format!("directoryName \"{}\"", super::DistinguishedName::from_name(&n))
+            format!(
+                "directoryName \"{}\"",
+                super::DistinguishedName::from_name(&n)
+            )
         }
         Presented::San(GeneralName::Other(tag)) => format!("a GeneralName of form [{tag}]"),
         Presented::Subject(n) => {
@@ -177,9 +180,10 @@ fn matches(name: Presented<'_>, base: GeneralName<'_>, excluded: bool) -> Result
             email_matches(text, b)
         }
         (Presented::San(GeneralName::Uri(p)), GeneralName::Uri(b)) => uri_matches(p, b),
-        (Presented::Subject(p) | Presented::San(GeneralName::Directory(p)), GeneralName::Directory(b)) => {
-            Ok(dn_within(p, b))
-        }
+        (
+            Presented::Subject(p) | Presented::San(GeneralName::Directory(p)),
+            GeneralName::Directory(b),
+        ) => Ok(dn_within(p, b)),
         // A form we cannot compare: fail closed (RFC 5280: process it or reject).
         (_, GeneralName::Other(tag)) => Err(NcError::Violation(format!(
             "a name of form [{tag}] meets a constraint on that form, which is not processed"
@@ -213,8 +217,7 @@ fn valid_dns(name: &str, presented: bool) -> bool {
                 && l.len() <= 63
                 && !l.starts_with('-')
                 && !l.ends_with('-')
-                && l
-                    .bytes()
+                && l.bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         })
 }
@@ -287,7 +290,10 @@ pub(crate) fn ip_matches(presented: &[u8], base: &[u8]) -> Result<bool, NcError>
     }
     let (addr, mask) = base.split_at(base.len() / 2);
     let mut seen_zero = false;
-    for bit in mask.iter().flat_map(|b| (0..8).rev().map(move |i| b >> i & 1)) {
+    for bit in mask
+        .iter()
+        .flat_map(|b| (0..8).rev().map(move |i| b >> i & 1))
+    {
         if bit == 0 {
             seen_zero = true;
         } else if seen_zero {
@@ -435,20 +441,44 @@ mod tests {
     #[test]
     fn dns_adding_labels_to_the_left() {
         // "www.host.example.com would satisfy the constraint but host1.example.com would not."
-        assert_eq!(dns_matches("www.host.example.com", "host.example.com", false), Ok(true));
-        assert_eq!(dns_matches("host.example.com", "host.example.com", false), Ok(true));
-        assert_eq!(dns_matches("host1.example.com", "host.example.com", false), Ok(false));
-        assert_eq!(dns_matches("HOST.Example.COM", "host.example.com", false), Ok(true));
-        assert_eq!(dns_matches("badexample.com", "example.com", false), Ok(false));
+        assert_eq!(
+            dns_matches("www.host.example.com", "host.example.com", false),
+            Ok(true)
+        );
+        assert_eq!(
+            dns_matches("host.example.com", "host.example.com", false),
+            Ok(true)
+        );
+        assert_eq!(
+            dns_matches("host1.example.com", "host.example.com", false),
+            Ok(false)
+        );
+        assert_eq!(
+            dns_matches("HOST.Example.COM", "host.example.com", false),
+            Ok(true)
+        );
+        assert_eq!(
+            dns_matches("badexample.com", "example.com", false),
+            Ok(false)
+        );
         assert_eq!(dns_matches("anything.test", "", false), Ok(true));
     }
 
     #[test]
     fn dns_wildcards_are_literal_when_permitted_and_expanded_when_excluded() {
         assert_eq!(dns_matches("*.example.com", "example.com", false), Ok(true));
-        assert_eq!(dns_matches("*.example.com", "foo.example.com", false), Ok(false));
-        assert_eq!(dns_matches("*.example.com", "foo.example.com", true), Ok(true));
-        assert_eq!(dns_matches("*.example.com", "a.b.example.com", true), Ok(false));
+        assert_eq!(
+            dns_matches("*.example.com", "foo.example.com", false),
+            Ok(false)
+        );
+        assert_eq!(
+            dns_matches("*.example.com", "foo.example.com", true),
+            Ok(true)
+        );
+        assert_eq!(
+            dns_matches("*.example.com", "a.b.example.com", true),
+            Ok(false)
+        );
         assert!(dns_matches("ex ample.com", "example.com", false).is_err());
         assert!(matches!(
             dns_matches("a.example.com", "*.example.com", false),
@@ -473,16 +503,37 @@ mod tests {
     fn email_mailbox_host_and_domain() {
         // "a particular mailbox, all addresses at a particular host, or all mailboxes in
         // a domain"
-        assert_eq!(email_matches("root@example.com", "root@example.com"), Ok(true));
-        assert_eq!(email_matches("root@EXAMPLE.com", "root@example.com"), Ok(true));
-        assert_eq!(email_matches("Root@example.com", "root@example.com"), Ok(false));
+        assert_eq!(
+            email_matches("root@example.com", "root@example.com"),
+            Ok(true)
+        );
+        assert_eq!(
+            email_matches("root@EXAMPLE.com", "root@example.com"),
+            Ok(true)
+        );
+        assert_eq!(
+            email_matches("Root@example.com", "root@example.com"),
+            Ok(false)
+        );
         assert_eq!(email_matches("anyone@example.com", "example.com"), Ok(true));
-        assert_eq!(email_matches("anyone@sub.example.com", "example.com"), Ok(false));
-        assert_eq!(email_matches("anyone@sub.example.com", ".example.com"), Ok(true));
-        assert_eq!(email_matches("anyone@example.com", ".example.com"), Ok(false));
+        assert_eq!(
+            email_matches("anyone@sub.example.com", "example.com"),
+            Ok(false)
+        );
+        assert_eq!(
+            email_matches("anyone@sub.example.com", ".example.com"),
+            Ok(true)
+        );
+        assert_eq!(
+            email_matches("anyone@example.com", ".example.com"),
+            Ok(false)
+        );
         // Asterisks are characters, not patterns.
         assert_eq!(email_matches("*@example.com", "*@example.com"), Ok(true));
-        assert_eq!(email_matches("user@example.com", "*@example.com"), Ok(false));
+        assert_eq!(
+            email_matches("user@example.com", "*@example.com"),
+            Ok(false)
+        );
         assert_eq!(email_matches("*@example.com", "**@example.com"), Ok(false));
         assert!(matches!(
             email_matches("a@b@example.com", "example.com"),
@@ -497,20 +548,44 @@ mod tests {
     #[test]
     fn uri_host_part_and_spiffe_trust_domains() {
         // "the constraint applies to the host part of the name"
-        assert_eq!(uri_host("spiffe://prod.example.org/ns/a"), Some("prod.example.org"));
-        assert_eq!(uri_host("https://user:pw@Host.Example.com:8443/x?y#z"), Some("Host.Example.com"));
+        assert_eq!(
+            uri_host("spiffe://prod.example.org/ns/a"),
+            Some("prod.example.org")
+        );
+        assert_eq!(
+            uri_host("https://user:pw@Host.Example.com:8443/x?y#z"),
+            Some("Host.Example.com")
+        );
         assert_eq!(uri_host("urn:uuid:1234"), None);
         assert_eq!(uri_host("https://192.0.2.1/"), None);
         assert_eq!(uri_host("https://[::1]/"), None);
         assert_eq!(uri_host("https://host:abc/"), None);
-        assert_eq!(uri_matches("spiffe://prod.example.org/x", "prod.example.org"), Ok(true));
-        assert_eq!(uri_matches("spiffe://evil.org/x", "prod.example.org"), Ok(false));
-        assert_eq!(uri_matches("spiffe://prod.example.org.evil/x", "prod.example.org"), Ok(false));
+        assert_eq!(
+            uri_matches("spiffe://prod.example.org/x", "prod.example.org"),
+            Ok(true)
+        );
+        assert_eq!(
+            uri_matches("spiffe://evil.org/x", "prod.example.org"),
+            Ok(false)
+        );
+        assert_eq!(
+            uri_matches("spiffe://prod.example.org.evil/x", "prod.example.org"),
+            Ok(false)
+        );
         // ".example.com is satisfied by host.example.com ... not by example.com"
-        assert_eq!(uri_matches("https://host.example.com/", ".example.com"), Ok(true));
-        assert_eq!(uri_matches("https://example.com/", ".example.com"), Ok(false));
+        assert_eq!(
+            uri_matches("https://host.example.com/", ".example.com"),
+            Ok(true)
+        );
+        assert_eq!(
+            uri_matches("https://example.com/", ".example.com"),
+            Ok(false)
+        );
         // "MUST reject the certificate" when the URI has no host name.
-        assert!(matches!(uri_matches("urn:x:y", "example.com"), Err(NcError::Violation(_))));
+        assert!(matches!(
+            uri_matches("urn:x:y", "example.com"),
+            Err(NcError::Violation(_))
+        ));
         assert!(matches!(
             uri_matches("https://10.0.0.1/", "example.com"),
             Err(NcError::Violation(_))

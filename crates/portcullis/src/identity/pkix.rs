@@ -116,7 +116,11 @@ impl CrlSigned {
 
 impl Idp {
     fn parse(value: &[u8]) -> Result<Self, der::DerError> {
-        let mut r = Reader::new(der::single(value, der::SEQUENCE, "issuingDistributionPoint")?);
+        let mut r = Reader::new(der::single(
+            value,
+            der::SEQUENCE,
+            "issuingDistributionPoint",
+        )?);
         let mut idp = Idp::default();
         if let Some(dp) = r.optional(der::context_constructed(0))? {
             let mut names = Reader::new(dp.content);
@@ -269,7 +273,11 @@ impl<'p, 'a> Search<'_, 'p, 'a> {
     }
 
     fn note(&mut self, e: CertificateError) {
-        if self.best.as_ref().is_none_or(|b| rank(&e) > rank(b)) {
+        let better = match &self.best {
+            Some(b) => rank(&e) > rank(b),
+            None => true,
+        };
+        if better {
             self.best = Some(e);
         }
     }
@@ -326,7 +334,11 @@ impl<'p, 'a> Search<'_, 'p, 'a> {
         if aki.is_some() {
             // Stable: AKI-matching issuers first, otherwise presented order.
             candidates.sort_by_key(|i| {
-                let ski = self.p.pool.get(*i).and_then(|c| c.extensions.subject_key_id);
+                let ski = self
+                    .p
+                    .pool
+                    .get(*i)
+                    .and_then(|c| c.extensions.subject_key_id);
                 ski.map(|s| s.value) != aki
             });
         }
@@ -347,7 +359,10 @@ impl<'p, 'a> Search<'_, 'p, 'a> {
             if path.len() >= self.p.limits.depth {
                 let e = CertificateError::ChainTooLong {
                     cert: self.leaf_name.to_string(),
-                    reason: format!("the path needs more than {} intermediates", self.p.limits.depth),
+                    reason: format!(
+                        "the path needs more than {} intermediates",
+                        self.p.limits.depth
+                    ),
                 };
                 self.note(e.clone());
                 last = e;
@@ -546,15 +561,15 @@ impl<'p, 'a> Search<'_, 'p, 'a> {
         issuer_ku: Option<u16>,
     ) -> Result<(), Stop> {
         let cert = self.cert(child);
-        let found = rev
-            .lists
-            .iter()
-            .zip(rev.signed)
-            .find(|(list, signed)| list.issuer() == cert.issuer.content && authoritative(signed, cert, child.is_some()));
+        let found = rev.lists.iter().zip(rev.signed).find(|(list, signed)| {
+            list.issuer() == cert.issuer.content && authoritative(signed, cert, child.is_some())
+        });
         let name = || format!("{} (or a CA in its chain)", self.leaf_name);
         let Some((list, signed)) = found else {
             return if rev.deny_unknown {
-                Err(Stop::Refused(CertificateError::RevocationUnknown { cert: name() }))
+                Err(Stop::Refused(CertificateError::RevocationUnknown {
+                    cert: name(),
+                }))
             } else {
                 Ok(())
             };
@@ -563,14 +578,21 @@ impl<'p, 'a> Search<'_, 'p, 'a> {
             .budget_signatures
             .checked_sub(1)
             .ok_or_else(|| self.too_long("too many signature checks"))?;
-        if !verify_signature(issuer_spki, &signed.algorithm, &signed.tbs, &signed.signature) {
+        if !verify_signature(
+            issuer_spki,
+            &signed.algorithm,
+            &signed.tbs,
+            &signed.signature,
+        ) {
             return Err(Stop::Refused(CertificateError::BadSignature {
                 cert: format!("a CRL for {}", self.describe(child)),
                 reason: "InvalidCrlSignatureForPublicKey".to_owned(),
             }));
         }
         if rev.enforce_next_update && signed.next_update.is_some_and(|n| self.p.time >= n) {
-            return Err(Stop::Refused(CertificateError::RevocationUnknown { cert: name() }));
+            return Err(Stop::Refused(CertificateError::RevocationUnknown {
+                cert: name(),
+            }));
         }
         if issuer_ku.is_some_and(|ku| ku & super::cert::key_usage::CRL_SIGN == 0) {
             return Err(Stop::Refused(CertificateError::Invalid {
@@ -623,7 +645,10 @@ pub(crate) fn is_rollover(cert: &Cert<'_>) -> bool {
     if !cert.is_self_issued() {
         return false;
     }
-    let aki = cert.extensions.authority_key_id.and_then(|a| a.value.key_id);
+    let aki = cert
+        .extensions
+        .authority_key_id
+        .and_then(|a| a.value.key_id);
     let ski = cert.extensions.subject_key_id.map(|s| s.value);
     aki.is_some() && aki != ski
 }
@@ -678,12 +703,20 @@ fn authoritative(signed: &CrlSigned, cert: &Cert<'_>, is_issuer: bool) -> bool {
 
 /// Verifies `signature` over `message` with the key in `spki` (SubjectPublicKeyInfo
 /// contents), using webpki's algorithm implementations, matched as webpki matches them.
-pub(crate) fn verify_signature(spki: &[u8], algorithm: &[u8], message: &[u8], signature: &[u8]) -> bool {
+pub(crate) fn verify_signature(
+    spki: &[u8],
+    algorithm: &[u8],
+    message: &[u8],
+    signature: &[u8],
+) -> bool {
     let mut r = Reader::new(spki);
     let Ok(key_alg) = r.expect(der::SEQUENCE, "AlgorithmIdentifier") else {
         return false;
     };
-    let Ok(key) = r.expect(der::BIT_STRING, "subjectPublicKey").and_then(der::bit_string) else {
+    let Ok(key) = r
+        .expect(der::BIT_STRING, "subjectPublicKey")
+        .and_then(der::bit_string)
+    else {
         return false;
     };
     let algs: &[&dyn SignatureVerificationAlgorithm] = webpki::ALL_VERIFICATION_ALGS;
@@ -728,13 +761,20 @@ mod differential {
         let leaf_der = CertificateDer::from(case.leaf.as_slice());
         let ee = EndEntityCert::try_from(&leaf_der).ok()?;
         let leaf = Cert::parse(&case.leaf).ok()?;
-        let anchor_ders: Vec<CertificateDer<'_>> =
-            case.anchors.iter().map(|a| CertificateDer::from(a.as_slice())).collect();
+        let anchor_ders: Vec<CertificateDer<'_>> = case
+            .anchors
+            .iter()
+            .map(|a| CertificateDer::from(a.as_slice()))
+            .collect();
         let mut anchors: Vec<TrustAnchor<'_>> = Vec::new();
         for a in &anchor_ders {
             anchors.push(webpki::anchor_from_trusted_cert(a).ok()?);
         }
-        let pool: Vec<Cert<'_>> = case.pool.iter().filter_map(|d| Cert::parse(d).ok()).collect();
+        let pool: Vec<Cert<'_>> = case
+            .pool
+            .iter()
+            .filter_map(|d| Cert::parse(d).ok())
+            .collect();
         if pool.len() != case.pool.len() {
             return None;
         }
@@ -750,7 +790,9 @@ mod differential {
             })
             .collect();
         let beyond = |nc: Option<NameConstraints<'_>>| nc.is_some_and(|n| n.beyond_webpki);
-        if pool.iter().any(|c| c.is_self_issued() || beyond(c.extensions.name_constraints.map(|n| n.value)))
+        if pool
+            .iter()
+            .any(|c| c.is_self_issued() || beyond(c.extensions.name_constraints.map(|n| n.value)))
             || ours_anchors.iter().any(|a| beyond(a.name_constraints))
         {
             return None;
@@ -758,7 +800,9 @@ mod differential {
         let mut lists = Vec::new();
         let mut signed = Vec::new();
         for crl in &case.crls {
-            lists.push(CertRevocationList::from(OwnedCertRevocationList::from_der(crl).ok()?));
+            lists.push(CertRevocationList::from(
+                OwnedCertRevocationList::from_der(crl).ok()?,
+            ));
             signed.push(CrlSigned::parse(crl).ok()?);
         }
         let refs: Vec<&CertRevocationList<'_>> = lists.iter().collect();
@@ -771,8 +815,11 @@ mod differential {
                 })
                 .build()
         });
-        let inters: Vec<CertificateDer<'_>> =
-            case.pool.iter().map(|d| CertificateDer::from(d.as_slice())).collect();
+        let inters: Vec<CertificateDer<'_>> = case
+            .pool
+            .iter()
+            .map(|d| CertificateDer::from(d.as_slice()))
+            .collect();
         let time = UnixTime::since_unix_epoch(std::time::Duration::from_secs(
             u64::try_from(case.time).unwrap(),
         ));
@@ -819,7 +866,11 @@ mod differential {
             limits: LIMITS,
         };
         let ours = build(&problem, &"the leaf", &mut |_, _| Ok(()));
-        let detail = format!("webpki: {:?}; ours: {:?}", theirs.as_ref().err(), ours.as_ref().err());
+        let detail = format!(
+            "webpki: {:?}; ours: {:?}",
+            theirs.as_ref().err(),
+            ours.as_ref().err()
+        );
         Some((theirs.is_ok(), ours.is_ok(), detail))
     }
 
@@ -837,7 +888,8 @@ mod differential {
                 .iter()
                 .filter_map(|p| p.as_str())
                 .flat_map(|p| {
-                    crate::identity::decode::decode_pem_certificates(p.as_bytes()).unwrap_or_default()
+                    crate::identity::decode::decode_pem_certificates(p.as_bytes())
+                        .unwrap_or_default()
                 })
                 .collect()
         };
@@ -853,7 +905,9 @@ mod differential {
                 .unwrap()
                 .iter()
                 .filter_map(|p| p.as_str())
-                .flat_map(|p| crate::identity::decode::decode_crls(p.as_bytes()).unwrap_or_default())
+                .flat_map(|p| {
+                    crate::identity::decode::decode_crls(p.as_bytes()).unwrap_or_default()
+                })
                 .collect();
             // limbo times are UTC "YYYY-MM-DDTHH:MM:SS+00:00"; null means now.
             let time = case["validation_time"].as_str().map_or_else(
@@ -867,10 +921,18 @@ mod differential {
                     .unwrap()
                 },
                 |t| {
-                    let tlv = format!("{}{}{}{}{}{}Z", &t[0..4], &t[5..7], &t[8..10], &t[11..13], &t[14..16], &t[17..19]);
-                    let mut der = vec![crate::identity::der::GENERALIZED_TIME, 15];
+                    let tlv = format!(
+                        "{}{}{}{}{}{}Z",
+                        &t[0..4],
+                        &t[5..7],
+                        &t[8..10],
+                        &t[11..13],
+                        &t[14..16],
+                        &t[17..19]
+                    );
+                    let mut der = vec![der::GENERALIZED_TIME, 15];
                     der.extend(tlv.as_bytes());
-                    crate::identity::der::time(&Reader::new(&der).read().unwrap()).unwrap()
+                    der::time(&Reader::new(&der).read().unwrap()).unwrap()
                 },
             );
             out.push(Case {
@@ -956,7 +1018,13 @@ mod generated {
             1 => nc(vec![], vec![dns("bad.example.com")]),
             2 => nc(vec![net], vec![]),
             3 => nc(vec![dns("example.com"), dns("test")], vec![dns("x.test")]),
-            4 => nc(vec![], vec![GeneralSubtree::IpAddress(CidrSubnet::V4([10, 0, 0, 0], [255, 0, 0, 0]))]),
+            4 => nc(
+                vec![],
+                vec![GeneralSubtree::IpAddress(CidrSubnet::V4(
+                    [10, 0, 0, 0],
+                    [255, 0, 0, 0],
+                ))],
+            ),
             _ => None,
         }
     }
@@ -1063,8 +1131,16 @@ mod generated {
             // A decoy: the name of a chain CA, another key.
             let i = usize::try_from(rng.below(chain.len() as u64)).unwrap();
             let key = KeyPair::generate_for(alg).unwrap();
-            let decoy = ca(&mut rng, &format!("Gen CA {i}"), &key, Some((&root, &root_key)));
-            pool.insert(usize::try_from(rng.below(pool.len() as u64 + 1)).unwrap(), decoy.der().to_vec());
+            let decoy = ca(
+                &mut rng,
+                &format!("Gen CA {i}"),
+                &key,
+                Some((&root, &root_key)),
+            );
+            pool.insert(
+                usize::try_from(rng.below(pool.len() as u64 + 1)).unwrap(),
+                decoy.der().to_vec(),
+            );
         }
         if rng.chance(30) {
             pool.reverse();
@@ -1072,9 +1148,16 @@ mod generated {
         let leaf_key = KeyPair::generate_for(alg).unwrap();
         let mut p = CertificateParams::default();
         p.distinguished_name = dn("gen leaf");
-        for name in ["a.example.com", "bad.example.com", "*.example.com", "x.test", "b.test"] {
+        for name in [
+            "a.example.com",
+            "bad.example.com",
+            "*.example.com",
+            "x.test",
+            "b.test",
+        ] {
             if rng.chance(30) {
-                p.subject_alt_names.push(SanType::DnsName(name.try_into().unwrap()));
+                p.subject_alt_names
+                    .push(SanType::DnsName(name.try_into().unwrap()));
             }
         }
         for ip in [[192, 0, 2, 5], [10, 0, 0, 1]] {
@@ -1083,7 +1166,8 @@ mod generated {
             }
         }
         if p.subject_alt_names.is_empty() {
-            p.subject_alt_names.push(SanType::DnsName("a.example.com".try_into().unwrap()));
+            p.subject_alt_names
+                .push(SanType::DnsName("a.example.com".try_into().unwrap()));
         }
         p.extended_key_usages = eku(&mut rng);
         p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
@@ -1098,7 +1182,8 @@ mod generated {
             p.signed_by(&leaf_key, issuer.0, issuer.1).unwrap()
         };
         let mut crls = Vec::new();
-        let signs_crls = |c: &rcgen::Certificate| c.params().key_usages.contains(&KeyUsagePurpose::CrlSign);
+        let signs_crls =
+            |c: &rcgen::Certificate| c.params().key_usages.contains(&KeyUsagePurpose::CrlSign);
         if rng.chance(35) {
             if signs_crls(&root) {
                 crls.push(crl(&mut rng, &root, &root_key, &serials));
@@ -1140,6 +1225,9 @@ mod generated {
         assert!(disagreements.is_empty(), "{disagreements:#?}");
         // Both verdicts are well represented, or the generator is too one-sided to test.
         assert!(compared > 400, "only {compared} compared");
-        assert!(accepted > 60 && compared - accepted > 60, "{accepted} of {compared} accepted");
+        assert!(
+            accepted > 60 && compared - accepted > 60,
+            "{accepted} of {compared} accepted"
+        );
     }
 }

@@ -645,12 +645,12 @@ impl TrustStore {
                 let pool: Vec<&[u8]> = intermediates.iter().map(|c| c.as_ref()).collect();
                 let refusal = path_refusal.into_inner();
                 match self.fallback(&leaf, &name, &pool, &e, at_secs, usage, &crls) {
-                    Some(Ok((ders, anchor, from, until))) => {
-                        *window.borrow_mut() = (leaf_nb.max(from), leaf_na.min(until));
-                        for der in &ders {
+                    Some(Ok(found)) => {
+                        *window.borrow_mut() = (leaf_nb.max(found.from), leaf_na.min(found.until));
+                        for der in &found.intermediates {
                             chain_fingerprints.push(fingerprint(der));
                         }
-                        Some(anchor)
+                        Some(found.anchor)
                     }
                     Some(Err(refused)) => return Err(refused),
                     None => {
@@ -708,7 +708,7 @@ impl TrustStore {
         at_secs: i64,
         usage: Usage,
         crls: &CrlSet,
-    ) -> Option<Result<(Vec<Vec<u8>>, usize, i64, i64), CertificateError>> {
+    ) -> Option<Result<FallbackPath, CertificateError>> {
         use webpki::Error as E;
         // A certificate that does not parse is on no path (webpki skips it too).
         let (pool, pool_ders): (Vec<Cert<'_>>, Vec<&[u8]>) = pool_ders
@@ -742,7 +742,8 @@ impl TrustStore {
                 | E::MaximumPathBuildCallsExceeded
                 | E::MaximumNameConstraintComparisonsExceeded
         );
-        let beyond = |nc: Option<super::cert::NameConstraints<'_>>| nc.is_some_and(|n| n.beyond_webpki);
+        let beyond =
+            |nc: Option<super::cert::NameConstraints<'_>>| nc.is_some_and(|n| n.beyond_webpki);
         let unimplemented = pool.iter().any(|c| {
             beyond(c.extensions.name_constraints.map(|n| n.value)) || pkix::is_rollover(c)
         }) || anchors.iter().any(|a| beyond(a.name_constraints));
@@ -783,7 +784,12 @@ impl TrustStore {
                 .iter()
                 .map(|i| pool_ders.get(*i).map_or_else(Vec::new, |d| d.to_vec()))
                 .collect();
-            (ders, f.anchor, window.0, window.1)
+            FallbackPath {
+                intermediates: ders,
+                anchor: f.anchor,
+                from: window.0,
+                until: window.1,
+            }
         }))
     }
 
@@ -908,6 +914,15 @@ impl TrustStore {
         }
         Ok((from, until))
     }
+}
+
+/// A path [`pkix`] built: its intermediates (leaf side first), anchor index and the
+/// validity window of intermediates and anchor.
+struct FallbackPath {
+    intermediates: Vec<Vec<u8>>,
+    anchor: usize,
+    from: i64,
+    until: i64,
 }
 
 /// The intermediates of a candidate path: one webpki built, or one [`pkix`] built.
