@@ -61,7 +61,11 @@ pub(crate) struct CrlSigned {
     /// signatureAlgorithm contents.
     algorithm: Vec<u8>,
     signature: Vec<u8>,
-    next_update: Option<i64>,
+    pub(crate) next_update: Option<i64>,
+    /// The cRLNumber's INTEGER value bytes.
+    pub(crate) crl_number: Option<Vec<u8>>,
+    /// The issuer Name's contents.
+    pub(crate) issuer: Vec<u8>,
     idp: Option<Idp>,
 }
 
@@ -84,13 +88,14 @@ impl CrlSigned {
         let mut t = Reader::new(tbs.content);
         t.optional(der::INTEGER)?;
         t.expect(der::SEQUENCE, "CRL signature field")?;
-        t.expect(der::SEQUENCE, "CRL issuer")?;
+        let issuer = t.expect(der::SEQUENCE, "CRL issuer")?;
         t.read()?; // thisUpdate
         let next_update = match t.peek_tag() {
             Some(der::UTC_TIME | der::GENERALIZED_TIME) => Some(der::time(&t.read()?)?),
             _ => None,
         };
         let mut idp = None;
+        let mut crl_number = None;
         t.optional(der::SEQUENCE)?; // revokedCertificates
         if let Some(exts) = t.optional(der::context_constructed(0))? {
             let mut list = Reader::new(der::single(exts.content, der::SEQUENCE, "crlExtensions")?);
@@ -102,6 +107,10 @@ impl CrlSigned {
                 if oid == [0x55, 0x1d, 28] {
                     idp = Some(Idp::parse(value)?);
                 }
+                if oid == [0x55, 0x1d, 20] {
+                    crl_number =
+                        Some(der::integer(der::single(value, der::INTEGER, "cRLNumber")?)?.to_vec());
+                }
             }
         }
         Ok(Self {
@@ -109,8 +118,15 @@ impl CrlSigned {
             algorithm: algorithm.to_vec(),
             signature: signature.to_vec(),
             next_update,
+            crl_number,
+            issuer: issuer.to_vec(),
             idp,
         })
+    }
+
+    /// Verifies the CRL's signature with the key in `spki` (SubjectPublicKeyInfo contents).
+    pub(crate) fn signed_by(&self, spki: &[u8]) -> bool {
+        verify_signature(spki, &self.algorithm, &self.tbs, &self.signature)
     }
 }
 
@@ -637,6 +653,48 @@ pub(crate) fn check_name_constraints(
         }
     }
     Ok(())
+}
+
+/// The `http://` URIs in a certificate's cRLDistributionPoints (full names of direct,
+/// all-reasons distribution points).
+pub(crate) fn distribution_point_uris(cert: &Cert<'_>) -> Vec<String> {
+    let mut out = Vec::new();
+    let Some(dps) = cert.extensions.crl_distribution_points else {
+        return out;
+    };
+    let Ok(content) = der::single(dps, der::SEQUENCE, "cRLDistributionPoints") else {
+        return out;
+    };
+    let mut points = Reader::new(content);
+    while let Ok(dp) = points.expect(der::SEQUENCE, "DistributionPoint") {
+        let mut r = Reader::new(dp);
+        let Ok(Some(name)) = r.optional(der::context_constructed(0)) else {
+            continue;
+        };
+        let Ok(Some(full)) = Reader::new(name.content).optional(der::context_constructed(0)) else {
+            continue;
+        };
+        if let Ok(names) = GeneralNames::parse_content(full.content) {
+            for n in names.iter() {
+                if let GeneralName::Uri(u) = n {
+                    if u.get(..7).is_some_and(|s| s.eq_ignore_ascii_case("http://")) {
+                        out.push(u.to_owned());
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `a < b` for two non-negative DER INTEGER values.
+pub(crate) fn integer_less(a: &[u8], b: &[u8]) -> bool {
+    let trim = |x: &[u8]| -> Vec<u8> {
+        let start = x.iter().position(|b| *b != 0).unwrap_or(x.len());
+        x.get(start..).unwrap_or(&[]).to_vec()
+    };
+    let (a, b) = (trim(a), trim(b));
+    (a.len(), a) < (b.len(), b)
 }
 
 /// A self-issued certificate that is not self-signed by its own key (its authority key

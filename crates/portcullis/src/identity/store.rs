@@ -2,13 +2,16 @@
 //! [`TrustStore::verify`] turns a presented chain into an [`Identity`].
 
 use std::cell::RefCell;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::cache::{Presented, VerificationCache};
 use super::cert::Cert;
 use super::dn::hex;
+use super::crl_fetch::Fetcher;
+use super::crl_refresh::{CrlNetworkConfig, CrlRefreshEvent, CrlRefresher, CrlSources};
 use super::pkix;
+use crate::egress::EgressPolicy;
 use super::profile::{self, Role};
 use super::{decode, CertificateError, DistinguishedName, Identity};
 use ring::digest;
@@ -87,6 +90,7 @@ pub struct TrustStoreBuilder {
     require_spiffe: bool,
     cache_capacity: Option<usize>,
     max_intermediates: Option<usize>,
+    crl_network: CrlNetworkConfig,
     error: Option<CertificateError>,
 }
 
@@ -189,6 +193,52 @@ impl TrustStoreBuilder {
         self
     }
 
+    /// Fetches CRLs from these distribution points (`http://` URLs) through the
+    /// [`crl_egress`](Self::crl_egress) policy: once when the store is built, then on
+    /// [`TrustStore::refresh_crls`] or in the background
+    /// ([`TrustStore::spawn_crl_refresher`]). They join the CRLs given as bytes.
+    pub fn crl_urls<I: IntoIterator<Item = S>, S: Into<String>>(mut self, urls: I) -> Self {
+        self.crl_network.urls.extend(urls.into_iter().map(Into::into));
+        self
+    }
+
+    /// Also fetch the CRLs named by the cRLDistributionPoints of the configured CAs
+    /// (anchors and intermediates): the CRLs that say whether those CAs are revoked.
+    pub fn crl_from_distribution_points(mut self, enabled: bool) -> Self {
+        self.crl_network.from_distribution_points = enabled;
+        self
+    }
+
+    /// The egress policy CRL fetches must pass (required with CRL URLs; it must allow
+    /// `http` and the distribution points' hosts). Connections go only to the addresses
+    /// it checked.
+    pub fn crl_egress(mut self, policy: Arc<EgressPolicy>) -> Self {
+        self.crl_network.egress = Some(policy);
+        self
+    }
+
+    /// Caps on one CRL fetch: body bytes ([`DEFAULT_MAX_CRL_BYTES`](super::DEFAULT_MAX_CRL_BYTES) by default) and total
+    /// time, redirects included ([`DEFAULT_FETCH_TIMEOUT`](super::DEFAULT_FETCH_TIMEOUT)).
+    pub fn crl_fetch_limits(mut self, max_bytes: usize, timeout: Duration) -> Self {
+        self.crl_network.fetcher = Fetcher { max_bytes, timeout };
+        self
+    }
+
+    /// Bounds on the background refresh: the refresher wakes a quarter of the time before
+    /// the earliest nextUpdate, but no sooner than `min` and no later than `max`; after a
+    /// failed fetch, within `retry`. Defaults: 30 s, 6 h, 5 min.
+    pub fn crl_refresh_schedule(mut self, min: Duration, max: Duration, retry: Duration) -> Self {
+        self.crl_network.schedule = Some((min, max.max(min), retry));
+        self
+    }
+
+    /// Where refresh events go (one per URL per refresh); by default one line each on
+    /// standard error. [`TrustStore::crl_refresh_log`] keeps the recent ones either way.
+    pub fn on_crl_refresh(mut self, log: impl Fn(&CrlRefreshEvent) + Send + Sync + 'static) -> Self {
+        self.crl_network.log = Some(Arc::new(log));
+        self
+    }
+
     /// Checks the configuration and builds the store.
     pub fn build(self) -> Result<TrustStore, CertificateError> {
         if let Some(e) = self.error {
@@ -201,6 +251,7 @@ impl TrustStoreBuilder {
         }
         let mut anchors = Vec::with_capacity(self.anchors.len());
         let mut anchor_info = Vec::with_capacity(self.anchors.len());
+        let anchor_ders = self.anchors.clone();
         for der in self.anchors {
             let cert_der = CertificateDer::from(der.as_slice());
             let anchor = webpki::anchor_from_trusted_cert(&cert_der)
@@ -234,13 +285,19 @@ impl TrustStoreBuilder {
             anchors.push(anchor);
             anchor_info.push(info);
         }
+        let intermediate_ders = self.intermediates.clone();
         let intermediates = self
             .intermediates
             .into_iter()
             .map(CertificateDer::from)
             .collect();
         let crls = parse_crls(&self.crls)?;
-        Ok(TrustStore {
+        let crl_sources = crl_sources(
+            self.crl_network,
+            &self.crls,
+            anchor_ders.iter().chain(&intermediate_ders),
+        )?;
+        let store = TrustStore {
             anchors,
             anchor_info,
             intermediates,
@@ -250,8 +307,62 @@ impl TrustStoreBuilder {
             require_spiffe: self.require_spiffe,
             max_intermediates: self.max_intermediates,
             cache: VerificationCache::new(self.cache_capacity.unwrap_or(DEFAULT_CACHE_CAPACITY)),
-        })
+            crl_signers: anchor_ders.into_iter().chain(intermediate_ders).collect(),
+            crl_sources,
+        };
+        if store.crl_sources.is_some() {
+            store.refresh_crls();
+        }
+        Ok(store)
     }
+}
+
+/// The network CRL sources, if any URL is configured (or found in the CAs' distribution
+/// points).
+fn crl_sources<'d>(
+    config: CrlNetworkConfig,
+    fixed: &[Vec<u8>],
+    cas: impl Iterator<Item = &'d Vec<u8>>,
+) -> Result<Option<CrlSources>, CertificateError> {
+    let mut urls = config.urls;
+    if config.from_distribution_points {
+        for der in cas {
+            if let Ok(cert) = Cert::parse(der) {
+                urls.extend(pkix::distribution_point_uris(&cert));
+            }
+        }
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    urls.retain(|u| seen.insert(u.clone()));
+    if urls.is_empty() {
+        return Ok(None);
+    }
+    let Some(egress) = config.egress else {
+        return Err(CertificateError::bad_trust_store(
+            "CRL URLs need an egress policy to fetch them through (crl_egress)",
+        ));
+    };
+    for url in &urls {
+        egress.check_url(url).map_err(|e| {
+            CertificateError::bad_trust_store(format!(
+                "CRL URL {url:?} is refused by the CRL egress policy: {e}"
+            ))
+        })?;
+    }
+    Ok(Some(CrlSources {
+        urls,
+        egress,
+        fetcher: config.fetcher,
+        log: config.log,
+        fixed: fixed.to_vec(),
+        last_good: Mutex::new(std::collections::BTreeMap::new()),
+        events: Mutex::new(Vec::new()),
+        running: Mutex::new(()),
+        last_failed: Mutex::new(false),
+        schedule: config
+            .schedule
+            .unwrap_or(super::crl_refresh::DEFAULT_SCHEDULE),
+    }))
 }
 
 #[derive(Debug)]
@@ -331,6 +442,10 @@ pub struct TrustStore {
     require_spiffe: bool,
     max_intermediates: Option<usize>,
     cache: VerificationCache,
+    /// Anchors and configured intermediates (DER): fetched CRLs must verify under one of
+    /// them when it names their subject.
+    crl_signers: Vec<Vec<u8>>,
+    crl_sources: Option<CrlSources>,
 }
 
 impl std::fmt::Debug for TrustStore {
@@ -409,6 +524,157 @@ impl TrustStore {
         // its generation number before this, so its late insert is refused.
         self.cache.clear();
         Ok(())
+    }
+
+    /// Fetches every CRL URL now (through the egress policy), keeps the last good copy of
+    /// any that fails, and swaps the CRL set (clearing the cache) if anything changed.
+    /// Returns this refresh's events (also logged, see
+    /// [`TrustStoreBuilder::on_crl_refresh`]); empty without CRL URLs.
+    ///
+    /// A fetched CRL replaces the previous copy only if it decodes as exactly one CRL,
+    /// passes the store's CRL rules, verifies under the configured CA that issued it (when
+    /// one is configured) and does not go back in cRLNumber.
+    pub fn refresh_crls(&self) -> Vec<CrlRefreshEvent> {
+        let Some(src) = &self.crl_sources else {
+            return Vec::new();
+        };
+        let _one_at_a_time = src.running.lock().unwrap_or_else(|p| p.into_inner());
+        let previous = src
+            .last_good
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let mut good = previous.clone();
+        let mut events = Vec::with_capacity(src.urls.len());
+        for url in &src.urls {
+            let at = super::crl_refresh::now_secs();
+            let outcome = src
+                .fetcher
+                .fetch(&src.egress, url)
+                .and_then(|body| self.crl_candidate(&body, good.get(url)).map(|der| (der, body.len())));
+            events.push(match outcome {
+                Ok((der, bytes)) => {
+                    good.insert(url.clone(), der);
+                    CrlRefreshEvent {
+                        url: url.clone(),
+                        at,
+                        error: None,
+                        kept_previous: false,
+                        bytes,
+                    }
+                }
+                Err(error) => CrlRefreshEvent {
+                    url: url.clone(),
+                    at,
+                    error: Some(error),
+                    kept_previous: good.contains_key(url),
+                    bytes: 0,
+                },
+            });
+        }
+        if good != previous || self.crl_snapshot().lists.is_empty() && !good.is_empty() {
+            let all: Vec<&[u8]> = src
+                .fixed
+                .iter()
+                .chain(good.values())
+                .map(Vec::as_slice)
+                .collect();
+            match self.reload_crls(&all) {
+                Ok(()) => *src.last_good.lock().unwrap_or_else(|p| p.into_inner()) = good,
+                Err(e) => {
+                    // The new set as a whole is refused (two CRLs contradict each other):
+                    // everything stays as it was.
+                    for event in &mut events {
+                        if event.error.is_none() {
+                            event.error = Some(format!("the CRL set was refused: {e}"));
+                            event.kept_previous = previous.contains_key(&event.url);
+                        }
+                    }
+                }
+            }
+        }
+        *src.last_failed.lock().unwrap_or_else(|p| p.into_inner()) =
+            events.iter().any(|e| e.error.is_some());
+        for event in &events {
+            src.record(event.clone());
+        }
+        events
+    }
+
+    /// The recent CRL refresh events, oldest first (at most 64).
+    pub fn crl_refresh_log(&self) -> Vec<CrlRefreshEvent> {
+        self.crl_sources.as_ref().map_or_else(Vec::new, |s| {
+            s.events.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        })
+    }
+
+    /// The CRL URLs this store fetches (configured plus distribution points).
+    pub fn crl_urls(&self) -> &[String] {
+        self.crl_sources.as_ref().map_or(&[], |s| s.urls.as_slice())
+    }
+
+    /// Starts refreshing the CRLs in the background, before their nextUpdate (see
+    /// [`TrustStoreBuilder::crl_refresh_schedule`]). The thread holds the store weakly;
+    /// dropping the returned handle stops it. Without CRL URLs: `cert.bad_trust_store`.
+    pub fn spawn_crl_refresher(self: &Arc<Self>) -> Result<CrlRefresher, CertificateError> {
+        let Some(src) = &self.crl_sources else {
+            return Err(CertificateError::bad_trust_store(
+                "this store has no CRL URLs to refresh",
+            ));
+        };
+        CrlRefresher::spawn(self, src.schedule).map_err(|e| {
+            CertificateError::bad_trust_store(format!("could not start the CRL refresher: {e}"))
+        })
+    }
+
+    pub(crate) fn earliest_next_update(&self) -> Option<i64> {
+        self.crl_snapshot()
+            .signed
+            .iter()
+            .filter_map(|s| s.next_update)
+            .min()
+    }
+
+    pub(crate) fn last_crl_refresh_failed(&self) -> bool {
+        self.crl_sources
+            .as_ref()
+            .is_some_and(|s| *s.last_failed.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Checks one fetched response: one CRL, acceptable to the store, signed by the
+    /// configured CA it names (if any), not older than `previous`.
+    fn crl_candidate(&self, body: &[u8], previous: Option<&Vec<u8>>) -> Result<Vec<u8>, String> {
+        let mut ders = decode::decode_crls(body).map_err(|e| format!("not a CRL: {e}"))?;
+        if ders.len() != 1 {
+            return Err(format!("{} CRLs in one response; expected one", ders.len()));
+        }
+        let der = ders.pop().unwrap_or_default();
+        parse_crls(std::slice::from_ref(&der)).map_err(|e| e.to_string())?;
+        let signed = pkix::CrlSigned::parse(&der).map_err(|e| format!("not a CRL: {e}"))?;
+        let issuers: Vec<Cert<'_>> = self
+            .crl_signers
+            .iter()
+            .filter_map(|d| Cert::parse(d).ok())
+            .filter(|c| c.subject.content == signed.issuer.as_slice())
+            .collect();
+        if !issuers.is_empty() && !issuers.iter().any(|c| signed.signed_by(c.spki)) {
+            return Err(
+                "its signature does not verify under the configured CA it names as issuer"
+                    .to_owned(),
+            );
+        }
+        if let Some(prev) = previous.and_then(|p| pkix::CrlSigned::parse(p).ok()) {
+            let older = match (&prev.crl_number, &signed.crl_number) {
+                (Some(a), Some(b)) => pkix::integer_less(b, a),
+                _ => false,
+            };
+            if older {
+                return Err(
+                    "its cRLNumber is lower than the copy in force (a replayed CRL)".to_owned(),
+                );
+            }
+        }
+        Ok(der)
     }
 
     /// The trust anchors' subjects: each Name's DER contents, without the outer SEQUENCE
