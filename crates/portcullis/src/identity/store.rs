@@ -855,6 +855,13 @@ impl TrustStore {
         );
 
         let crls = self.crl_snapshot();
+        if crls.lists.is_empty() && self.deny_unknown_revocation && self.crl_sources.is_some() {
+            // CRLs are configured by URL and none has been fetched yet: every status is
+            // unknown, and webpki (given no CRL at all) would check nothing.
+            return Err(CertificateError::RevocationUnknown {
+                cert: format!("{name} (or a CA in its chain)"),
+            });
+        }
         let crl_refs: Vec<&CertRevocationList<'_>> = crls.lists.iter().collect();
         let revocation = RevocationOptionsBuilder::new(&crl_refs).ok().map(|b| {
             b.with_depth(RevocationCheckDepth::Chain)
