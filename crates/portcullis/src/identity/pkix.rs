@@ -790,6 +790,20 @@ pub(crate) fn verify_signature(
     false
 }
 
+#[cfg(test)]
+mod tests {
+    use super::integer_less;
+
+    #[test]
+    fn crl_numbers_compare_as_unsigned_integers() {
+        assert!(integer_less(&[0x01], &[0x02]));
+        assert!(integer_less(&[0x7f], &[0x00, 0x80]));
+        assert!(!integer_less(&[0x00, 0x80], &[0x7f]));
+        assert!(!integer_less(&[0x05], &[0x05]));
+        assert!(integer_less(&[0xff], &[0x01, 0x00]));
+    }
+}
+
 /// Differential test: on every x509-limbo chain rustls-webpki can judge (no name
 /// constraint of a form it does not process, no self-issued certificate among the
 /// intermediates, within its work budget), this module and webpki give the same verdict.
