@@ -7,7 +7,7 @@ TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 EXT_SO := lib/portcullis/portcullis.so
 RSPEC ?= rspec
 
-.PHONY: all test deps toolchain ext cli rust-test lint rspec gem-test bench bench-rust bench-ruby demo fuzz clean
+.PHONY: all test test-modern native-gem deps toolchain ext cli rust-test lint rspec gem-test bench bench-rust bench-ruby demo fuzz clean
 
 all: ext
 
@@ -52,10 +52,25 @@ gem-test: deps
 	rm -rf tmp/gem && mkdir -p tmp/gem
 	gem build portcullis.gemspec -o tmp/gem/portcullis.gem
 	GEM_HOME=$(CURDIR)/tmp/gem/home gem install --local --no-document tmp/gem/portcullis.gem
+	@# the build tree must not stay in GEM_HOME (extconf.rb builds in a temp dir and removes it)
+	@leftover=$$(find tmp/gem/home -name '*.rlib' -o -name '*.rmeta' -o -type d -name incremental | head -3); \
+	  if [ -n "$$leftover" ]; then echo "gem-test: cargo build tree left in GEM_HOME: $$leftover"; exit 1; fi; \
+	  echo "gem-test: GEM_HOME holds $$(du -sh tmp/gem/home | cut -f1), no build tree"
 	cd tmp && GEM_HOME=$(CURDIR)/tmp/gem/home GEM_PATH=$(CURDIR)/tmp/gem/home ruby ../spec/installed_gem_check.rb
 
 test: deps toolchain ext rust-test lint rspec gem-test
 	@echo "make test: all green"
+
+# The RSpec suite on Debian 13 (Ruby 3.3, Rack 3.1, Rails 7.2, Puma 6.6) in a debootstrapped
+# root under tmp/trixie (TRIXIE_ROOT to move it), reused when present. See scripts/test-modern.sh.
+test-modern:
+	DEB_PACKAGES="$(DEB_PACKAGES)" scripts/test-modern.sh
+	DEB_PACKAGES="$(DEB_PACKAGES)" scripts/native-gem.sh
+
+# The x86_64-linux platform gem (prebuilt for Ruby 3.1 and 3.3), installed and checked on
+# both without Rust: tmp/native/portcullis-x86_64-linux.gem. Needs the trixie root.
+native-gem: deps
+	DEB_PACKAGES="$(DEB_PACKAGES)" scripts/native-gem.sh
 
 bench: bench-rust bench-ruby
 

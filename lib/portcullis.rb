@@ -22,6 +22,14 @@ require_relative "portcullis/http"
 require_relative "portcullis/safe_root"
 require_relative "portcullis/command"
 require_relative "portcullis/config"
+require_relative "portcullis/instrumentation"
+
+Portcullis::Instrumentation.watch(Portcullis::SafeRoot, "path",
+                                  %i[open read write exist? entries mkdir_p remove metadata stat store_upload join
+                                     resolve_for_argv])
+Portcullis::Instrumentation.watch(Portcullis::Command, "command", %i[argv run run!])
+Portcullis::Instrumentation.watch(Portcullis::EgressPolicy, "egress", %i[check! check_redirect! check_ip!])
+Portcullis::Instrumentation.watch(Portcullis::HTTP, "egress", %i[request])
 
 # Portcullis keeps a hostile request inside the box: it verifies mutual-TLS client
 # certificates into identities, authorizes them, confines outbound URLs, file access and

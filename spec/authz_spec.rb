@@ -43,7 +43,7 @@ RSpec.describe Portcullis::AccessPolicy do
     it "refuses unknown keys instead of silently widening a match" do
       expect { described_class.new(rules: [{ match: { isuer: "CN=x", cn: "a" }, grant: ["x"] }]) }
         .to raise_error(ArgumentError, /isuer/)
-      expect { described_class.new(rules: [{ match: { cn: "a" }, grants: ["x"] }]) }.to raise_error(ArgumentError, /grants/)
+      expect { described_class.new(rules: [{ match: { cn: "a" }, grantz: ["x"] }]) }.to raise_error(ArgumentError, /grantz/)
       expect { described_class.new(rules: [{ grant: ["x"] }]) }.to raise_error(ArgumentError, /match/)
       expect { described_class.new(rules: ["cn=a"]) }.to raise_error(ArgumentError)
       expect { described_class.new(rules: [{ match: { cn: 1 }, grant: ["x"] }]) }.to raise_error(ArgumentError)
@@ -75,6 +75,17 @@ RSpec.describe Portcullis::AccessPolicy do
         { match: { dns: "*.trusted.example.com" }, grant: ["files:read"] },
         { match: { subject: "CN=auditor,O=MyOrg", issuer: "CN=Ops CA,O=MyOrg" }, grant: ["audit:read"] }
       ])
+    end
+
+    it "takes permissions as Symbols everywhere, and grants: as the toml spells it" do
+      id = verified(ops_ca, cn: "deployer", uris: ["spiffe://example.org/ops/deployer"])
+      expect(policy.allowed?(id, :"containers:deploy")).to be(true)
+      expect(policy.authorize!(id, :"files:read")).to be(true)
+      expect { policy.authorize!(id, :"audit:read") }.to raise_error(Portcullis::Forbidden)
+      toml_spelled = described_class.new(rules: [{ match: { cn: "deployer" }, grants: [:deploy] }])
+      expect(toml_spelled.permissions(id)).to eq(["deploy"])
+      expect { described_class.new(rules: [{ match: { cn: "x" }, grant: ["a"], grants: ["b"] }]) }
+        .to raise_error(ArgumentError, /both grant: and grants:/)
     end
 
     it "grants by structural issuer DN and SPIFFE prefix together" do

@@ -44,7 +44,12 @@ RSpec.describe Portcullis::EgressPolicy do
     "http://127.1/" => "egress.reserved_address",
     "http://[::ffff:127.0.0.1]/" => "egress.reserved_address",
     "http://[64:ff9b::10.0.0.1]/" => "egress.reserved_address",
-    "http://[2002:c0a8:0101::]/" => "egress.reserved_address",
+    "http://[2002:c0a8:0101::]/" => "egress.ipv6_tunnel",
+    "http://[2002:808:808::]/" => "egress.ipv6_tunnel",
+    "http://[2001:0:4136:e378:8000:63bf:a247:27dd]/" => "egress.ipv6_tunnel",
+    "http://vault.example../" => "egress.bad_url",
+    "http://metadata.google.internal../" => "egress.bad_url",
+    "http://a..example/" => "egress.bad_url",
     "http://user:pw@93.184.216.34/" => "egress.userinfo",
     "http://evil.example\\@good.example/" => "egress.backslash",
     "http://evil.example/\n" => "egress.control_char",
@@ -164,6 +169,43 @@ RSpec.describe Portcullis::EgressPolicy do
     end
     expect { described_class.new(ports: [70_000]) }.to raise_error(RangeError)
     expect { described_class.new(bogus: 1) }.to raise_error(ArgumentError)
+  end
+
+  it "refuses 6to4 and Teredo unless allowed, and judges what they carry when allowed" do
+    six = "https://[2002:808:808::]/"
+    teredo = "https://[2001:0:4136:e378:8000:63bf:a247:27dd]/"
+    err = denial(described_class.new, six)
+    expect(err.code).to eq("egress.ipv6_tunnel")
+    expect(err.message).to include("8.8.8.8", "allow_6to4")
+    expect(denial(described_class.new, teredo).message).to include("93.184.216.34", "allow_teredo")
+    tunnels = described_class.new(allow_6to4: true, allow_teredo: true)
+    expect(tunnels.allowed?(six)).to be(true)
+    expect(tunnels.allowed?(teredo)).to be(true)
+    expect(denial(tunnels, "https://[2002:7f00:1::]/").code).to eq("egress.reserved_address")
+    expect(described_class.new(allow_6to4: true).allowed?(teredo)).to be(false)
+  end
+
+  it "never lets a re-opened NAT64 prefix carry a reserved IPv4 address" do
+    reopened = described_class.new(allow_nat64: false, allow_cidrs: ["64:ff9b::/96"])
+    expect(denial(reopened, "https://[64:ff9b::7f00:1]/").code).to eq("egress.reserved_address")
+    expect(reopened.allowed?("https://[64:ff9b::93.184.216.34]/")).to be(true)
+  end
+
+  it "applies one host-name rule to deny_hosts, allow_hosts and metadata names" do
+    dns = ->(_h) { ["93.184.216.34"] }
+    deny = described_class.new(deny_hosts: ["vault.corp.example"])
+    expect(denial(deny, "https://vault.corp.example./", resolver: dns).code).to eq("egress.host_denied")
+    expect(denial(deny, "https://vault.corp.example../", resolver: dns).code).to eq("egress.bad_url")
+    allow = described_class.new(allow_hosts: ["api.example.com"])
+    expect(allow.check!("https://api.example.com./", resolver: dns).host).to eq("api.example.com")
+    expect { described_class.new(deny_hosts: ["vault.corp.example.."]) }
+      .to raise_error(Portcullis::ConfigError) { |e| expect(e.code).to eq("egress.invalid_policy") }
+  end
+
+  it "hands out the canonical request target and scheme of a destination" do
+    dest = described_class.new.check!("https://93.184.216.34/a|b/%zz?q=%zz#frag")
+    expect(dest.request_target).to eq("/a|b/%zz?q=%zz")
+    expect(dest.scheme).to eq("https")
   end
 
   it "can disable NAT64 and strict mode" do

@@ -26,7 +26,8 @@ RSpec.describe Portcullis::HTTP do
         record.call(req)
         res["content-type"] = "application/json"
         res.body = JSON.generate("authorization" => req["authorization"], "cookie" => req["cookie"],
-                                 "method" => req.request_method)
+                                 "x-api-key" => req["x-api-key"], "x-trace" => req["x-trace"],
+                                 "method" => req.request_method, "body" => req.body)
       end
     end
     b_port = @b.config[:Port]
@@ -66,6 +67,8 @@ RSpec.describe Portcullis::HTTP do
       redirect.call("/loop", "/loop")
       redirect.call("/post-303", "/echo", 303)
       redirect.call("/post-307", "/echo", 307)
+      redirect.call("/post-307-to-b", "http://127.0.0.1:#{b_port}/echo", 307)
+      redirect.call("/post-308-to-b", "http://127.0.0.1:#{b_port}/echo", 308)
     end
 
     ca_cert, = EgressPKI.ca
@@ -247,6 +250,209 @@ RSpec.describe Portcullis::HTTP do
                                    cert: @client_cert, key: @client_key, pin_sha256: ["ab" * 32])
       expect_denied("egress.pin_mismatch") { pinned.get("https://upstream.test:#{tls_port}/hello") }
       expect(seen_requests).to be_empty
+    end
+  end
+
+  describe "cross-origin redirects and the headers they carry" do
+    let(:secrets) { { "authorization" => "Bearer s", "cookie" => "c=1", "x-api-key" => "k", "x-trace" => "t" } }
+
+    it "re-sends the body on 307/308 and, by default, custom credential headers (the documented hazard)" do
+      %w[/post-307-to-b /post-308-to-b].each do |path|
+        echoed = JSON.parse(client.post("http://127.0.0.1:#{a_port}#{path}", body: "x=1", headers: secrets).body)
+        expect(echoed).to include("method" => "POST", "body" => "x=1", "authorization" => nil, "cookie" => nil,
+                                  "x-api-key" => "k")
+      end
+    end
+
+    it "drops the configured header list when the origin changes" do
+      drop = described_class.new(policy: policy, resolver: resolver,
+                                 cross_origin_drop_headers: described_class::CREDENTIAL_HEADERS + ["X-Api-Key"])
+      echoed = JSON.parse(drop.post("http://127.0.0.1:#{a_port}/post-307-to-b", body: "x=1", headers: secrets).body)
+      expect(echoed).to include("authorization" => nil, "cookie" => nil, "x-api-key" => nil, "x-trace" => "t")
+      none = described_class.new(policy: policy, resolver: resolver, cross_origin_drop_headers: :all)
+      echoed = JSON.parse(none.post("http://127.0.0.1:#{a_port}/post-308-to-b", body: "x=1", headers: secrets).body)
+      expect(echoed).to include("authorization" => nil, "x-api-key" => nil, "x-trace" => nil, "body" => "x=1")
+      # same origin keeps them
+      echoed = JSON.parse(none.get("http://127.0.0.1:#{a_port}/to-self", headers: secrets).body)
+      expect(echoed).to include("authorization" => "Bearer s")
+    end
+
+    it "refuses a drop list entry that is not a header name" do
+      expect { described_class.new(policy: policy, cross_origin_drop_headers: ["x api key"]) }.to raise_error(ArgumentError)
+    end
+  end
+
+  describe "against a hostile upstream" do
+    # A raw loopback server: reads the request head, then lets the test's block answer.
+    def raw_server(&answer)
+      server = TCPServer.new("127.0.0.1", 0)
+      @raw_threads = []
+      @raw_threads << Thread.new do
+        loop do
+          socket = server.accept
+          @raw_threads << Thread.new(socket) do |s|
+            head = +""
+            head << s.readpartial(4096) until head.include?("\r\n\r\n")
+            answer.call(s, head)
+          rescue IOError, SystemCallError
+            nil
+          ensure
+            s.close unless s.closed?
+          end
+        end
+      rescue IOError, SystemCallError
+        nil
+      end
+      @raw_servers = (@raw_servers || []) << server
+      server.addr[1]
+    end
+
+    after do
+      (@raw_servers || []).each(&:close)
+      (@raw_threads || []).each(&:kill)
+    end
+
+    def raw_client(port, **opts)
+      raw_policy = Portcullis::EgressPolicy.new(schemes: ["http"], ports: [port], allow_cidrs: ["127.0.0.1/32"])
+      described_class.new(policy: raw_policy, **opts)
+    end
+
+    it "sends the Destination's own path and query, which URI() would refuse" do
+      lines = Queue.new
+      port = raw_server do |s, head|
+        lines << head.lines.first
+        s.write("HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
+      end
+      c = raw_client(port)
+      expect(c.get("http://127.0.0.1:#{port}/a|b").body).to eq("ok")
+      expect(lines.pop).to eq("GET /a|b HTTP/1.1\r\n")
+      expect(c.get("http://127.0.0.1:#{port}/%zz?q=%zz&r=a|b#frag").status).to eq(200)
+      expect(lines.pop).to eq("GET /%zz?q=%zz&r=a|b HTTP/1.1\r\n")
+      c.get("http://127.0.0.1:#{port}/x/../y\u00e9")
+      expect(lines.pop).to eq("GET /y%C3%A9 HTTP/1.1\r\n")
+    end
+
+    it "caps the bytes of the response headers while they arrive" do
+      port = raw_server do |s, _head|
+        s.write("HTTP/1.1 200 OK\r\nx-big: ")
+        64.times { s.write("a" * 65_536) } # 4 MiB in one header line, no end in sight
+      end
+      expect_denied("egress.response_headers_too_large") { raw_client(port).get("http://127.0.0.1:#{port}/") }
+      err = begin
+        raw_client(port, max_header_bytes: 1000).get("http://127.0.0.1:#{port}/")
+      rescue Portcullis::EgressDenied => e
+        e
+      end
+      expect(err.message).to include("max_header_bytes (1000 bytes)")
+    end
+
+    it "caps the number of response header fields" do
+      count = Queue.new
+      port = raw_server do |s, _head|
+        n = count.pop
+        s.write("HTTP/1.1 200 OK\r\n#{(1..n).map { |i| "x-h#{i}: v\r\n" }.join}content-length: 2\r\n\r\nok")
+      end
+      count << 150
+      expect(raw_client(port).get("http://127.0.0.1:#{port}/").headers.size).to eq(151)
+      count << 250
+      expect_denied("egress.response_headers_too_large") { raw_client(port).get("http://127.0.0.1:#{port}/") }
+      count << 20
+      expect_denied("egress.response_headers_too_large") { raw_client(port, max_headers: 10).get("http://127.0.0.1:#{port}/") }
+    end
+
+    it "counts a 1xx interim response against the same header budget and still reads the final one" do
+      port = raw_server do |s, _head|
+        s.write("HTTP/1.1 100 Continue\r\nx-a: 1\r\n\r\nHTTP/1.1 200 OK\r\nx-b: 2\r\ncontent-length: 2\r\n\r\nok")
+      end
+      expect(raw_client(port).get("http://127.0.0.1:#{port}/").body).to eq("ok")
+      expect_denied("egress.response_headers_too_large") do
+        raw_client(port, max_headers: 2).get("http://127.0.0.1:#{port}/")
+      end
+    end
+
+    it "caps a chunk-size line like a header line" do
+      port = raw_server do |s, _head|
+        s.write("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+        64.times { s.write("0" * 65_536) }
+      end
+      expect_denied("egress.response_headers_too_large") { raw_client(port).get("http://127.0.0.1:#{port}/") }
+    end
+
+    it "stops a body trickled slower than any per-read timeout at the total deadline" do
+      port = raw_server do |s, _head|
+        s.write("HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\n")
+        loop do
+          s.write("ab")
+          sleep 0.2
+        end
+      end
+      c = raw_client(port, read_timeout: 1, total_timeout: 1.5)
+      expect_denied("egress.deadline_exceeded") { c.get("http://127.0.0.1:#{port}/") }
+    end
+
+    it "stops trickled headers at the total deadline" do
+      port = raw_server do |s, _head|
+        s.write("HTTP/1.1 200 OK\r\n")
+        loop do
+          s.write("x")
+          sleep 0.2
+        end
+      end
+      expect_denied("egress.deadline_exceeded") do
+        raw_client(port, read_timeout: 1, total_timeout: 1.5).get("http://127.0.0.1:#{port}/")
+      end
+    end
+
+    it "holds the deadline across redirects" do
+      hops = 0
+      port = raw_server do |s, _head|
+        hops += 1
+        sleep 0.4
+        s.write("HTTP/1.1 302 Found\r\nlocation: /again\r\ncontent-length: 0\r\n\r\n")
+      end
+      expect_denied("egress.deadline_exceeded") do
+        raw_client(port, read_timeout: 1, total_timeout: 1, max_redirects: 50).get("http://127.0.0.1:#{port}/")
+      end
+      expect(hops).to be < 50
+    end
+
+    it "stops an upload to a peer that never reads at the total deadline" do
+      port = raw_server do |_s, _head|
+        sleep 30
+      end
+      c = raw_client(port, write_timeout: 10, read_timeout: 10, total_timeout: 1)
+      expect_denied("egress.deadline_exceeded") { c.post("http://127.0.0.1:#{port}/", body: "z" * (64 << 20)) }
+    end
+
+    it "caps the open timeouts of many pinned addresses by the total deadline" do
+      # Twelve loopback listeners whose accept queues are full: the kernel drops further
+      # SYNs, so every connect attempt waits for its open timeout (12 x 1 s uncapped).
+      first = Socket.new(:INET, :STREAM)
+      first.bind(Addrinfo.tcp("127.0.0.1", 0))
+      port = first.local_address.ip_port
+      listeners = [first] + (2..12).map do |k|
+        Socket.new(:INET, :STREAM).tap { |l| l.bind(Addrinfo.tcp("127.0.0.#{k}", port)) }
+      end
+      fillers = listeners.flat_map do |l|
+        l.listen(0)
+        Array.new(2) do
+          Socket.new(:INET, :STREAM).tap do |c|
+            c.connect_nonblock(l.local_address, exception: false)
+          end
+        end
+      end
+      addresses = (1..12).map { |k| "127.0.0.#{k}" }
+      many = Portcullis::EgressPolicy.new(schemes: ["http"], ports: [port], allow_cidrs: ["127.0.0.0/8"])
+      c = described_class.new(policy: many, resolver: ->(_h) { addresses }, open_timeout: 1, total_timeout: 2.5)
+      expect_denied("egress.deadline_exceeded") { c.get("http://many.test:#{port}/") }
+    ensure
+      (listeners.to_a + fillers.to_a).each(&:close)
+    end
+
+    it "refuses a non-positive deadline or header cap up front" do
+      expect { raw_client(1, total_timeout: 0) }.to raise_error(ArgumentError)
+      expect { raw_client(1, max_header_bytes: 0) }.to raise_error(ArgumentError)
+      expect { raw_client(1, max_headers: -1) }.to raise_error(ArgumentError)
     end
   end
 

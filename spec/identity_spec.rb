@@ -67,6 +67,11 @@ RSpec.describe Portcullis::TrustStore do
   end
 
   describe "#verify" do
+    it "says to pass the rest in chain: when given a PEM bundle as the leaf" do
+      expect { store.verify(leaf.cert.to_pem + inter.cert.to_pem, at: now) }
+        .to raise_error(Portcullis::CertificateError, /found 2; pass the leaf alone and the rest in chain:/)
+    end
+
     it "returns a frozen Identity with every attribute" do
       id = store.verify(leaf.cert, chain: [inter.cert], at: now)
       expect(id).to be_a(Portcullis::Identity).and be_frozen
@@ -87,7 +92,8 @@ RSpec.describe Portcullis::TrustStore do
       expect(id.to_h).to include(subject: id.subject, serial: "abcdef", ips: id.ips, spiffe_id: nil,
                                  not_after: Time.utc(2035, 1, 1), chain_fingerprints: id.chain_fingerprints)
       expect(id.to_h.keys).to eq(%i[subject issuer common_name dns_names uris emails ips spiffe_id serial
-                                    fingerprint not_before not_after chain_fingerprints])
+                                    fingerprint not_before not_after chain_fingerprints revocation_warning])
+      expect(id.revocation_warning).to be_nil
       expect(id.inspect).to include("CN=api-client")
     end
 

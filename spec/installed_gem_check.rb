@@ -5,7 +5,14 @@
 # adapters are autoloaded on first use).
 require "portcullis"
 abort "loaded from the source tree, not the installed gem" if $LOADED_FEATURES.grep(%r{/work/.*/lib/portcullis\.rb}).any? && !ENV["GEM_HOME"]
-puts "installed gem loads: Portcullis #{Portcullis::VERSION} from #{$LOADED_FEATURES.grep(/portcullis\.so/).first}"
+loaded = $LOADED_FEATURES.grep(/portcullis\.so/).first
+puts "installed gem loads: Portcullis #{Portcullis::VERSION} from #{loaded}"
+# The platform gem must load its prebuilt library for this Ruby (lib/portcullis/X.Y/).
+expected = ENV["PORTCULLIS_EXPECT_SO"]
+abort "loaded #{loaded}, expected a path matching #{expected}" if expected && !loaded.to_s.match?(Regexp.new(expected))
+if ENV["PORTCULLIS_NO_RUST"] && ENV["PATH"].split(":").any? { |d| File.executable?(File.join(d, "cargo")) }
+  abort "cargo is on PATH; this check must run without Rust"
+end
 
 # Mint a chain with Ruby's OpenSSL and verify it through the installed extension.
 require_relative "support/pki"

@@ -155,8 +155,20 @@ RSpec.describe Portcullis::SafeRoot do
       expect { described_class.new(public_dir, symlinks: :follow) }.to raise_error(ArgumentError)
     end
 
-    it "raises PathError for a missing root" do
-      expect(code_of { described_class.new(base.join("nope")) }).to eq("path.not_found")
+    it "raises PathError for a missing root, saying it is the root that is missing" do
+      error = (described_class.new(base.join("nope")) rescue $!)
+      expect(error).to be_a(Portcullis::PathError)
+      expect(error.code).to eq("path.root_missing")
+      expect(error.message).to include("root directory").and include("does not exist; create it")
+    end
+
+    it "refuses a name that is not a String (name[]=x arrives as an Array) with a PathError" do
+      root = described_class.new(public_dir)
+      [["a.txt"], { "a" => "b" }, nil, 7].each do |name|
+        error = (root.read(name) rescue $!)
+        expect(error).to be_a(Portcullis::PathError), name.inspect
+        expect(error.code).to eq("path.not_a_string")
+      end
     end
   end
 

@@ -12,6 +12,7 @@ require "puma"
 require "puma/server"
 require_relative "pki"
 require_relative "app"
+require_relative "../../spec/support/puma_mtls" # one Puma 5.6 / 6.x server builder for the specs and the demo
 
 pki = Demo::Pki.new
 trust_store = Portcullis::TrustStore.new(
@@ -47,9 +48,7 @@ Dir.mktmpdir("portcullis-demo") do |dir|
   File.write(key = File.join(dir, "server.key"), pki.server[1].to_pem)
   File.write(cert = File.join(dir, "server.pem"), pki.server[0].to_pem)
   File.write(ca = File.join(dir, "ca.pem"), pki.tls_ca_pem)
-  events = Puma::Events.new(StringIO.new, StringIO.new)
-  server = Puma::Server.new(app, events, min_threads: 1, max_threads: 4)
-  server.binder.parse(["ssl://127.0.0.1:0?key=#{key}&cert=#{cert}&ca=#{ca}&verify_mode=peer"], events)
+  server = PumaMtls.server(app, "ssl://127.0.0.1:0?key=#{key}&cert=#{cert}&ca=#{ca}&verify_mode=peer")
   port = server.connected_ports.first
   thread = server.run
   puts "Puma listening on https://127.0.0.1:#{port} (mTLS, verify_mode=peer)"

@@ -145,7 +145,10 @@ module Portcullis
           return if now < @next_check
 
           @next_check = now + @interval
-          @inner = build if @config.reload_if_changed!(throttle: false)
+          if @config.reload_if_changed!(throttle: false)
+            @inner = build
+            Portcullis::Instrumentation.instrument("reload", { path: @config.path, reloaded: true })
+          end
         end
       rescue Portcullis::Error, ArgumentError => e
         report(env, e)
@@ -155,6 +158,9 @@ module Portcullis
         message = "portcullis: #{@config.path}: reload failed, the previous configuration stays: #{error.message}"
         logger = env["rack.logger"]
         logger ? logger.error(message) : warn(message)
+        code = error.respond_to?(:code) ? error.code : "config.invalid"
+        Portcullis::Instrumentation.instrument("reload", { path: @config.path, reloaded: false, code: code,
+                                                           message: error.message, error: error.class.name })
         @on_reload_error&.call(error)
       end
 

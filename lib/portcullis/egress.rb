@@ -21,13 +21,18 @@ module Portcullis
     # deny_cidrs:  ranges always refused, whatever else says
     # strict:      refuse userinfo, backslashes, control characters, encoded hosts (default true)
     # allow_nat64: judge NAT64 addresses as the IPv4 they carry (default true) or refuse them
+    # allow_6to4:  judge 6to4 (2002::/16) as the IPv4 it carries, or refuse it (default false:
+    #              "egress.ipv6_tunnel"; 6to4 is deprecated, RFC 7526)
+    # allow_teredo: the same for Teredo (2001::/32), default false
+    # A carrier that is off is re-opened by an allow_cidrs entry over its IPv6 prefix; the
+    # IPv4 address inside is judged either way.
     #
     # Raises Portcullis::ConfigError (code "egress.invalid_policy") for a bad pattern or CIDR.
     def self.new(schemes: ["https"], ports: nil, allow_hosts: [], deny_hosts: [], allow_cidrs: [],
-                 deny_cidrs: [], strict: true, allow_nat64: true)
+                 deny_cidrs: [], strict: true, allow_nat64: true, allow_6to4: false, allow_teredo: false)
       _build(strings(schemes), ports && Array(ports).map { |p| Integer(p) }, strings(allow_hosts),
              strings(deny_hosts), strings(allow_cidrs), strings(deny_cidrs), strict ? true : false,
-             allow_nat64 ? true : false)
+             allow_nat64 ? true : false, allow_6to4 ? true : false, allow_teredo ? true : false)
     end
 
     def self.strings(list)
@@ -86,7 +91,9 @@ module Portcullis
   end
 
   # A checked destination: request #url, present #host for SNI and the Host header, and
-  # connect to one of #addresses (all checked) on #port.
+  # connect to one of #addresses (all checked) on #port. #request_target is the canonical
+  # path and query to send (exactly as the core wrote them; do not re-parse #url with URI,
+  # which refuses some of what the WHATWG parser accepts, such as "/a|b"); #scheme its scheme.
   class Destination
     def to_h
       { url: url, host: host, port: port, addresses: addresses }

@@ -11,10 +11,14 @@ module Portcullis
     # ca:            PEM bundle text, DER, a path to a PEM/DER file, an
     #                OpenSSL::X509::Certificate, or an Array of those.
     # intermediates: extra intermediates (same forms), used to build paths, never trusted alone.
-    # crls:          CRLs: PEM text, DER, paths or OpenSSL::X509::CRL objects.
+    # crls:          CRLs: PEM text, DER, paths or OpenSSL::X509::CRL objects. Per issuer the
+    #                highest cRLNumber is used (any order, so Dir["crls/*.pem"] mid-rotation
+    #                works); see #crls for what is in force.
     # usage:         :client (TLS client auth, default) or :server.
     # cache_size:    verified chains to remember; 0 disables the cache.
-    # deny_unknown_revocation: with CRLs loaded, refuse certificates whose issuer has no CRL.
+    # deny_unknown_revocation: with CRLs loaded, refuse certificates whose issuer has no CRL
+    #                or whose issuer's CRL has lapsed (past nextUpdate). Off: such chains are
+    #                accepted and, for a lapsed CRL, Identity#revocation_warning says so.
     # require_spiffe: every leaf must be a SPIFFE X509-SVID.
     # max_intermediates: at most this many (logical) intermediates in a path; nil: no extra limit.
     def self.new(ca:, intermediates: [], crls: [], usage: :client, cache_size: 10_000,
@@ -38,7 +42,9 @@ module Portcullis
               String(server_name))
     end
 
-    # Replaces the loaded CRLs and clears the verification cache.
+    # Replaces the loaded CRLs and clears the verification cache. Same rules as crls: at
+    # construction: the highest cRLNumber per issuer is kept, ambiguous sets and CRLs whose
+    # signature does not verify are refused (CertificateError "cert.bad_trust_store").
     def reload_crls(crls)
       _reload_crls(TrustStore.sources(crls))
     end
@@ -53,16 +59,25 @@ module Portcullis
         (input.is_a?(Array) ? input : [input]).map { |item| source(item) }
       end
 
+      # PEM and DER pass through; a path is read. Which one a String is, the core decides
+      # (Certificates.input_form): DER only when it is one well-formed DER frame (so
+      # "0ca.pem" is a path), PEM when it holds a BEGIN line, a path when it is one line.
       def source(item)
         return item.to_der if item.respond_to?(:to_der)
         return File.binread(item.to_path) if item.respond_to?(:to_path)
         raise TypeError, "expected a String, Pathname or OpenSSL object, got #{item.class}" unless item.is_a?(String)
-        return item if item.include?("-----BEGIN") || item.getbyte(0) == 0x30
-        # Anything else that is one short line is a path.
-        return item unless item.bytesize < 4096 && !item.match?(/[\0\n]/)
-        return File.binread(item) if File.file?(item)
 
-        raise CertificateError.new("#{item.inspect} is neither PEM, DER, nor a readable file", code: "cert.bad_trust_store")
+        case Certificates.input_form(item)
+        when :der, :pem then item
+        when :path
+          return File.binread(item) if File.file?(item)
+
+          raise CertificateError.new("#{item.inspect} is not a readable file (and not PEM or DER)",
+                                     code: "cert.bad_trust_store")
+        else
+          raise CertificateError.new("#{item.inspect[0, 80]} is neither PEM, DER, nor a file name",
+                                     code: "cert.bad_trust_store")
+        end
       end
 
       def bytes(cert)

@@ -130,7 +130,11 @@ module Portcullis
 
     def name_string(name)
       name = name.to_path if name.respond_to?(:to_path)
-      raise TypeError, "file name must be a String, not #{name.class}" unless name.is_a?(String)
+      # An Array or Hash here is usually a request parameter (`name[]=x`): a refusal, not a 500.
+      unless name.is_a?(String)
+        raise PathError.new("a file name must be a String, not #{name.class}; pass one name (params[:name] " \
+                            "may be an Array or Hash when the client sends name[]=…)", code: "path.not_a_string")
+      end
 
       name
     end

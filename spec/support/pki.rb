@@ -97,7 +97,7 @@ module TestPKI
     end
 
     # A CRL revoking the given certificates (Issued objects or serial Integers).
-    def crl(revoked: [], this_update: Time.utc(2024, 1, 1), next_update: Time.utc(2030, 1, 1))
+    def crl(revoked: [], this_update: Time.utc(2024, 1, 1), next_update: Time.utc(2030, 1, 1), number: 1)
       crl = OpenSSL::X509::CRL.new
       crl.version = 1
       crl.issuer = @cert.subject
@@ -112,7 +112,7 @@ module TestPKI
       ef = OpenSSL::X509::ExtensionFactory.new
       ef.issuer_certificate = @cert
       ef.crl = crl
-      crl.add_extension(OpenSSL::X509::Extension.new("crlNumber", OpenSSL::ASN1::Integer.new(1).to_der))
+      crl.add_extension(OpenSSL::X509::Extension.new("crlNumber", OpenSSL::ASN1::Integer.new(number).to_der))
       crl.add_extension(ef.create_extension("authorityKeyIdentifier", "keyid:always", false))
       crl.sign(@key, OpenSSL::Digest.new("SHA256"))
       crl

@@ -16,9 +16,7 @@ module PumaMtls
       File.write(key = File.join(dir, "server.key"), server_key.to_pem)
       File.write(cert = File.join(dir, "server.pem"), server_cert.to_pem)
       File.write(ca = File.join(dir, "ca.pem"), ca_certs.map(&:to_pem).join)
-      events = Puma::Events.new(StringIO.new, StringIO.new)
-      server = Puma::Server.new(app, events, min_threads: 1, max_threads: 4)
-      server.binder.parse(["ssl://127.0.0.1:0?key=#{key}&cert=#{cert}&ca=#{ca}&verify_mode=peer"], events)
+      server = server(app, "ssl://127.0.0.1:0?key=#{key}&cert=#{cert}&ca=#{ca}&verify_mode=peer")
       port = server.connected_ports.first
       thread = server.run
       begin
@@ -28,6 +26,23 @@ module PumaMtls
         thread.join(5)
       end
     end
+  end
+
+  # A quiet in-process Puma::Server bound to `bind`: Puma 5.6 (Debian 12) takes an Events
+  # that logs; Puma 6 (Debian 13) split logging into a LogWriter.
+  def server(app, bind)
+    require "puma"
+    require "puma/server"
+    if defined?(Puma::LogWriter)
+      log_writer = Puma::LogWriter.new(StringIO.new, StringIO.new)
+      server = Puma::Server.new(app, Puma::Events.new, log_writer: log_writer, min_threads: 1, max_threads: 4)
+      server.binder.parse([bind], log_writer)
+    else
+      events = Puma::Events.new(StringIO.new, StringIO.new)
+      server = Puma::Server.new(app, events, min_threads: 1, max_threads: 4)
+      server.binder.parse([bind], events)
+    end
+    server
   end
 
   # GET https://127.0.0.1:port/path presenting `cert`/`key` (or no client certificate).

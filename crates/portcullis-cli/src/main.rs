@@ -87,9 +87,9 @@ struct UrlArgs {
     /// The configuration file.
     #[arg(long)]
     config: PathBuf,
-    /// The egress policy to check with ([egress.NAME]).
+    /// The egress policy to check with ([egress.NAME]); optional when the file has one.
     #[arg(long)]
-    policy: String,
+    policy: Option<String>,
     /// Answer DNS for HOST with IP instead of asking the resolver (repeatable).
     #[arg(long, value_name = "HOST=IP")]
     resolve: Vec<String>,
@@ -287,6 +287,7 @@ fn identity_json(id: &Identity) -> Value {
         "fingerprint": id.fingerprint,
         "not_before": id.not_before,
         "not_after": id.not_after,
+        "revocation_warning": id.revocation_warning,
     })
 }
 
@@ -325,6 +326,9 @@ fn verify(args: &VerifyArgs) -> Result<Outcome, Failure> {
             }
             text.push_str(&format!("\n  serial:      {}", id.serial));
             text.push_str(&format!("\n  fingerprint: {}", id.fingerprint));
+            if let Some(warning) = &id.revocation_warning {
+                text.push_str(&format!("\n  WARNING:     {warning}"));
+            }
             text.push_str(&format!(
                 "\n  permissions: {}",
                 if permissions.is_empty() {
@@ -371,7 +375,29 @@ impl Resolve for StubResolver {
 
 fn url(args: &UrlArgs) -> Result<Outcome, Failure> {
     let config = load(&args.config)?;
-    let policy = config.egress(&args.policy)?;
+    let policy = match &args.policy {
+        Some(name) => config.egress(name)?,
+        None => {
+            let names: Vec<&str> = config.egress_names().collect();
+            match names.as_slice() {
+                [only] => config.egress(only)?,
+                [] => {
+                    return Err(usage(format!(
+                        "{} defines no [egress.NAME] policy",
+                        args.config.display()
+                    )))
+                }
+                many => {
+                    return Err(usage(format!(
+                        "{} defines {} egress policies; choose one with --policy ({})",
+                        args.config.display(),
+                        many.len(),
+                        many.join(", ")
+                    )))
+                }
+            }
+        }
+    };
     let mut answers: BTreeMap<String, Vec<IpAddr>> = BTreeMap::new();
     for entry in &args.resolve {
         let (host, ip) = entry
@@ -446,11 +472,19 @@ fn path(args: &PathArgs) -> Result<Outcome, Failure> {
     for name in &args.names {
         match root.resolve_for_argv(name.as_str()) {
             Ok(resolved) => {
+                // As SafeRoot#read and #open say: a directory is not a file to read, though a
+                // command's path parameter and #entries take it.
+                let directory = resolved.is_dir();
+                let note = if directory {
+                    " (a directory: read/open refuse it with path.not_a_file; path parameters and entries take it)"
+                } else {
+                    ""
+                };
                 lines.push(format!(
-                    "allowed: {name}\n  resolves to: {}",
+                    "allowed: {name}{note}\n  resolves to: {}",
                     resolved.display()
                 ));
-                results.push(json!({ "name": name, "allowed": true, "exists": true, "path": resolved.display().to_string() }));
+                results.push(json!({ "name": name, "allowed": true, "exists": true, "directory": directory, "path": resolved.display().to_string() }));
             }
             Err(e) if e.code() == "path.not_found" => {
                 // Not there yet: what a create would do is decided by the name's own checks.

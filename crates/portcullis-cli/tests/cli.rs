@@ -280,6 +280,51 @@ fn url_gives_verdict_canonical_url_and_addresses() {
 }
 
 #[test]
+fn url_needs_no_policy_when_the_file_has_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let one = dir.path().join("one.toml");
+    std::fs::write(&one, "[egress.only]\nallow_hosts = [\"api.example\"]\n").unwrap();
+    let out = run(&[
+        "url",
+        "--json",
+        "--config",
+        one.to_str().unwrap(),
+        "--resolve",
+        "api.example=93.184.215.14",
+        "https://api.example/",
+    ]);
+    assert_eq!(code(&out), 0, "{}", stdout(&out));
+    assert_eq!(json(&out)["results"][0]["allowed"], true);
+
+    // Two policies: say which exist instead of guessing.
+    let example = example();
+    let out = run(&["url", "--config", example.to_str().unwrap(), "https://x/"]);
+    assert_eq!(code(&out), 2);
+    let text = format!("{}{}", stdout(&out), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        text.contains("--policy") && text.contains("partners") && text.contains("internal"),
+        "{text}"
+    );
+}
+
+#[test]
+fn path_says_a_directory_is_not_a_file_to_read() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
+    let out = run(&[
+        "path",
+        "--json",
+        "--root",
+        dir.path().to_str().unwrap(),
+        "sub",
+    ]);
+    assert_eq!(code(&out), 0, "{}", stdout(&out));
+    assert_eq!(json(&out)["results"][0]["directory"], true);
+    let out = run(&["path", "--root", dir.path().to_str().unwrap(), "sub"]);
+    assert!(stdout(&out).contains("read/open refuse it with path.not_a_file"));
+}
+
+#[test]
 fn path_stays_beneath_the_root() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("a.txt"), b"x").unwrap();

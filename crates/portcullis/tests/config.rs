@@ -676,6 +676,33 @@ fn source_access_and_rack_mistakes_are_located() {
         f.err("[source.e]\nkind = \"nginx\"\ntrusted_proxies = [\"127.0.0.1\"]\nproxies = []\n");
     assert_eq!((err.code(), at(&err)), ("config.unknown_key", (4, 1)));
 
+    // Certificate caps: out of range is a located typed error naming the cap, never an
+    // allocation sized by the value (i64::MAX once passed `check` and aborted Ruby).
+    for (line, expect_col) in [
+        ("max_certs = 9223372036854775807", 13),
+        ("max_certs = 50_000_000", 13),
+        ("max_certs = 65", 13),
+        ("max_certs = 0", 13),
+        ("max_cert_bytes = 0", 18),
+        ("max_chain_bytes = 4194304", 19),
+    ] {
+        let err = f.err(&format!("[source.s]\nkind = \"tls\"\n{line}\n"));
+        assert_eq!(
+            (err.code(), at(&err)),
+            ("config.invalid_value", (3, expect_col)),
+            "{line}: {err}"
+        );
+        let key = line.split(' ').next().unwrap();
+        assert!(err.to_string().contains(key), "{err}");
+        assert!(err.to_string().contains("between 1 and"), "{err}");
+    }
+    assert!(f
+        .load("[source.s]\nkind = \"tls\"\nmax_certs = 64\n")
+        .is_ok());
+    // Negative values are TOML type errors, located too.
+    let err = f.err("[source.s]\nkind = \"tls\"\nmax_certs = -1\n");
+    assert_eq!(at(&err).0, 3, "{err}");
+
     // A rule naming a missing store.
     let err = f.err("[trust_store.clients]\nca = \"ca.pem\"\n\n[[access]]\nstore = \"client\"\ncn = \"x\"\ngrants = [\"y\"]\n");
     assert_eq!((err.code(), at(&err)), ("config.reference", (5, 9)));
@@ -792,4 +819,113 @@ fn hostile_text_gets_a_located_error_and_never_a_panic() {
             "{text:?}: {err}"
         );
     }
+}
+
+#[test]
+fn egress_tunnels_and_host_names_in_the_file() {
+    let f = Fixture::new();
+    let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+    let config = f
+        .load("[egress.default]\n\n[egress.tunnels]\nallow_6to4 = true\nallow_teredo = true\n\n[egress.six]\nallow_6to4 = true\n")
+        .unwrap();
+    let six_to_four = ip("2002:808:808::");
+    let teredo = ip("2001:0:4136:e378:8000:63bf:a247:27dd");
+    let verdict = |name: &str, addr| match config.egress(name).unwrap().check_ip(addr) {
+        Ok(()) => "ok",
+        Err(e) => e.code(),
+    };
+    assert_eq!(verdict("default", six_to_four), "egress.ipv6_tunnel");
+    assert_eq!(verdict("default", teredo), "egress.ipv6_tunnel");
+    assert_eq!(verdict("tunnels", six_to_four), "ok");
+    assert_eq!(verdict("tunnels", teredo), "ok");
+    assert_eq!(verdict("six", six_to_four), "ok");
+    assert_eq!(verdict("six", teredo), "egress.ipv6_tunnel");
+    let summary: Vec<String> = config
+        .summary()
+        .iter()
+        .filter(|s| s.kind == "egress")
+        .flat_map(|s| s.details.clone())
+        .collect();
+    assert!(
+        summary
+            .iter()
+            .any(|d| d.contains("6to4 (2002::/16) and Teredo (2001::/32) refused")),
+        "{summary:?}"
+    );
+
+    let err = f.err("[egress.p]\nallow_6to4 = \"yes\"\n");
+    assert_eq!(err.code(), "config.invalid_type");
+
+    // host patterns follow the core's one name rule: no empty label but the root dot
+    for pattern in [
+        "vault.corp.example..",
+        "a..example",
+        "*..example.com",
+        ".example",
+    ] {
+        for key in ["deny_hosts", "allow_hosts"] {
+            let err = f.err(&format!(
+                "[egress.p]\n{key} = [\"ok.example.\", \"{pattern}\"]\n"
+            ));
+            assert_eq!(err.code(), "config.invalid_value", "{key} {pattern}");
+            assert!(
+                err.to_string().contains("empty label") || err.to_string().contains("empty host"),
+                "{err}"
+            );
+            assert!(matches!(
+                err,
+                ConfigError::InvalidValue {
+                    cause: Some("egress.invalid_policy"),
+                    ..
+                }
+            ));
+        }
+    }
+}
+
+#[test]
+fn crl_files_mid_rotation_keep_the_newest_and_forged_ones_are_named() {
+    use common::{crl_with, intermediate, ymd};
+    let f = Fixture::new();
+    let serial = 0x1001; // LeafSpec::client's serial
+    let stale = crl_with(&f.pki.inter, &[], 1, ymd(2025, 1, 1), ymd(2030, 1, 1));
+    let fresh = crl_with(&f.pki.inter, &[serial], 2, ymd(2025, 5, 1), ymd(2030, 1, 1));
+    // Sorted by name the stale file comes first, as `Dir["crls/*"]` would list them.
+    std::fs::write(f.path().join("a-stale.der"), &stale).unwrap();
+    std::fs::write(f.path().join("b-fresh.der"), &fresh).unwrap();
+    let text = "[trust_store.c]\nca = \"ca.pem\"\nintermediates = [\"intermediate.pem\"]\n\
+                crls = [\"a-stale.der\", \"b-fresh.der\"]\n";
+    let config = f.load(text).unwrap();
+    let store = config.trust_store("c").unwrap();
+    assert_eq!(
+        store
+            .verify(&f.pki.leaf.der(), &[], now())
+            .unwrap_err()
+            .code(),
+        "cert.revoked"
+    );
+    // A CRL in the intermediate's name but signed by another key names its file.
+    let impostor = intermediate(Alg::P256, &f.pki.root, "Test Intermediate");
+    let forged = crl_with(&impostor, &[], 9, ymd(2025, 5, 1), ymd(2030, 1, 1));
+    std::fs::write(f.path().join("b-fresh.der"), &forged).unwrap();
+    let err = f.err(text);
+    assert_eq!(err.code(), "config.invalid_value");
+    let msg = err.to_string();
+    assert!(msg.contains("b-fresh.der"), "{msg}");
+    assert!(msg.contains("signature does not verify"), "{msg}");
+    // A lapsed CRL is loaded (what it lists stays revoked) and `check` says it lapsed.
+    let lapsed = crl_with(&f.pki.inter, &[], 3, ymd(2020, 1, 1), ymd(2020, 2, 1));
+    std::fs::write(f.path().join("b-fresh.der"), &lapsed).unwrap();
+    let config = f.load(text).unwrap();
+    let details: Vec<&String> = config
+        .summary()
+        .iter()
+        .flat_map(|s| s.details.iter())
+        .collect();
+    assert!(
+        details
+            .iter()
+            .any(|d| d.contains("lapsed") && d.contains("accepted unconfirmed")),
+        "{details:?}"
+    );
 }

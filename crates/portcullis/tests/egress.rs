@@ -129,7 +129,12 @@ fn ipv4_range_edges() {
 
 #[test]
 fn ipv6_range_edges() {
-    let policy = EgressPolicy::builder().allow_nat64(true).build().unwrap();
+    let policy = EgressPolicy::builder()
+        .allow_nat64(true)
+        .allow_teredo(true)
+        .allow_6to4(true)
+        .build()
+        .unwrap();
     let table: &[(&str, &str)] = &[
         ("::", "egress.reserved_address"),
         ("::1", "egress.reserved_address"),
@@ -213,7 +218,13 @@ fn ipv6_range_edges() {
 
 #[test]
 fn ipv6_embeddings_are_judged_as_ipv4() {
-    let policy = EgressPolicy::default();
+    // The tunnels are refused wholesale by default (see six_to_four_and_teredo_...); with
+    // them turned on, what they carry is judged.
+    let policy = EgressPolicy::builder()
+        .allow_6to4(true)
+        .allow_teredo(true)
+        .build()
+        .unwrap();
     // (address, expected code, embedded v4 that must appear in the message)
     let table: &[(&str, &str, &str)] = &[
         ("::ffff:127.0.0.1", "egress.reserved_address", "127.0.0.1"),
@@ -330,7 +341,8 @@ fn precedence_deny_metadata_allow_reserved_public() {
         ("1.1.1.1", "ok"),                       // public
         ("::ffff:10.1.2.3", "egress.denied_cidr"), // deny applies through embeddings
         ("::ffff:10.2.0.1", "ok"),
-        ("2002:0a01:0203::", "egress.denied_cidr"),
+        ("2002:0a01:0203::", "egress.denied_cidr"), // deny beats the tunnel refusal
+        ("2002:0a02:0001::", "egress.ipv6_tunnel"), // an allowed v4 is not a reason to tunnel
     ];
     for (addr, expected) in table {
         assert_eq!(code(policy.check_ip(ip(addr))), *expected, "{addr}");
@@ -379,7 +391,12 @@ fn messages_name_address_and_range() {
 
 #[test]
 fn every_ipv4_spelling_is_judged_as_its_address() {
-    let policy = http_policy();
+    // 6to4 judged as what it carries here; by default it is refused outright.
+    let policy = EgressPolicy::builder()
+        .schemes(["http", "https"])
+        .allow_6to4(true)
+        .build()
+        .unwrap();
     for url in [
         "http://127.0.0.1/",
         "http://2130706433/",
@@ -565,7 +582,7 @@ fn host_patterns() {
         ("https://A.EXAMPLE.ORG./", "ok"),
         ("https://example.org/", "egress.host_not_allowed"),
         ("https://evilexample.org/", "egress.host_not_allowed"),
-        ("https://.example.org/", "egress.host_not_allowed"),
+        ("https://.example.org/", "egress.bad_url"), // empty label
         ("https://example.org.evil.com/", "egress.host_not_allowed"),
         ("https://x.bad.example.org/", "egress.host_denied"),
         ("https://legacy.example.org/", "egress.host_denied"),
@@ -1084,4 +1101,277 @@ fn mapped_answers_are_pinned_as_the_ipv4_they_were_judged_as() {
         .check_with("http://[64:ff9b::5db8:d822]/", &no_dns)
         .unwrap();
     assert_eq!(nat64.addrs, vec![ip("64:ff9b::5db8:d822")]);
+}
+
+#[test]
+fn host_rules_see_every_trailing_dot_spelling() {
+    // Resolvers read "vault.corp.example.." as "vault.corp.example": a name with an empty
+    // label must not dodge a deny rule, a metadata name or an allow rule. One trailing dot
+    // (the DNS root) stays a legitimate spelling of the same name.
+    let resolver = |_: &str| -> io::Result<Vec<IpAddr>> { Ok(vec![ip("93.184.216.34")]) };
+    let deny = EgressPolicy::builder()
+        .schemes(["http", "https"])
+        .deny_hosts(["vault.corp.example", "*.secret.example"])
+        .build()
+        .unwrap();
+    let allow = EgressPolicy::builder()
+        .schemes(["http", "https"])
+        .allow_hosts(["api.example.com", "*.cdn.example.com"])
+        .build()
+        .unwrap();
+    let lax = EgressPolicy::builder()
+        .schemes(["http", "https"])
+        .deny_hosts(["vault.corp.example"])
+        .strict(false)
+        .build()
+        .unwrap();
+    let table: &[(&EgressPolicy, &str, &str)] = &[
+        (&deny, "http://vault.corp.example/", "egress.host_denied"),
+        (&deny, "http://vault.corp.example./", "egress.host_denied"),
+        (&deny, "http://VAULT.corp.example./", "egress.host_denied"),
+        (&deny, "http://vault.corp.example../", "egress.bad_url"),
+        (&deny, "http://vault.corp.example.../", "egress.bad_url"),
+        (&deny, "http://vault.corp.example..:80/", "egress.bad_url"),
+        (&deny, "http://vault..corp.example/", "egress.bad_url"),
+        (&deny, "http://.vault.corp.example/", "egress.bad_url"),
+        (&deny, "http://x.secret.example../", "egress.bad_url"),
+        (&deny, "http://x.secret.example./", "egress.host_denied"),
+        (
+            &deny,
+            "http://metadata.google.internal./",
+            "egress.metadata",
+        ),
+        (
+            &deny,
+            "http://metadata.google.internal../",
+            "egress.bad_url",
+        ),
+        (&deny, "http://metadata..google.internal/", "egress.bad_url"),
+        (&deny, "http://metadata../", "egress.bad_url"),
+        (&deny, "http://instance-data../", "egress.bad_url"),
+        (&deny, "http://../", "egress.bad_url"),
+        (&allow, "https://api.example.com/", "ok"),
+        (&allow, "https://api.example.com./", "ok"),
+        (&allow, "https://api.example.com../", "egress.bad_url"),
+        (&allow, "https://a.cdn.example.com./", "ok"),
+        (&allow, "https://a.cdn.example.com../", "egress.bad_url"),
+        (&allow, "https://a..cdn.example.com/", "egress.bad_url"),
+        // lax mode: the parser decodes %2e and IDNA maps full stops; same rule after it
+        (&lax, "http://vault.corp.example%2e%2e/", "egress.bad_url"),
+        (
+            &lax,
+            "http://vault.corp.example\u{3002}\u{3002}/",
+            "egress.bad_url",
+        ),
+        (
+            &lax,
+            "http://vault.corp.example\u{3002}/",
+            "egress.host_denied",
+        ),
+        (&lax, "http://vault.corp.example../", "egress.bad_url"),
+    ];
+    for (policy, url, expected) in table {
+        assert_eq!(code(policy.check_with(url, &resolver)), *expected, "{url}");
+    }
+    let err = deny
+        .check_with("http://vault.corp.example../", &resolver)
+        .unwrap_err();
+    assert!(err.to_string().contains("empty label"), "{err}");
+    // a redirect is the same URL check
+    let from = Url::parse("http://93.184.216.34/").unwrap();
+    assert_eq!(
+        code(deny.check_redirect_with(&from, "//vault.corp.example../", &resolver)),
+        "egress.bad_url"
+    );
+    // the resolver and the Destination see the name without the root dot
+    let dest = allow
+        .check_with("https://API.example.com./x", &resolver)
+        .unwrap();
+    assert_eq!(dest.host, "api.example.com");
+}
+
+#[test]
+fn host_patterns_follow_the_same_name_rule() {
+    for bad in [
+        "vault.corp.example..",
+        "vault..corp.example",
+        ".vault.corp.example",
+        "*..example.com",
+        "*.example.com..",
+        "..",
+        ".",
+    ] {
+        for builder in [
+            EgressPolicy::builder().deny_hosts([bad]),
+            EgressPolicy::builder().allow_hosts([bad]),
+        ] {
+            let err = builder.build().unwrap_err();
+            assert_eq!(err.code(), "egress.invalid_policy", "{bad}");
+        }
+    }
+    // one trailing dot in a pattern is the same name
+    let policy = EgressPolicy::builder()
+        .deny_hosts(["vault.corp.example.", "*.secret.example."])
+        .build()
+        .unwrap();
+    let resolver = |_: &str| -> io::Result<Vec<IpAddr>> { Ok(vec![ip("93.184.216.34")]) };
+    for url in [
+        "https://vault.corp.example/",
+        "https://vault.corp.example./",
+        "https://a.secret.example/",
+    ] {
+        assert_eq!(
+            code(policy.check_with(url, &resolver)),
+            "egress.host_denied",
+            "{url}"
+        );
+    }
+}
+
+#[test]
+fn six_to_four_and_teredo_are_refused_wholesale_by_default() {
+    let policy = EgressPolicy::default();
+    // (address, carried IPv4 that the message names)
+    for (addr, v4) in [
+        ("2002:808:808::", "8.8.8.8"),
+        ("2002:5db8:d822::1", "93.184.216.34"),
+        ("2002:7f00:1::", "127.0.0.1"),
+        ("2002::", "0.0.0.0"),
+        ("2002:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "255.255.255.255"),
+        ("2001:0:4136:e378:8000:63bf:a247:27dd", "93.184.216.34"),
+        ("2001:0:4136:e378:8000:63bf:80ff:fffe", "127.0.0.1"),
+        ("2001:0:ffff:ffff:ffff:ffff:ffff:ffff", "0.0.0.0"),
+    ] {
+        let err = policy.check_ip(ip(addr)).unwrap_err();
+        assert_eq!(err.code(), "egress.ipv6_tunnel", "{addr}");
+        let text = err.to_string();
+        assert!(text.contains(v4), "{addr}: {text}");
+        let option = if addr.starts_with("2002") {
+            "allow_6to4"
+        } else {
+            "allow_teredo"
+        };
+        assert!(text.contains(option), "{addr}: {text}");
+    }
+    // as URL literals and as DNS answers too
+    assert_eq!(
+        code(policy.check_url("https://[2002:808:808::]/")),
+        "egress.ipv6_tunnel"
+    );
+    let to_6to4 = |_: &str| -> io::Result<Vec<IpAddr>> { Ok(vec![ip("2002:808:808::1")]) };
+    let err = policy
+        .check_with("https://six.example/", &to_6to4)
+        .unwrap_err();
+    assert_eq!(err.code(), "egress.ipv6_tunnel");
+    assert!(err.to_string().contains("six.example"), "{err}");
+    // metadata and deny_cidrs keep their own, earlier verdicts
+    assert_eq!(
+        code(policy.check_ip(ip("2002:a9fe:a9fe::"))),
+        "egress.metadata"
+    );
+    // the neighbours of the tunnel prefixes are not tunnels
+    assert_eq!(code(policy.check_ip(ip("2003::1"))), "ok");
+    assert_eq!(
+        code(policy.check_ip(ip("2001:1::1"))),
+        "egress.reserved_address"
+    );
+    // each carrier is its own option
+    let six = EgressPolicy::builder().allow_6to4(true).build().unwrap();
+    assert_eq!(code(six.check_ip(ip("2002:808:808::"))), "ok");
+    assert_eq!(
+        code(six.check_ip(ip("2002:7f00:1::"))),
+        "egress.reserved_address"
+    );
+    assert_eq!(
+        code(six.check_ip(ip("2001:0:4136:e378:8000:63bf:a247:27dd"))),
+        "egress.ipv6_tunnel"
+    );
+    let teredo = EgressPolicy::builder().allow_teredo(true).build().unwrap();
+    assert_eq!(
+        code(teredo.check_ip(ip("2001:0:4136:e378:8000:63bf:a247:27dd"))),
+        "ok"
+    );
+    assert_eq!(
+        code(teredo.check_ip(ip("2002:808:808::"))),
+        "egress.ipv6_tunnel"
+    );
+    // an allow_cidrs entry over the IPv6 form re-opens the carrier, never what it carries
+    let reopened = EgressPolicy::builder()
+        .allow_cidrs(["2002::/16", "2001::/32"])
+        .build()
+        .unwrap();
+    assert_eq!(code(reopened.check_ip(ip("2002:808:808::"))), "ok");
+    assert_eq!(
+        code(reopened.check_ip(ip("2002:7f00:1::"))),
+        "egress.reserved_address"
+    );
+    assert_eq!(
+        code(reopened.check_ip(ip("2001:0:4136:e378:8000:63bf:80ff:fffe"))),
+        "egress.reserved_address"
+    );
+}
+
+#[test]
+fn disabling_a_carrier_never_opens_what_it_carries() {
+    // allow_nat64: false plus an allow_cidrs entry for the NAT64 prefix used to wave
+    // 64:ff9b::7f00:1 (127.0.0.1) through, while NAT64 on refused it.
+    let on = EgressPolicy::default();
+    let off_reopened = EgressPolicy::builder()
+        .allow_nat64(false)
+        .allow_cidrs(["64:ff9b::/96", "64:ff9b:1::/48"])
+        .build()
+        .unwrap();
+    let off_host = EgressPolicy::builder()
+        .allow_nat64(false)
+        .allow_cidrs(["64:ff9b::7f00:1/128"])
+        .build()
+        .unwrap();
+    for addr in [
+        "64:ff9b::7f00:1",
+        "64:ff9b::10.0.0.1",
+        "64:ff9b::192.168.1.1",
+        "64:ff9b:1::127.0.0.1",
+        "64:ff9b::a9fe:a9fe",
+    ] {
+        let expected = code(on.check_ip(ip(addr)));
+        assert_ne!(expected, "ok", "{addr}");
+        assert_eq!(code(off_reopened.check_ip(ip(addr))), expected, "{addr}");
+        assert_eq!(code(off_host.check_ip(ip(addr))), expected, "{addr}");
+    }
+    assert_eq!(
+        code(off_reopened.check_ip(ip("64:ff9b::93.184.216.34"))),
+        "ok"
+    );
+    // the IPv4 address itself opens it, in every spelling
+    let v4_allowed = EgressPolicy::builder()
+        .allow_nat64(false)
+        .allow_cidrs(["64:ff9b::/96", "10.0.0.0/8"])
+        .build()
+        .unwrap();
+    assert_eq!(code(v4_allowed.check_ip(ip("64:ff9b::10.0.0.1"))), "ok");
+    assert_eq!(code(v4_allowed.check_ip(ip("10.0.0.1"))), "ok");
+}
+
+#[test]
+fn destination_request_target_is_the_canonical_path_and_query() {
+    let policy = EgressPolicy::default();
+    for (url, target) in [
+        ("https://93.184.216.34", "/"),
+        ("https://93.184.216.34/a|b", "/a|b"),
+        ("https://93.184.216.34/%zz", "/%zz"),
+        ("https://93.184.216.34/a b", "/a%20b"),
+        ("https://93.184.216.34/x/../y?q=1&r=%zz#f", "/y?q=1&r=%zz"),
+        ("https://93.184.216.34/?", "/?"),
+        ("https://93.184.216.34/\u{e9}", "/%C3%A9"),
+    ] {
+        let strictness = EgressPolicy::builder().strict(false).build().unwrap();
+        let dest = strictness.check_with(url, &no_dns).unwrap();
+        assert_eq!(dest.request_target(), target, "{url}");
+        if !url.contains(' ') {
+            assert_eq!(
+                policy.check_with(url, &no_dns).unwrap().request_target(),
+                target
+            );
+        }
+    }
 }

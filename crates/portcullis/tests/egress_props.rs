@@ -14,11 +14,28 @@ fn verdict<T>(r: Result<T, EgressError>) -> &'static str {
     }
 }
 
+/// Policies under which every carrier is judged as the IPv4 it carries (6to4 and Teredo are
+/// refused wholesale by default; `tunnels_are_refused_by_default` covers that).
 fn policies() -> Vec<EgressPolicy> {
     vec![
-        EgressPolicy::builder().schemes(["http"]).build().unwrap(),
         EgressPolicy::builder()
             .schemes(["http"])
+            .allow_6to4(true)
+            .allow_teredo(true)
+            .build()
+            .unwrap(),
+        // every carrier turned off, then re-opened by an allow over its IPv6 prefix: the
+        // IPv4 inside must still get the plain verdict (re-opening never opens more)
+        EgressPolicy::builder()
+            .schemes(["http"])
+            .allow_nat64(false)
+            .allow_cidrs(["64:ff9b::/96", "64:ff9b:1::/48", "2002::/16", "2001::/32"])
+            .build()
+            .unwrap(),
+        EgressPolicy::builder()
+            .schemes(["http"])
+            .allow_6to4(true)
+            .allow_teredo(true)
             .allow_cidrs([
                 "10.0.0.0/8",
                 "169.254.0.0/16",
@@ -108,6 +125,61 @@ proptest! {
             ] {
                 prop_assert_eq!(verdict(policy.check_url(&url)), plain, "{}", url);
             }
+        }
+    }
+
+    #[test]
+    fn tunnels_are_refused_by_default(n in ipv4(), tail in any::<u64>()) {
+        let v4 = Ipv4Addr::from(n);
+        let o = v4.octets();
+        let t = tail.to_be_bytes();
+        let six_to_four = IpAddr::V6(Ipv6Addr::from([0x20, 0x02, o[0], o[1], o[2], o[3], t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], 0, 1]));
+        let x = !n;
+        let teredo = IpAddr::V6(Ipv6Addr::from([
+            0x20, 0x01, 0, 0, t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7],
+            (x >> 24) as u8, (x >> 16) as u8, (x >> 8) as u8, x as u8,
+        ]));
+        let policy = EgressPolicy::default();
+        let plain = verdict(policy.check_ip(IpAddr::V4(v4)));
+        for carried in [six_to_four, teredo] {
+            let got = verdict(policy.check_ip(carried));
+            // metadata keeps its earlier, more specific verdict; everything else is the tunnel
+            let expected = if plain == "egress.metadata" { plain } else { "egress.ipv6_tunnel" };
+            prop_assert_eq!(got, expected, "{} as {}", v4, carried);
+        }
+        prop_assert_eq!(verdict(policy.check_url(&format!("https://[{six_to_four}]/"))),
+            if plain == "egress.metadata" { plain } else { "egress.ipv6_tunnel" });
+    }
+
+    #[test]
+    fn no_spelling_of_a_denied_name_passes(
+        front in proptest::option::of("[a-z0-9]{1,8}"),
+        leading in 0usize..3,
+        middle in 0usize..3,
+        trailing in 0usize..5,
+        upper in any::<bool>(),
+    ) {
+        let policy = EgressPolicy::builder()
+            .schemes(["http"])
+            .deny_hosts(["vault.corp.example", "*.secret.example"])
+            .build()
+            .unwrap();
+        let dots = |n: usize| ".".repeat(n);
+        let resolver = |_: &str| -> std::io::Result<Vec<IpAddr>> { Ok(vec![IpAddr::from([93, 184, 216, 34])]) };
+        for base in ["vault.corp.example", "secret.example"] {
+            let mut name = match &front {
+                Some(f) => format!("{}{f}.{}{base}", dots(leading), dots(middle)),
+                None => format!("{}{base}", dots(leading)),
+            };
+            name.push_str(&dots(trailing));
+            if upper {
+                name = name.to_uppercase();
+            }
+            let got = verdict(policy.check_with(&format!("http://{name}/"), &resolver));
+            let empty_label = leading > 0 || (front.is_some() && middle > 0) || trailing > 1;
+            let denied = base == "vault.corp.example" && front.is_none() || base == "secret.example" && front.is_some();
+            let expected = if empty_label { "egress.bad_url" } else if denied { "egress.host_denied" } else { "ok" };
+            prop_assert_eq!(got, expected, "{}", name);
         }
     }
 

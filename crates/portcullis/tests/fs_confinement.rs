@@ -477,7 +477,7 @@ fn new_refuses_missing_and_non_directories() {
     );
     assert_eq!(
         SafeRoot::new(dir.path().join("nope")).unwrap_err().code(),
-        "path.not_found"
+        "path.root_missing"
     );
 }
 

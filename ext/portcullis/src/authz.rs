@@ -13,12 +13,13 @@
 //! ```
 
 use magnus::{
-    function, method,
     prelude::*,
     r_hash::ForEach,
     scan_args::{get_kwargs, scan_args},
     Error, RArray, RHash, RModule, RString, Ruby, Symbol, Value,
 };
+
+use crate::errors::{function, method}; // panic-guarded; see errors.rs
 use portcullis::authz::{AccessPolicy, Match, RouteRequirements, Rule, SkipRoutes};
 use portcullis::identity::Identity;
 
@@ -74,7 +75,7 @@ fn entries(
 ) -> Result<Vec<(String, Value)>, Error> {
     let mut out = Vec::new();
     let mut failure = None;
-    hash.foreach(|k: Value, v: Value| {
+    hash.foreach(errors::each(|k: Value, v: Value| {
         match key_name(ruby, k) {
             Ok(name) if allowed.contains(&name.as_str()) => out.push((name, v)),
             Ok(name) => {
@@ -93,7 +94,7 @@ fn entries(
             }
         }
         Ok(ForEach::Continue)
-    })?;
+    }))?;
     match failure {
         Some(e) => Err(e),
         None => Ok(out),
@@ -115,7 +116,18 @@ fn rule_from(ruby: &Ruby, value: Value) -> Result<Rule, Error> {
     })?;
     let mut rule = Rule::default();
     let mut saw_match = false;
-    for (key, v) in entries(ruby, hash, "rule", &["match", "grant"])? {
+    let mut saw_grant = false;
+    // `grants:` is the spelling of portcullis.toml's [[access]]; both are accepted, once.
+    for (key, v) in entries(ruby, hash, "rule", &["match", "grant", "grants"])? {
+        if key != "match" {
+            if saw_grant {
+                return Err(errors::arg_error(
+                    ruby,
+                    "a rule has both grant: and grants:; use one",
+                ));
+            }
+            saw_grant = true;
+        }
         if key == "match" {
             saw_match = true;
             let m = RHash::from_value(v)
@@ -186,8 +198,9 @@ impl RbAccessPolicy {
         ruby: &Ruby,
         rb_self: &Self,
         identity: Value,
-        permission: String,
+        permission: Value,
     ) -> Result<bool, Error> {
+        let permission = string(ruby, permission, "permission")?;
         with_identity(ruby, identity, |id| rb_self.0.allowed(id, &permission))
     }
 
@@ -195,8 +208,9 @@ impl RbAccessPolicy {
         ruby: &Ruby,
         rb_self: &Self,
         identity: Value,
-        permission: String,
+        permission: Value,
     ) -> Result<bool, Error> {
+        let permission = string(ruby, permission, "permission")?;
         with_identity(ruby, identity, |id| rb_self.0.authorize(id, &permission))?
             .map_err(|e| errors::to_ruby(ruby, "Forbidden", &e))?;
         Ok(true)
@@ -258,7 +272,7 @@ impl RbRouteRequirements {
         })?;
         let mut entries: Vec<(String, Vec<String>)> = Vec::new();
         let mut failure: Option<Error> = None;
-        map.foreach(|key: Value, value: Value| {
+        map.foreach(errors::each(|key: Value, value: Value| {
             let route = if let Some(sym) = Symbol::from_value(key) {
                 sym.name()?.into_owned()
             } else if let Some(s) = RString::from_value(key) {
@@ -278,7 +292,7 @@ impl RbRouteRequirements {
                 }
             }
             Ok(ForEach::Continue)
-        })?;
+        }))?;
         if let Some(e) = failure {
             return Err(e);
         }

@@ -8,9 +8,11 @@ use std::borrow::Cow;
 use std::time::Duration;
 
 use magnus::{
-    function, method, prelude::*, r_hash::ForEach, Error, Integer, RArray, RClass, RHash, RModule,
-    RString, Range, Ruby, Symbol, Value,
+    prelude::*, r_hash::ForEach, Error, Integer, RArray, RClass, RHash, RModule, RString, Range,
+    Ruby, Symbol, Value,
 };
+
+use crate::errors::{function, method}; // panic-guarded; see errors.rs
 use portcullis::command::{
     CancelHandle, CommandError, CommandOutput, CommandTemplate, CommandTemplateBuilder, Param,
     Rlimits,
@@ -70,7 +72,7 @@ fn param_from_spec(ruby: &Ruby, name: &str, spec: Value) -> Result<Param, Error>
     let mut allow_dash = false;
     let mut max_len: Option<usize> = None;
     let mut problem: Option<Error> = None;
-    spec.foreach(|key: Value, value: Value| {
+    spec.foreach(errors::each(|key: Value, value: Value| {
         let key = text(ruby, key, "a parameter option")?;
         let set = |param: &mut Option<Param>, new: Param| -> Result<(), Error> {
             if param.replace(new).is_some() {
@@ -107,7 +109,7 @@ fn param_from_spec(ruby: &Ruby, name: &str, spec: Value) -> Result<Param, Error>
             }
         }
         Ok(if problem.is_some() { ForEach::Stop } else { ForEach::Continue })
-    })?;
+    }))?;
     if let Some(e) = problem {
         return Err(e);
     }
@@ -131,13 +133,13 @@ fn param_from_spec(ruby: &Ruby, name: &str, spec: Value) -> Result<Param, Error>
 fn one_of(ruby: &Ruby, name: &str, value: Value) -> Result<Param, Error> {
     if let Some(map) = RHash::from_value(value) {
         let mut pairs = Vec::with_capacity(map.len());
-        map.foreach(|k: Value, v: Value| {
+        map.foreach(errors::each(|k: Value, v: Value| {
             pairs.push((
                 text(ruby, k, "a one_of choice")?,
                 text(ruby, v, "a one_of target")?,
             ));
             Ok(ForEach::Continue)
-        })?;
+        }))?;
         return Ok(Param::one_of(pairs));
     }
     if let Some(list) = RArray::from_value(value) {
@@ -252,7 +254,7 @@ fn rlimits(ruby: &Ruby, value: Value) -> Result<Rlimits, Error> {
             "rlimits must be a Hash (cpu:, address_space:, file_size:, nproc:)",
         ));
     };
-    hash.foreach(|key: Value, v: Value| {
+    hash.foreach(errors::each(|key: Value, v: Value| {
         let key = text(ruby, key, "an rlimit name")?;
         let n = u64::try_convert(v).map_err(|_| {
             bad_template(
@@ -273,7 +275,7 @@ fn rlimits(ruby: &Ruby, value: Value) -> Result<Rlimits, Error> {
             }
         };
         Ok(ForEach::Continue)
-    })?;
+    }))?;
     Ok(limits)
 }
 
@@ -311,23 +313,23 @@ fn build(
         };
     }
     let mut declared = Vec::new();
-    params.foreach(|name: Value, spec: Value| {
+    params.foreach(errors::each(|name: Value, spec: Value| {
         let name = text(ruby, name, "a parameter name")?;
         declared.push((name, spec));
         Ok(ForEach::Continue)
-    })?;
+    }))?;
     for (name, spec) in declared {
         let param = param_from_spec(ruby, &name, spec)?;
         builder = builder.param(name, param);
     }
     let mut vars = Vec::new();
-    env.foreach(|k: Value, v: Value| {
+    env.foreach(errors::each(|k: Value, v: Value| {
         vars.push((
             text(ruby, k, "an environment variable name")?,
             text(ruby, v, "an environment variable value")?,
         ));
         Ok(ForEach::Continue)
-    })?;
+    }))?;
     for (k, v) in vars {
         builder = builder.env(k, v);
     }
@@ -428,7 +430,7 @@ fn values<'t>(
         return Ok(out);
     }
     out.clear();
-    hash.foreach(|key: Value, value: Value| {
+    hash.foreach(errors::each(|key: Value, value: Value| {
         let key = if let Some(sym) = Symbol::from_value(key) {
             sym.name()?.into_owned()
         } else if let Some(s) = RString::from_value(key) {
@@ -452,7 +454,7 @@ fn values<'t>(
             out.push((Cow::Owned(key), text));
         }
         Ok(ForEach::Continue)
-    })?;
+    }))?;
     Ok(out)
 }
 
@@ -513,12 +515,7 @@ impl RbCommand {
                 },
                 &cancel,
             )
-            .map_err(|panic| {
-                Error::new(
-                    ruby.exception_runtime_error(),
-                    format!("portcullis: {panic}"),
-                )
-            })?;
+            .map_err(gvl::panic_error)?;
             match attempt {
                 Some(result) => break result,
                 // An interrupt was pending before the program started: let Ruby run it

@@ -8,7 +8,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use magnus::{function, method, prelude::*, Error, RArray, RModule, Ruby};
+use magnus::{prelude::*, Error, RArray, RModule, Ruby};
+
+use crate::errors::{function, method}; // panic-guarded; see errors.rs
 use portcullis::config::{ConfigError, ConfigHandle};
 
 use crate::authz::RbAccessPolicy;
@@ -54,10 +56,7 @@ fn off_gvl<R: Send>(
     match gvl::without_gvl(work) {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(err)) => Err(config_error(ruby, &err)),
-        Err(panic) => Err(Error::new(
-            ruby.exception_runtime_error(),
-            format!("portcullis: internal error: {panic}"),
-        )),
+        Err(panic) => Err(gvl::panic_error(panic)),
     }
 }
 

@@ -5,9 +5,9 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use magnus::{
-    function, method, prelude::*, Class, Error, RArray, RModule, RString, Ruby, TryConvert, Value,
-};
+use magnus::{prelude::*, Class, Error, RArray, RModule, RString, Ruby, TryConvert, Value};
+
+use crate::errors::{function, method}; // panic-guarded; see errors.rs
 use portcullis::egress::{
     Destination, EgressError, EgressPolicy, PendingUrl, Resolve, SystemResolver, Url,
 };
@@ -52,6 +52,8 @@ fn build(
     deny_cidrs: Vec<String>,
     strict: bool,
     allow_nat64: bool,
+    allow_6to4: bool,
+    allow_teredo: bool,
 ) -> Result<RbEgressPolicy, Error> {
     let mut builder = EgressPolicy::builder()
         .schemes(schemes)
@@ -60,7 +62,9 @@ fn build(
         .allow_cidrs(allow_cidrs)
         .deny_cidrs(deny_cidrs)
         .strict(strict)
-        .allow_nat64(allow_nat64);
+        .allow_nat64(allow_nat64)
+        .allow_6to4(allow_6to4)
+        .allow_teredo(allow_teredo);
     if let Some(ports) = ports {
         builder = builder.ports(ports);
     }
@@ -140,7 +144,7 @@ impl RbEgressPolicy {
             None => {
                 let lookup = name.clone();
                 let result = gvl::without_gvl(move || SystemResolver.resolve(&lookup))
-                    .map_err(|panic| Error::new(ruby.exception_runtime_error(), panic))?;
+                    .map_err(gvl::panic_error)?;
                 result.map_err(|e| {
                     denied(
                         ruby,
@@ -224,6 +228,14 @@ impl RbDestination {
         self.0.port
     }
 
+    fn scheme(&self) -> String {
+        self.0.url.scheme().to_owned()
+    }
+
+    fn request_target(&self) -> String {
+        self.0.request_target().to_owned()
+    }
+
     fn addresses(&self) -> Vec<String> {
         self.0.addrs.iter().map(IpAddr::to_string).collect()
     }
@@ -243,7 +255,7 @@ pub(crate) fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     let policy = module.define_class("EgressPolicy", ruby.class_object())?;
     // Instances come only from `_build` / the checks, never from a bare allocate.
     policy.undef_default_alloc_func();
-    policy.define_singleton_method("_build", function!(build, 8))?;
+    policy.define_singleton_method("_build", function!(build, 10))?;
     policy.define_method("_check", method!(RbEgressPolicy::check, 2))?;
     policy.define_method("_allowed", method!(RbEgressPolicy::allowed, 2))?;
     policy.define_method(
@@ -259,6 +271,8 @@ pub(crate) fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     destination.define_method("host", method!(RbDestination::host, 0))?;
     destination.define_method("port", method!(RbDestination::port, 0))?;
     destination.define_method("addresses", method!(RbDestination::addresses, 0))?;
+    destination.define_method("scheme", method!(RbDestination::scheme, 0))?;
+    destination.define_method("request_target", method!(RbDestination::request_target, 0))?;
     destination.define_method("inspect", method!(RbDestination::inspect, 0))?;
     Ok(())
 }

@@ -8,7 +8,9 @@ use std::os::fd::IntoRawFd;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::sync::Arc;
 
-use magnus::{function, method, prelude::*, Error, RArray, RModule, RString, Ruby};
+use magnus::{prelude::*, Error, RArray, RModule, RString, Ruby};
+
+use crate::errors::{function, method}; // panic-guarded; see errors.rs
 use portcullis::fs::{CreateOptions, PathError, SafeRoot, SymlinkPolicy};
 
 use crate::{errors, gvl};
@@ -51,10 +53,7 @@ fn off_gvl<R: Send>(
     match gvl::without_gvl(work) {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(err)) => Err(path_error(ruby, &err)),
-        Err(panic) => Err(Error::new(
-            ruby.exception_runtime_error(),
-            format!("portcullis: internal error: {panic}"),
-        )),
+        Err(panic) => Err(gvl::panic_error(panic)),
     }
 }
 

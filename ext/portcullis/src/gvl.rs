@@ -11,6 +11,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use portcullis::command::CancelHandle;
 
+use crate::errors::panic_message;
+
 struct Slot<F, R> {
     work: Option<F>,
     result: Option<std::thread::Result<R>>,
@@ -60,7 +62,7 @@ where
     }
     match (slot.result, slot.work) {
         (Some(Ok(r)), _) => Ok(Ok(r)),
-        (Some(Err(p)), _) => Err(panic_message(&p)),
+        (Some(Err(p)), _) => Err(panic_message(&*p)),
         (None, Some(work)) => Ok(Err(work)),
         (None, None) => Err("portcullis: work did not run".to_owned()),
     }
@@ -81,7 +83,7 @@ where
 {
     match call_without_gvl2(work, None)? {
         Ok(r) => Ok(r),
-        Err(work) => catch_unwind(AssertUnwindSafe(work)).map_err(|p| panic_message(&p)),
+        Err(work) => catch_unwind(AssertUnwindSafe(work)).map_err(|p| panic_message(&*p)),
     }
 }
 
@@ -93,7 +95,9 @@ extern "C" fn cancel_unblock(data: *mut c_void) {
     // the blocking region during which Ruby may call this; `cancel` is thread-safe and
     // cannot panic.
     let cancel = unsafe { &*(data as *const CancelHandle) };
-    cancel.cancel();
+    // A panic must not unwind out of an `extern "C"` function (it aborts); cancelling
+    // is best effort here, the work's own timeout still holds.
+    let _ = catch_unwind(AssertUnwindSafe(|| cancel.cancel()));
 }
 
 /// Like [`without_gvl`], for work that watches `cancel`: a Ruby interrupt delivered while
@@ -111,12 +115,8 @@ where
     Ok(call_without_gvl2(work, Some(cancel))?.ok())
 }
 
-fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
-    if let Some(s) = p.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = p.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "panic".to_owned()
-    }
+/// Maps a panic reported by [`without_gvl`] or [`without_gvl_cancellable`] to the
+/// `Portcullis::Error` (`internal.panic`) every binding raises for one.
+pub(crate) fn panic_error(message: String) -> magnus::Error {
+    crate::errors::panic_error(&message)
 }

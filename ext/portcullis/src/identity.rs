@@ -10,9 +10,11 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use magnus::{
-    function, method, prelude::*, typed_data::Obj, value::ReprValue, Error, RArray, RHash, RModule,
-    RString, Ruby, Value,
+    prelude::*, typed_data::Obj, value::ReprValue, Error, RArray, RHash, RModule, RString, Ruby,
+    Value,
 };
+
+use crate::errors::{function, method}; // panic-guarded; see errors.rs
 use portcullis::identity::{
     decode, CertificateError, Identity, TrustStore, Usage, MAX_PRESENTED_CHAIN_BYTES,
 };
@@ -150,12 +152,7 @@ impl RbTrustStore {
                 Ok(obj)
             }
             Ok(Err(e)) => Err(cert_error(ruby, &e)),
-            Err(panic) => Err(errors::raise_with_code(
-                ruby,
-                CLASS,
-                "cert.internal",
-                &format!("portcullis: verification failed unexpectedly: {panic}"),
-            )),
+            Err(panic) => Err(gvl::panic_error(panic)),
         }
     }
 
@@ -179,6 +176,26 @@ impl RbTrustStore {
 
     fn cache_size(&self) -> usize {
         self.inner.cache_capacity()
+    }
+
+    /// `store.crls` -> `[{issuer:, number:, this_update:, next_update:, fingerprint:,
+    /// signature_checked:, superseded:}, ...]`: the CRLs in force.
+    fn crls(ruby: &Ruby, rb_self: &Self) -> Result<RArray, Error> {
+        let out = ruby.ary_new();
+        for crl in rb_self.inner.crls() {
+            let h = ruby.hash_new();
+            let sym = |s: &str| ruby.to_symbol(s);
+            h.aset(sym("issuer"), crl.issuer)?;
+            h.aset(sym("number"), crl.number)?;
+            h.aset(sym("this_update"), utc_time(ruby, crl.this_update)?)?;
+            h.aset(sym("next_update"), utc_time(ruby, crl.next_update)?)?;
+            h.aset(sym("fingerprint"), crl.fingerprint)?;
+            h.aset(sym("signature_checked"), crl.signature_checked)?;
+            h.aset(sym("superseded"), crl.superseded)?;
+            h.freeze();
+            out.push(h)?;
+        }
+        Ok(out)
     }
 
     fn cached_count(&self) -> usize {
@@ -253,6 +270,9 @@ impl RbIdentity {
     fn chain_fingerprints(ruby: &Ruby, rb_self: &Self) -> RArray {
         str_array(ruby, rb_self.inner.chain_fingerprints.clone())
     }
+    fn revocation_warning(&self) -> Option<String> {
+        self.inner.revocation_warning.clone()
+    }
 
     fn to_h(ruby: &Ruby, rb_self: &Self) -> Result<RHash, Error> {
         let h = ruby.hash_new();
@@ -274,6 +294,7 @@ impl RbIdentity {
             sym("chain_fingerprints"),
             Self::chain_fingerprints(ruby, rb_self),
         )?;
+        h.aset(sym("revocation_warning"), id.revocation_warning.clone())?;
         Ok(h)
     }
 
@@ -318,6 +339,17 @@ fn decode_any(ruby: &Ruby, input: RString) -> Result<RArray, Error> {
         .map_err(|e| cert_error(ruby, &e))
 }
 
+/// `Certificates.input_form(string)` -> `:der`, `:pem`, `:path` or nil (the core's rule).
+fn input_form(ruby: &Ruby, input: RString) -> Option<Value> {
+    let name = match decode::input_form(&bytes_of(input))? {
+        decode::InputForm::Der => "der",
+        decode::InputForm::Pem => "pem",
+        decode::InputForm::Path => "path",
+        _ => return None,
+    };
+    Some(ruby.to_symbol(name).as_value())
+}
+
 fn decode_pem(ruby: &Ruby, input: RString) -> Result<RArray, Error> {
     decode::decode_pem_certificates(&bytes_of(input))
         .map(|d| binary_array(ruby, d))
@@ -345,6 +377,7 @@ pub(crate) fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     store.define_method("usage", method!(RbTrustStore::usage, 0))?;
     store.define_method("cache_size", method!(RbTrustStore::cache_size, 0))?;
     store.define_method("cached_count", method!(RbTrustStore::cached_count, 0))?;
+    store.define_method("crls", method!(RbTrustStore::crls, 0))?;
 
     let identity = module.define_class("Identity", ruby.class_object())?;
     identity.undef_default_alloc_func();
@@ -368,6 +401,10 @@ pub(crate) fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
         "chain_fingerprints",
         method!(RbIdentity::chain_fingerprints, 0),
     )?;
+    identity.define_method(
+        "revocation_warning",
+        method!(RbIdentity::revocation_warning, 0),
+    )?;
     identity.define_method("to_h", method!(RbIdentity::to_h, 0))?;
     identity.define_method("==", method!(RbIdentity::eq, 1))?;
     identity.define_method("eql?", method!(RbIdentity::eq, 1))?;
@@ -377,6 +414,7 @@ pub(crate) fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     let certs = module.define_module("Certificates")?;
     certs.define_singleton_method("decode", function!(decode_any, 1))?;
     certs.define_singleton_method("decode_pem", function!(decode_pem, 1))?;
+    certs.define_singleton_method("input_form", function!(input_form, 1))?;
     certs.define_singleton_method(
         "decode_url_escaped_pem",
         function!(decode_url_escaped_pem, 1),

@@ -12,11 +12,18 @@ mod fs;
 mod gvl;
 mod identity;
 mod source;
+mod test_hooks;
 
 use magnus::{Error, Ruby};
 
 #[magnus::init(name = "portcullis")]
 fn init(ruby: &Ruby) -> Result<(), Error> {
+    // A panic while defining the classes is a load error, not magnus's `fatal`.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| define(ruby)))
+        .unwrap_or_else(|p| Err(errors::panic_error(&errors::panic_message(&*p))))
+}
+
+fn define(ruby: &Ruby) -> Result<(), Error> {
     let module = ruby.define_module("Portcullis")?;
     identity::init(ruby, module)?;
     source::init(ruby, module)?;
@@ -25,5 +32,6 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     fs::init(ruby, module)?;
     command::init(ruby, module)?;
     config::init(ruby, module)?;
+    test_hooks::init(ruby, module)?;
     Ok(())
 }

@@ -7,11 +7,12 @@
 //! ```
 
 use magnus::{
-    function, method,
     prelude::*,
     scan_args::{get_kwargs, scan_args},
     Error, RArray, RHash, RModule, RString, Ruby, Symbol, Value,
 };
+
+use crate::errors::{function, method}; // panic-guarded; see errors.rs
 use portcullis::identity::source::{CertSource, SourceKind, SourceLimits, TrustedProxies};
 
 use crate::errors;
@@ -121,11 +122,14 @@ impl RbCertSource {
             source = source.with_chain_header(&h).map_err(|e| cert_err(&e))?;
         }
         let defaults = SourceLimits::default();
-        Ok(Self::wrap(source.with_limits(SourceLimits {
-            max_cert_bytes: max_cert.unwrap_or(defaults.max_cert_bytes),
-            max_chain_bytes: max_chain.unwrap_or(defaults.max_chain_bytes),
-            max_certs: max_certs.unwrap_or(defaults.max_certs),
-        })))
+        let source = source
+            .with_limits(SourceLimits {
+                max_cert_bytes: max_cert.unwrap_or(defaults.max_cert_bytes),
+                max_chain_bytes: max_chain.unwrap_or(defaults.max_chain_bytes),
+                max_certs: max_certs.unwrap_or(defaults.max_certs),
+            })
+            .map_err(|e| cert_err(&e))?;
+        Ok(Self::wrap(source))
     }
 
     /// `extract(env_or_headers, remote_addr = env["REMOTE_ADDR"])` -> `[leaf_der, [der, ...]]`.

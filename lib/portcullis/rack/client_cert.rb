@@ -24,6 +24,9 @@ module Portcullis
       IDENTITY = "portcullis.identity"
       PERMISSIONS = "portcullis.permissions"
       POLICY = "portcullis.policy"
+      # Set on every request the middleware saw (skipped ones too), so controllers can tell
+      # "not mounted" from "skipped".
+      CHECKED = "portcullis.checked"
       SOURCES = %i[tls nginx envoy alb traefik rfc9440].freeze
 
       # Why a request was turned away. `code` is stable (`cert.expired`, `authz.forbidden`,
@@ -59,6 +62,7 @@ module Portcullis
       # rubocop:enable Metrics/ParameterLists
 
       def call(env)
+        env[CHECKED] = true
         return @app.call(env) if @skip.match?(env)
 
         begin
@@ -77,6 +81,7 @@ module Portcullis
         env[IDENTITY] = identity
         env[PERMISSIONS] = permissions
         env[POLICY] = @policy
+        Portcullis::Instrumentation.instrument("verify", -> { verified_payload(env, identity, permissions) })
         @app.call(env)
       end
 
@@ -127,6 +132,11 @@ module Portcullis
         @requirements.required(env["REQUEST_METHOD"].to_s, path_of(env))
       end
 
+      def verified_payload(env, identity, permissions)
+        { identity: { subject: identity.subject, spiffe_id: identity.spiffe_id, fingerprint: identity.fingerprint },
+          permissions: permissions, method: env["REQUEST_METHOD"], path: env["PATH_INFO"] }
+      end
+
       def describe(identity)
         (identity.spiffe_id if identity.respond_to?(:spiffe_id)) || identity.subject.to_s
       end
@@ -139,6 +149,9 @@ module Portcullis
         rejection = Rejection.new(status: status, code: code, message: message)
         env["rack.logger"]&.warn(rejection.to_s)
         @on_reject&.call(rejection, env)
+        Portcullis::Instrumentation.instrument("reject", lambda {
+          { status: status, code: code, message: message, method: env["REQUEST_METHOD"], path: env["PATH_INFO"] }
+        })
         body = BODIES.fetch(status)
         [status, { "content-type" => "text/plain", "content-length" => body.bytesize.to_s,
                    "cache-control" => "no-store" }, [body]]

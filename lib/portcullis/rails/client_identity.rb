@@ -9,18 +9,30 @@ module Portcullis
     #   class DeploysController < ApplicationController
     #     include Portcullis::Rails::ClientIdentity
     #     def create
-    #       authorize_client!("containers:deploy")
+    #       authorize_client!(:"containers:deploy")
     #       render plain: "deploying as #{client_identity.spiffe_id}"
     #     end
     #   end
     #
-    # `authorize_client!` raises Portcullis::Forbidden, which the concern answers with a
-    # plain 403 (the reason is logged, never sent to the client).
+    # Including it answers Portcullis refusals with detail-free plain-text bodies (the code
+    # and message go to the log, never to the client): Forbidden, EgressDenied, PathError and
+    # CommandError are 403, except the refusals that only say the input was malformed
+    # (BAD_INPUT), which are 400, and `path.not_found`, which is 404. Define your own `rescue_from` after the include to change it.
     module ClientIdentity
       extend ActiveSupport::Concern
 
+      # Codes that mean "this value is not well-formed", not "this is not allowed".
+      BAD_INPUT = %w[
+        path.absolute path.backslash path.control path.drive path.empty path.nul path.too_long
+        command.control_char command.invalid_value command.missing_param command.too_long command.unknown_param
+        egress.bad_url egress.backslash egress.control_char
+      ].freeze
+
       included do
-        rescue_from(Portcullis::Forbidden, with: :portcullis_forbidden) if respond_to?(:rescue_from)
+        if respond_to?(:rescue_from)
+          rescue_from(Portcullis::Forbidden, Portcullis::EgressDenied, Portcullis::PathError, Portcullis::CommandError,
+                      with: :portcullis_refused)
+        end
         helper_method(:client_identity, :client_permissions) if respond_to?(:helper_method)
       end
 
@@ -34,10 +46,21 @@ module Portcullis
         request.env[Portcullis::Rack::ClientCert::PERMISSIONS] || []
       end
 
-      # Returns the identity when the policy grants it `permission`; raises Forbidden otherwise.
+      # Returns the identity when the policy grants it `permission` (a String or Symbol);
+      # raises Forbidden otherwise.
       def authorize_client!(permission)
         identity = client_identity
-        raise Portcullis::Forbidden.new("no verified client certificate on this request", code: "authz.no_identity") unless identity
+        unless identity
+          unless request.env[Portcullis::Rack::ClientCert::CHECKED]
+            raise Portcullis::Forbidden.new(
+              "Portcullis::Rack::ClientCert is not mounted in front of this controller, so no request has an " \
+              "identity: mount it (config/portcullis.toml [rack], or config.portcullis.trust_store)",
+              code: "authz.no_middleware"
+            )
+          end
+          raise Portcullis::Forbidden.new("no verified client certificate on this request (#{request.path} is " \
+                                          "skipped by the middleware's skip: rules)", code: "authz.no_identity")
+        end
 
         policy = request.env[Portcullis::Rack::ClientCert::POLICY]
         raise Portcullis::Forbidden.new("no AccessPolicy configured (config.portcullis.policy)", code: "authz.no_policy") unless policy
@@ -48,9 +71,13 @@ module Portcullis
 
       private
 
-      def portcullis_forbidden(error)
-        logger&.warn("portcullis: 403 #{error.code}: #{error.message}")
-        render plain: "forbidden\n", status: :forbidden
+      def portcullis_refused(error)
+        status, body = if BAD_INPUT.include?(error.code) then [400, "bad request\n"]
+                       elsif error.code == "path.not_found" then [404, "not found\n"]
+                       else [403, "forbidden\n"]
+                       end
+        logger&.warn("portcullis: #{status} #{error.code}: #{error.message}")
+        render plain: body, status: status
       end
     end
   end

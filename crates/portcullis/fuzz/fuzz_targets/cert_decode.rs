@@ -5,7 +5,7 @@
 //! Invariants: nothing panics; decoder errors are `cert.bad_encoding`; every decoded
 //! certificate is one complete DER frame; verify errors carry a `cert.` code; a chain that
 //! verifies names the one leaf the test intermediate signed (no forgery); a repeat verify
-//! (a cache hit) agrees with the first one.
+//! (a cache hit) agrees with the first one; `decode::input_form` never calls text DER.
 #![no_main]
 
 use std::sync::OnceLock;
@@ -77,6 +77,23 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let text = std::str::from_utf8(input).ok();
+    // How a configured input is classified (the Ruby `ca:` strings): DER only when it is
+    // one well-formed long-form frame or binary starting as DER; a path is one line of
+    // text; PEM text holds a BEGIN line.
+    match decode::input_form(input) {
+        Some(decode::InputForm::Path) => {
+            let t = text.unwrap();
+            assert!(!decode::is_der(input) && !t.contains("-----BEGIN"));
+            assert!(!t.is_empty() && !t.contains(['\n', '\r', '\0']));
+        }
+        Some(decode::InputForm::Pem) => assert!(!decode::is_der(input)),
+        Some(decode::InputForm::Der) => assert!(input.first() == Some(&0x30)),
+        None => assert!(!decode::is_der(input)),
+        Some(_) => {}
+    }
+    if decode::is_der(input) {
+        assert!(text.is_none(), "DER is never valid UTF-8 text");
+    }
     let certs = match selector % 8 {
         0 => check_decoded(decode::decode_certificates(input)),
         1 => check_decoded(decode::decode_pem_certificates(input)),

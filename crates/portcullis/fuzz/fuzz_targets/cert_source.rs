@@ -1,11 +1,14 @@
 //! Fuzz the certificate sources and the policy builder: no panics on any input, and on
 //! success the invariants the middleware relies on: a leaf that is a DER SEQUENCE, the cert
-//! count cap respected, and the same header from an untrusted peer always refused.
+//! count cap respected, the same header from an untrusted peer always refused, and any
+//! configured cap either in range or a typed `cert.bad_limit`.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use portcullis::authz::{AccessPolicy, Match, Rule};
-use portcullis::identity::source::{CertSource, SourceKind, SourceLimits, TrustedProxies};
+use portcullis::identity::source::{
+    CertSource, SourceKind, SourceLimits, TrustedProxies, MAX_CERTS_CAP,
+};
 use portcullis::ErrorCode;
 
 const KINDS: [SourceKind; 6] = [
@@ -30,7 +33,29 @@ fuzz_target!(|data: &[u8]| {
         max_certs: 3,
         ..SourceLimits::default()
     };
-    let source = CertSource::new(kind, proxies).unwrap().with_limits(limits);
+    let source = CertSource::new(kind, proxies.clone())
+        .unwrap()
+        .with_limits(limits)
+        .unwrap();
+    // Configured caps: any value is a typed refusal or a source, never a panic or an
+    // allocation sized by the value (`max_certs: 2**62` once aborted Ruby).
+    let wanted = input
+        .bytes()
+        .take(8)
+        .fold(0usize, |acc, b| acc.rotate_left(8) ^ usize::from(b));
+    for max_certs in [wanted, wanted % 64, usize::MAX - wanted % 2] {
+        let tried = SourceLimits {
+            max_certs,
+            ..SourceLimits::default()
+        };
+        match CertSource::new(kind, proxies.clone()).unwrap().with_limits(tried) {
+            Ok(s) => assert!((1..=MAX_CERTS_CAP).contains(&s.limits().max_certs)),
+            Err(e) => {
+                assert_eq!(e.code(), "cert.bad_limit");
+                assert!(!(1..=MAX_CERTS_CAP).contains(&max_certs));
+            }
+        }
+    }
     // The input feeds every header or server variable the source reads; a newline splits
     // leaf header from chain header (RFC 9440, SSL_CLIENT_CERT_CHAIN_0).
     let (first, second) = input.split_once('\n').unwrap_or((input, ""));

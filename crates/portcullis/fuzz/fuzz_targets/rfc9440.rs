@@ -33,6 +33,7 @@ fn source() -> &'static CertSource {
         CertSource::new(SourceKind::Rfc9440, proxies)
             .unwrap()
             .with_limits(limits)
+            .unwrap()
     })
 }
 

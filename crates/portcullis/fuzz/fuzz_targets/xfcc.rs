@@ -31,6 +31,7 @@ fn source() -> &'static CertSource {
         CertSource::new(SourceKind::Envoy, proxies)
             .unwrap()
             .with_limits(limits)
+            .unwrap()
     })
 }
 

@@ -642,6 +642,7 @@ mod tests {
             not_before: 0,
             not_after: i64::MAX,
             chain_fingerprints: vec![],
+            revocation_warning: None,
         }
     }
 

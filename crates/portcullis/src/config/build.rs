@@ -11,7 +11,7 @@ use toml::Spanned;
 use super::spec::{
     CommandSpec, EgressSpec, FileSpec, ParamSpec, PathList, RootSpec, TrustStoreSpec,
 };
-use super::{Config, ConfigError, CrlFile, Location, RackSettings, Section};
+use super::{Config, ConfigError, CrlFile, CrlProbe, Location, RackSettings, Section};
 use crate::authz::{AccessPolicy, Match, Rule};
 use crate::command::{CommandTemplate, Param, Rlimits};
 use crate::egress::EgressPolicy;
@@ -224,16 +224,23 @@ pub(super) fn read_file(
     })
 }
 
-/// Checks one CRL file in a throwaway store built from `probe` (one of the store's CA
-/// bundles), so a refusal names the file and changes nothing.
+/// Checks one CRL file in a throwaway store built from `probe` (the store's CA bundles and
+/// intermediates, so a CRL they issued must verify under their keys), so a refusal names
+/// the file and changes nothing.
 pub(super) fn check_crl(
-    probe: &[u8],
+    probe: &CrlProbe,
     crl: &[u8],
     path: &Path,
     at: &Location,
 ) -> Result<(), ConfigError> {
-    TrustStore::builder()
-        .ca(probe)
+    let mut builder = TrustStore::builder();
+    for ca in &probe.cas {
+        builder = builder.ca(ca);
+    }
+    for i in &probe.intermediates {
+        builder = builder.intermediates(i);
+    }
+    builder
         .crls(crl)
         .cache_capacity(0)
         .build()
@@ -409,7 +416,10 @@ fn trust_store(
         builder = builder.ca(bytes);
         details.push(format!("trusts the CAs in {}", path.display()));
     }
-    let probe = cas.first().map(|(_, _, b)| b.clone()).unwrap_or_default();
+    let mut probe = CrlProbe {
+        cas: cas.iter().map(|(_, _, b)| b.clone()).collect(),
+        intermediates: Vec::new(),
+    };
     if let Some(list) = &s.intermediates {
         for (path, at, bytes) in read_list(ctx, list, "intermediates file")? {
             decode::decode_certificates(&bytes).map_err(|e| {
@@ -424,9 +434,11 @@ fn trust_store(
             })?;
             builder = builder.intermediates(&bytes);
             details.push(format!("uses intermediates from {}", path.display()));
+            probe.intermediates.push(bytes);
         }
     }
     let mut crl_files = Vec::new();
+    let probe = Arc::new(probe);
     if let Some(list) = &s.crls {
         for (path, at, bytes) in read_list(ctx, list, "CRL")? {
             check_crl(&probe, &bytes, &path, &at)?;
@@ -435,7 +447,7 @@ fn trust_store(
             crl_files.push(CrlFile {
                 path,
                 at,
-                probe: probe.clone(),
+                probe: Arc::clone(&probe),
             });
         }
     }
@@ -469,6 +481,23 @@ fn trust_store(
             Some(e),
         )
     })?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    for crl in store.crls().iter().filter(|c| c.is_lapsed(now)) {
+        // Said where `portcullis check` shows it: a lapsed CRL changes what is accepted.
+        details.push(format!(
+            "WARNING: the CRL of \"{}\" (cRLNumber {}) lapsed at {} (unix time, its nextUpdate): {}",
+            crl.issuer,
+            crl.number,
+            crl.next_update,
+            if s.deny_unknown_revocation == Some(true) {
+                "certificates it covers are refused (cert.revocation_unknown) until a fresh CRL is loaded"
+            } else {
+                "certificates it covers but does not list are accepted unconfirmed (Identity revocation_warning)"
+            }
+        ));
+    }
     Ok((store, crl_files, details))
 }
 
@@ -490,7 +519,7 @@ fn root(ctx: &Ctx<'_>, spec: &Spanned<RootSpec>) -> Result<(SafeRoot, Vec<String
     let at = ctx.at(&s.path.span());
     let dir = ctx.resolve(s.path.get_ref());
     let root = SafeRoot::new(&dir).map_err(|e| match e.code() {
-        "path.not_found" => ConfigError::MissingFile {
+        "path.not_found" | "path.root_missing" => ConfigError::MissingFile {
             at: at.clone(),
             what: "root directory",
             path: dir.display().to_string(),
@@ -624,7 +653,19 @@ fn egress_policy(
     }
     if let Some(nat64) = s.allow_nat64 {
         builder = builder.allow_nat64(nat64);
+        if !nat64 {
+            details.push("NAT64 (64:ff9b::/96) refused".to_owned());
+        }
     }
+    let six_to_four = s.allow_6to4.unwrap_or(false);
+    let teredo = s.allow_teredo.unwrap_or(false);
+    builder = builder.allow_6to4(six_to_four).allow_teredo(teredo);
+    details.push(match (six_to_four, teredo) {
+        (false, false) => "6to4 (2002::/16) and Teredo (2001::/32) refused".to_owned(),
+        (true, false) => "6to4 judged as the IPv4 it carries; Teredo refused".to_owned(),
+        (false, true) => "Teredo judged as the IPv4 it carries; 6to4 refused".to_owned(),
+        (true, true) => "6to4 and Teredo judged as the IPv4 they carry".to_owned(),
+    });
     let policy = builder.build().map_err(|e| {
         invalid(
             ctx.at(&spec.span()),
@@ -945,11 +986,33 @@ fn sources(
             })?;
         }
         let defaults = SourceLimits::default();
-        built = built.with_limits(SourceLimits {
-            max_cert_bytes: s.max_cert_bytes.unwrap_or(defaults.max_cert_bytes),
-            max_chain_bytes: s.max_chain_bytes.unwrap_or(defaults.max_chain_bytes),
-            max_certs: s.max_certs.unwrap_or(defaults.max_certs),
-        });
+        let value =
+            |v: &Option<Spanned<usize>>, default| v.as_ref().map_or(default, |v| *v.get_ref());
+        built = built
+            .with_limits(SourceLimits {
+                max_cert_bytes: value(&s.max_cert_bytes, defaults.max_cert_bytes),
+                max_chain_bytes: value(&s.max_chain_bytes, defaults.max_chain_bytes),
+                max_certs: value(&s.max_certs, defaults.max_certs),
+            })
+            .map_err(|e| {
+                // Point at the value that is out of range.
+                let key = match &e {
+                    SourceError::BadLimit {
+                        limit: "max_certs", ..
+                    } => s.max_certs.as_ref(),
+                    SourceError::BadLimit {
+                        limit: "max_cert_bytes",
+                        ..
+                    } => s.max_cert_bytes.as_ref(),
+                    SourceError::BadLimit {
+                        limit: "max_chain_bytes",
+                        ..
+                    } => s.max_chain_bytes.as_ref(),
+                    _ => None,
+                };
+                let span = key.map_or_else(|| source.span(), Spanned::span);
+                invalid(ctx.at(&span), format!("source {name:?}: {e}"), Some(e))
+            })?;
         let mut details = vec![format!(
             "client certificates from {} ({})",
             kind,

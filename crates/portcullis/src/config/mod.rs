@@ -109,8 +109,16 @@ pub struct RackSettings {
 struct CrlFile {
     path: PathBuf,
     at: Location,
-    /// One CA bundle of the store, to check new CRLs in a throwaway store before swapping.
-    probe: Vec<u8>,
+    /// The store's CA bundles and intermediates, to check new CRLs in a throwaway store
+    /// before swapping (so a refusal names the file).
+    probe: Arc<CrlProbe>,
+}
+
+/// What a CRL file is checked against on its own: the certificates that may sign it.
+#[derive(Debug, Default)]
+struct CrlProbe {
+    cas: Vec<Vec<u8>>,
+    intermediates: Vec<Vec<u8>>,
 }
 
 /// A loaded `portcullis.toml`: typed objects by name. Cheap to share (`Arc` inside); swap

@@ -88,9 +88,9 @@ pub(super) struct SourceSpec {
     pub(super) trusted_proxies: Vec<Spanned<String>>,
     pub(super) header: Option<Spanned<String>>,
     pub(super) chain_header: Option<Spanned<String>>,
-    pub(super) max_cert_bytes: Option<usize>,
-    pub(super) max_chain_bytes: Option<usize>,
-    pub(super) max_certs: Option<usize>,
+    pub(super) max_cert_bytes: Option<Spanned<usize>>,
+    pub(super) max_chain_bytes: Option<Spanned<usize>>,
+    pub(super) max_certs: Option<Spanned<usize>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -122,6 +122,8 @@ pub(super) struct EgressSpec {
     pub(super) deny_cidrs: Vec<Spanned<String>>,
     pub(super) strict: Option<bool>,
     pub(super) allow_nat64: Option<bool>,
+    pub(super) allow_6to4: Option<bool>,
+    pub(super) allow_teredo: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

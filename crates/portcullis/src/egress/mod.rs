@@ -16,16 +16,22 @@
 //!    `metadata.google.internal` (`egress.metadata`), then the host allowlist
 //!    (`egress.host_not_allowed`). Patterns are exact names or `*.suffix`; `*.example.com`
 //!    matches `a.example.com` but neither `example.com` nor `evilexample.com`. Matching is
-//!    case-insensitive, ignores one trailing dot, and compares IDNA (punycode) forms.
+//!    case-insensitive, ignores one trailing dot, and compares IDNA (punycode) forms. A
+//!    host with any other empty label (`vault.example..`, `a..b`, `.a`) is refused
+//!    (`egress.bad_url`): resolvers read `vault.example..` as `vault.example`, so it would
+//!    otherwise dodge a `deny_hosts` entry. The same rule normalises patterns.
 //! 3. **The addresses.** An IP literal in any spelling (`2130706433`, `0177.0.0.1`,
 //!    `0x7f.1`, `127.1`) is judged as the address it denotes; a name is resolved through
 //!    [`Resolve`] and every answer must pass. IPv4 carried in IPv6 (mapped, compatible,
-//!    NAT64, 6to4, Teredo) is unwrapped and judged as IPv4. Precedence, first match wins:
+//!    NAT64, 6to4, Teredo) is unwrapped and judged as IPv4; 6to4 (`2002::/16`) and Teredo
+//!    (`2001::/32`) are refused outright by default (`egress.ipv6_tunnel`, RFC 7526), NAT64
+//!    when `allow_nat64` is off. Precedence, first match wins:
 //!
 //!    | rule | effect | code |
 //!    |---|---|---|
 //!    | `deny_cidrs` | deny | `egress.denied_cidr` |
 //!    | cloud metadata address | deny, unless an `allow_cidrs` entry lies inside the metadata entry (names it explicitly) | `egress.metadata` |
+//!    | carrier turned off (6to4, Teredo by default; NAT64 with `allow_nat64: false`) | deny, unless an `allow_cidrs` entry covers the IPv6 form; the IPv4 inside is judged by the rows below either way | `egress.ipv6_tunnel`, `egress.reserved_address` |
 //!    | `allow_cidrs` | allow | |
 //!    | default reserved denylist (IANA special-purpose) | deny | `egress.reserved_address` |
 //!    | everything else (public) | allow | |
@@ -55,7 +61,8 @@
 //! # Using a Destination with an HTTP client
 //!
 //! The rule is: connect to `dest.socket_addrs()` and nothing else, use `dest.host` for SNI,
-//! certificate verification and `Host`, turn off proxies (a proxy resolves the name again)
+//! certificate verification and `Host`, send `dest.url` (or, writing the request line
+//! yourself, [`Destination::request_target`]) without re-parsing it, turn off proxies (a proxy resolves the name again)
 //! and automatic redirects (each hop must go through [`EgressPolicy::check_redirect`]).
 //!
 //! With **reqwest**, a per-destination client pins the name through its resolve override:
@@ -132,6 +139,20 @@ impl Destination {
             .iter()
             .map(|ip| SocketAddr::new(*ip, self.port))
             .collect()
+    }
+
+    /// The request target to send: the canonical URL's path and query, exactly as the
+    /// WHATWG parser wrote them (`/a|b`, `/%zz` stay as they are). A client that re-parses
+    /// the URL with another parser may refuse or rewrite what the policy accepted.
+    ///
+    /// ```
+    /// # use portcullis::egress::EgressPolicy;
+    /// let dest = EgressPolicy::default().check_with("https://93.184.216.34/a|b/%zz?q=1#frag", &|_: &str| Ok(vec![]))?;
+    /// assert_eq!(dest.request_target(), "/a|b/%zz?q=1");
+    /// # Ok::<(), portcullis::egress::EgressError>(())
+    /// ```
+    pub fn request_target(&self) -> &str {
+        &self.url[url::Position::BeforePath..url::Position::AfterQuery]
     }
 }
 
@@ -213,6 +234,21 @@ pub enum EgressError {
         /// Which service it is.
         name: String,
     },
+    /// The address is a 6to4 (`2002::/16`) or Teredo (`2001::/32`) tunnel address and the
+    /// policy refuses that carrier (the default for both; see
+    /// [`EgressPolicyBuilder::allow_6to4`]). A relay forwards such traffic to whatever
+    /// IPv4 address the client names, and both mechanisms are deprecated.
+    #[error("{target} is a {name} tunnel address ({range}); tunnels are refused by default because a relay delivers to the IPv4 address the client names; set {option}: true to judge it as the IPv4 address it carries")]
+    Ipv6Tunnel {
+        /// The address, with the IPv4 address it carries.
+        target: String,
+        /// The tunnel prefix, in CIDR notation.
+        range: String,
+        /// Which tunnel mechanism.
+        name: String,
+        /// The policy option that allows it (`allow_6to4`, `allow_teredo`).
+        option: String,
+    },
     /// The address is inside one of the policy's `deny_cidrs`, which beat everything else.
     #[error("{target} is in the denied range {cidr} (deny_cidrs)")]
     DeniedCidr {
@@ -288,6 +324,7 @@ impl ErrorCode for EgressError {
             Self::ReservedAddress { .. } => "egress.reserved_address",
             Self::Metadata { .. } => "egress.metadata",
             Self::DeniedCidr { .. } => "egress.denied_cidr",
+            Self::Ipv6Tunnel { .. } => "egress.ipv6_tunnel",
             Self::Userinfo { .. } => "egress.userinfo",
             Self::Backslash { .. } => "egress.backslash",
             Self::ControlChar { .. } => "egress.control_char",

@@ -75,16 +75,31 @@ fn normalise_pattern_host(raw: &str) -> Result<HostPattern, String> {
     if let Ok(ip) = unbracketed.parse::<IpAddr>() {
         return Ok(HostPattern::Ip(ip));
     }
-    let without_dot = raw.strip_suffix('.').unwrap_or(raw);
-    if without_dot.is_empty() {
-        return Err("empty host".to_owned());
-    }
+    let without_dot = host_name(raw)?;
     match Host::parse(without_dot) {
-        Ok(Host::Domain(name)) => Ok(HostPattern::Exact(name)),
+        Ok(Host::Domain(name)) => Ok(HostPattern::Exact(host_name(&name)?.to_owned())),
         Ok(Host::Ipv4(ip)) => Ok(HostPattern::Ip(IpAddr::V4(ip))),
         Ok(Host::Ipv6(ip)) => Ok(HostPattern::Ip(IpAddr::V6(ip))),
         Err(e) => Err(e.to_string()),
     }
+}
+
+/// The one rule for host names, applied to URL hosts, `allow_hosts` / `deny_hosts` patterns
+/// and the metadata-name list alike: one trailing dot (the DNS root) is dropped; any other
+/// empty label (`a..b`, `.a`, `a..`) is refused. Resolvers read `vault.example..` as
+/// `vault.example`, so a rule that compared strings would see a different name than DNS.
+pub(crate) fn host_name(raw: &str) -> Result<&str, String> {
+    let name = raw.strip_suffix('.').unwrap_or(raw);
+    if name.is_empty() {
+        return Err("empty host".to_owned());
+    }
+    if name.split('.').any(str::is_empty) {
+        return Err(format!(
+            "host {:?} has an empty label; write it with at most one trailing dot and no '..'",
+            shorten(raw)
+        ));
+    }
+    Ok(name)
 }
 
 /// Builds an [`EgressPolicy`] from plain data (strings and numbers, as read from a config
@@ -101,6 +116,8 @@ fn normalise_pattern_host(raw: &str) -> Result<HostPattern, String> {
 ///     .deny_cidrs(["10.20.99.0/24"])      // except these, whatever else says
 ///     .strict(true)                       // default
 ///     .allow_nat64(true)                  // default
+///     .allow_6to4(false)                  // default: 2002::/16 refused (RFC 7526)
+///     .allow_teredo(false)                // default: 2001::/32 refused
 ///     .build()?;
 /// # Ok::<(), portcullis::egress::EgressError>(())
 /// ```
@@ -115,6 +132,8 @@ pub struct EgressPolicyBuilder {
     deny_cidrs: Vec<String>,
     strict: bool,
     allow_nat64: bool,
+    allow_6to4: bool,
+    allow_teredo: bool,
 }
 
 impl Default for EgressPolicyBuilder {
@@ -128,6 +147,8 @@ impl Default for EgressPolicyBuilder {
             deny_cidrs: Vec::new(),
             strict: true,
             allow_nat64: true,
+            allow_6to4: false,
+            allow_teredo: false,
         }
     }
 }
@@ -189,9 +210,45 @@ impl EgressPolicyBuilder {
     }
 
     /// Whether NAT64 addresses (`64:ff9b::/96`, `64:ff9b:1::/48`) are judged as the IPv4
-    /// address they carry (default, for dual-stack clouds) or denied outright.
+    /// address they carry (default, for dual-stack clouds) or denied outright. An
+    /// `allow_cidrs` entry covering the IPv6 form re-opens a denied prefix, but the IPv4
+    /// address inside is still judged.
     pub fn allow_nat64(mut self, allow: bool) -> Self {
         self.allow_nat64 = allow;
+        self
+    }
+
+    /// Whether 6to4 addresses (`2002::/16`) are judged as the IPv4 address they carry, or
+    /// refused outright with `egress.ipv6_tunnel` (the default: 6to4 is deprecated by
+    /// RFC 7526 and a relay forwards to whatever IPv4 address the client names). As with
+    /// NAT64, an `allow_cidrs` entry covering the IPv6 form re-opens it, and the IPv4
+    /// address inside is still judged.
+    ///
+    /// ```
+    /// use portcullis::{ErrorCode, egress::EgressPolicy};
+    /// let ip = "2002:808:808::".parse().unwrap(); // 6to4 of 8.8.8.8
+    /// assert_eq!(EgressPolicy::default().check_ip(ip).unwrap_err().code(), "egress.ipv6_tunnel");
+    /// assert!(EgressPolicy::builder().allow_6to4(true).build()?.check_ip(ip).is_ok());
+    /// # Ok::<(), portcullis::egress::EgressError>(())
+    /// ```
+    pub fn allow_6to4(mut self, allow: bool) -> Self {
+        self.allow_6to4 = allow;
+        self
+    }
+
+    /// Whether Teredo addresses (`2001::/32`) are judged as the IPv4 client address they
+    /// carry, or refused outright with `egress.ipv6_tunnel` (the default). Same re-opening
+    /// rule as [`allow_6to4`](Self::allow_6to4).
+    ///
+    /// ```
+    /// use portcullis::{ErrorCode, egress::EgressPolicy};
+    /// let ip = "2001:0:4136:e378:8000:63bf:a247:27dd".parse().unwrap(); // client 93.184.216.34
+    /// assert_eq!(EgressPolicy::default().check_ip(ip).unwrap_err().code(), "egress.ipv6_tunnel");
+    /// assert!(EgressPolicy::builder().allow_teredo(true).build()?.check_ip(ip).is_ok());
+    /// # Ok::<(), portcullis::egress::EgressError>(())
+    /// ```
+    pub fn allow_teredo(mut self, allow: bool) -> Self {
+        self.allow_teredo = allow;
         self
     }
 
@@ -251,6 +308,8 @@ impl EgressPolicyBuilder {
             deny_cidrs: parse_cidrs(&self.deny_cidrs)?,
             strict: self.strict,
             allow_nat64: self.allow_nat64,
+            allow_6to4: self.allow_6to4,
+            allow_teredo: self.allow_teredo,
         })
     }
 }
@@ -292,6 +351,8 @@ pub struct EgressPolicy {
     deny_cidrs: Vec<IpNet>,
     strict: bool,
     allow_nat64: bool,
+    allow_6to4: bool,
+    allow_teredo: bool,
 }
 
 impl Default for EgressPolicy {
@@ -305,6 +366,8 @@ impl Default for EgressPolicy {
             deny_cidrs: Vec::new(),
             strict: true,
             allow_nat64: true,
+            allow_6to4: false,
+            allow_teredo: false,
         }
     }
 }
@@ -516,20 +579,31 @@ impl EgressPolicy {
                 }
             }
         }
-        let nat64 = matches!(
-            embedded,
-            Some((_, Embedding::Nat64 | Embedding::Nat64LocalUse))
-        );
-        if nat64 && !self.allow_nat64 {
-            if self.allow_cidrs.iter().any(|net| net.contains(&ip)) {
-                return Ok(());
+        // A carrier this policy turned off is refused unless an allow_cidrs entry covers
+        // the IPv6 form; even then the IPv4 address inside is judged below, never waved
+        // through (re-opening a prefix must not open more than leaving it on would).
+        if let Some((_, how)) = embedded {
+            if !self.carrier_allowed(how) && !self.allow_cidrs.iter().any(|net| net.contains(&ip)) {
+                return Err(match how {
+                    Embedding::SixToFour | Embedding::Teredo => {
+                        let (range, option) = ranges::tunnel(how);
+                        EgressError::Ipv6Tunnel {
+                            target: target(),
+                            range: range.cidr.to_owned(),
+                            name: range.name.to_owned(),
+                            option: option.to_owned(),
+                        }
+                    }
+                    _ => {
+                        let range = ranges::nat64_disabled();
+                        EgressError::ReservedAddress {
+                            target: target(),
+                            range: range.cidr.to_owned(),
+                            name: range.name.to_owned(),
+                        }
+                    }
+                });
             }
-            let range = ranges::nat64_disabled();
-            return Err(EgressError::ReservedAddress {
-                target: target(),
-                range: range.cidr.to_owned(),
-                name: range.name.to_owned(),
-            });
         }
         if self.allow_cidrs.iter().any(|net| net.contains(&effective)) {
             return Ok(());
@@ -545,6 +619,17 @@ impl EgressPolicy {
                 name: range.name.to_owned(),
             }),
             None => Ok(()),
+        }
+    }
+
+    /// Whether the policy judges addresses carried this way as their IPv4 address (rather
+    /// than refusing the carrier).
+    fn carrier_allowed(&self, how: Embedding) -> bool {
+        match how {
+            Embedding::Nat64 | Embedding::Nat64LocalUse => self.allow_nat64,
+            Embedding::SixToFour => self.allow_6to4,
+            Embedding::Teredo => self.allow_teredo,
+            _ => true,
         }
     }
 
@@ -615,7 +700,12 @@ impl EgressPolicy {
             }
             None => {
                 let raw = url.host_str().unwrap_or_default();
-                let name = raw.strip_suffix('.').unwrap_or(raw).to_owned();
+                let name = host_name(raw)
+                    .map_err(|reason| EgressError::BadUrl {
+                        input: shorten(url.as_str()),
+                        reason,
+                    })?
+                    .to_owned();
                 self.check_name(&name)?;
                 name
             }
@@ -708,6 +798,17 @@ fn for_host(err: EgressError, host: &str) -> EgressError {
             target: format!("{target} (an address of {host})"),
             cidr,
         },
+        EgressError::Ipv6Tunnel {
+            target,
+            range,
+            name,
+            option,
+        } => EgressError::Ipv6Tunnel {
+            target: format!("{target} (an address of {host})"),
+            range,
+            name,
+            option,
+        },
         other => other,
     }
 }
@@ -726,5 +827,27 @@ fn destination(pending: PendingUrl, addrs: Vec<IpAddr>) -> Destination {
         host: pending.host,
         port: pending.port,
         addrs: pinned,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_name;
+    use crate::egress::ranges::METADATA_NAMES;
+
+    #[test]
+    fn metadata_names_are_in_the_one_host_name_form() {
+        // is_metadata_name compares normalised names; a list entry the rule would
+        // rewrite (a trailing dot, an empty label, uppercase) could never match.
+        for name in METADATA_NAMES {
+            assert_eq!(host_name(name), Ok(name));
+            assert_eq!(name.to_ascii_lowercase(), name);
+        }
+        assert_eq!(host_name("a.example."), Ok("a.example"));
+        assert!(host_name("a.example..").is_err());
+        assert!(host_name("a..example").is_err());
+        assert!(host_name(".a.example").is_err());
+        assert!(host_name(".").is_err());
+        assert!(host_name("").is_err());
     }
 }

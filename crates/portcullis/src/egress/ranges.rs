@@ -546,6 +546,24 @@ pub(crate) fn nat64_disabled() -> &'static SpecialRange {
     &NAT64_DISABLED
 }
 
+static SIX_TO_FOUR: SpecialRange = SpecialRange {
+    cidr: "2002::/16",
+    name: "6to4 (RFC 3056, deprecated by RFC 7526)",
+};
+
+static TEREDO: SpecialRange = SpecialRange {
+    cidr: "2001::/32",
+    name: "Teredo (RFC 4380)",
+};
+
+/// The range and the policy option of an IPv4-over-IPv6 tunnel carrier (6to4 or Teredo).
+pub(crate) fn tunnel(how: Embedding) -> (&'static SpecialRange, &'static str) {
+    match how {
+        Embedding::Teredo => (&TEREDO, "allow_teredo"),
+        _ => (&SIX_TO_FOUR, "allow_6to4"),
+    }
+}
+
 /// Whether a normalised host name (lowercase, no trailing dot) is a metadata service name.
 pub(crate) fn is_metadata_name(host: &str) -> bool {
     METADATA_NAMES.contains(&host)

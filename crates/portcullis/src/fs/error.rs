@@ -78,6 +78,13 @@ pub enum PathError {
         /// The offending name.
         name: String,
     },
+    /// The root directory itself does not exist: a configuration
+    /// mistake, reported when the [`super::SafeRoot`] is made.
+    #[error("root directory {root:?} does not exist; create it or fix the configured path")]
+    RootMissing {
+        /// The configured root.
+        root: String,
+    },
     /// The name exists but is not a regular file (a directory, FIFO, device, socket, …).
     #[error("{name:?} is not a regular file")]
     NotAFile {
@@ -137,6 +144,7 @@ impl ErrorCode for PathError {
             Self::Escape { .. } => "path.escape",
             Self::Symlink { .. } => "path.symlink",
             Self::NotFound { .. } => "path.not_found",
+            Self::RootMissing { .. } => "path.root_missing",
             Self::NotAFile { .. } => "path.not_a_file",
             Self::NotADirectory { .. } => "path.not_a_directory",
             Self::TooLong { .. } => "path.too_long",

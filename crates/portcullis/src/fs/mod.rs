@@ -225,7 +225,7 @@ impl SafeRoot {
     /// ```
     /// use portcullis::{fs::SafeRoot, ErrorCode};
     /// let err = SafeRoot::new("/definitely/not/here").unwrap_err();
-    /// assert_eq!(err.code(), "path.not_found");
+    /// assert_eq!(err.code(), "path.root_missing");
     /// ```
     pub fn new(dir: impl AsRef<Path>) -> Result<Self, PathError> {
         let dir = dir.as_ref();
@@ -235,7 +235,10 @@ impl SafeRoot {
             OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
             Mode::empty(),
         )
-        .map_err(|errno| os_error(shown(), errno))?;
+        .map_err(|errno| match errno {
+            Errno::NOENT => PathError::RootMissing { root: shown() },
+            errno => os_error(shown(), errno),
+        })?;
         // The canonical path is only for join/resolve_for_argv (display and argv); access
         // always goes through `handle`.
         let path = std::fs::canonicalize(dir).map_err(|source| PathError::Io {

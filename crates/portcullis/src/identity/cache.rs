@@ -288,6 +288,7 @@ mod tests {
             not_before: 0,
             not_after: 100,
             chain_fingerprints: vec![],
+            revocation_warning: None,
         })
     }
 

@@ -91,6 +91,88 @@ pub(crate) fn check_der_frame(what: &str, der: &[u8]) -> Result<(), CertificateE
     }
 }
 
+/// Whether `input` is DER: one `SEQUENCE` in the long length form (`0x30 0x81..=0x84`,
+/// minimal) whose length covers exactly the rest of the input. Every real certificate and
+/// CRL is longer than 127 bytes, so this never mistakes text for DER: its second byte is
+/// not ASCII, so a file name such as `0ca.pem` or PEM text that starts with `0` is not DER.
+///
+/// ```
+/// use portcullis::identity::decode::is_der;
+/// let mut der = vec![0x30, 0x81, 0x80];
+/// der.resize(3 + 0x80, 0);
+/// assert!(is_der(&der));
+/// assert!(!is_der(b"0ca.pem"));
+/// assert!(!is_der(&der[..100])); // truncated
+/// ```
+pub fn is_der(input: &[u8]) -> bool {
+    let (len_byte, rest) = match input {
+        [0x30, len_byte, rest @ ..] => (*len_byte, rest),
+        _ => return false,
+    };
+    let n = usize::from(len_byte & 0x7f);
+    if len_byte & 0x80 == 0 || !(1..=4).contains(&n) {
+        return false;
+    }
+    let Some((len_bytes, body)) = rest.split_at_checked(n) else {
+        return false;
+    };
+    if len_bytes.first() == Some(&0) {
+        return false;
+    }
+    let len = len_bytes
+        .iter()
+        .fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
+    len >= 0x80 && u64::try_from(body.len()).is_ok_and(|b| b == len)
+}
+
+/// How a configured certificate or CRL input is spelled, by [`input_form`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InputForm {
+    /// DER bytes ([`is_der`], or binary that starts as a DER `SEQUENCE`: decoding names
+    /// the DER fault).
+    Der,
+    /// PEM text (it holds a `-----BEGIN` line).
+    Pem,
+    /// Neither: one short line of text, so a file name.
+    Path,
+}
+
+/// Decides whether a configured input (the Ruby `TrustStore.new(ca:)` strings) is DER, PEM
+/// or a file name; `None` when it is none of them (long or multi-line text without a PEM
+/// block, NUL bytes). One rule for every binding.
+///
+/// ```
+/// use portcullis::identity::decode::{input_form, InputForm};
+/// assert_eq!(input_form(b"0ca.pem"), Some(InputForm::Path));
+/// assert_eq!(input_form(b"config/ca.pem"), Some(InputForm::Path));
+/// assert_eq!(input_form(b"0\n-----BEGIN CERTIFICATE-----\n"), Some(InputForm::Pem));
+/// assert_eq!(input_form(&[0x30, 0x82, 0x01]), Some(InputForm::Der)); // broken DER is DER
+/// assert_eq!(input_form(b"a\nb"), None);
+/// ```
+pub fn input_form(input: &[u8]) -> Option<InputForm> {
+    if is_der(input) {
+        return Some(InputForm::Der);
+    }
+    if contains(input, b"-----BEGIN") {
+        return Some(InputForm::Pem);
+    }
+    let Ok(text) = std::str::from_utf8(input) else {
+        // Binary: DER if it starts like DER (decoding then says what is wrong with it).
+        return (input.first() == Some(&0x30)).then_some(InputForm::Der);
+    };
+    let one_line = !text.is_empty()
+        && text.len() < 4096
+        && !text.chars().any(|c| c == '\0' || c == '\n' || c == '\r');
+    one_line.then_some(InputForm::Path)
+}
+
+/// DER decoding applies: well-formed DER, or input that starts as DER and has no PEM block
+/// (so the DER decoder explains the fault); PEM text starting with `0` is PEM.
+fn treat_as_der(input: &[u8]) -> bool {
+    is_der(input) || (input.first() == Some(&0x30) && !contains(input, b"-----BEGIN"))
+}
+
 fn pem_error(what: &str, err: &pem::Error) -> CertificateError {
     let reason = match err {
         pem::Error::MissingSectionEnd { .. } => "PEM block has no END line".to_owned(),
@@ -142,12 +224,22 @@ pub fn decode_pem_certificates(pem: &[u8]) -> Result<Vec<Vec<u8>>, CertificateEr
 /// use portcullis::identity::decode::decode_pem_certificate;
 /// assert!(decode_pem_certificate(b"hello").is_err());
 /// ```
+/// What to say when one certificate was expected and `found` were given: a bundle (leaf
+/// plus intermediates) goes in two parts, the leaf first and the rest as the chain.
+fn one_certificate_expected(found: usize) -> String {
+    if found > 1 {
+        format!("expected one certificate, found {found}; pass the leaf alone and the rest in chain: (Ruby) / the chain argument (Rust)")
+    } else {
+        "expected one certificate, found none".to_owned()
+    }
+}
+
 pub fn decode_pem_certificate(pem: &[u8]) -> Result<Vec<u8>, CertificateError> {
     let mut certs = decode_pem_certificates(pem)?;
     if certs.len() != 1 {
         return Err(CertificateError::bad_encoding(
             "PEM certificate",
-            format!("expected one certificate, found {}", certs.len()),
+            one_certificate_expected(certs.len()),
         ));
     }
     certs
@@ -236,7 +328,7 @@ pub fn decode_certificate(input: &[u8]) -> Result<Vec<u8>, CertificateError> {
     if all.len() != 1 {
         return Err(CertificateError::bad_encoding(
             "certificate",
-            format!("expected one certificate, found {}", all.len()),
+            one_certificate_expected(all.len()),
         ));
     }
     all.pop()
@@ -252,7 +344,7 @@ pub fn decode_certificate(input: &[u8]) -> Result<Vec<u8>, CertificateError> {
 /// ```
 pub fn decode_certificates(input: &[u8]) -> Result<Vec<Vec<u8>>, CertificateError> {
     check_input_size("certificate", input)?;
-    if input.first() == Some(&0x30) {
+    if treat_as_der(input) {
         return decode_der(input).map(|d| vec![d]);
     }
     let trimmed = trim_ascii(input);
@@ -286,7 +378,7 @@ pub fn decode_certificates(input: &[u8]) -> Result<Vec<Vec<u8>>, CertificateErro
 pub fn decode_crls(input: &[u8]) -> Result<Vec<Vec<u8>>, CertificateError> {
     const WHAT: &str = "CRL";
     check_input_size(WHAT, input)?;
-    if input.first() == Some(&0x30) {
+    if treat_as_der(input) {
         check_der_frame(WHAT, input)?;
         return Ok(vec![input.to_vec()]);
     }

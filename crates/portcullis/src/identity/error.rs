@@ -29,7 +29,10 @@ pub enum CertificateError {
     },
 
     /// The trust store configuration is unusable: an empty or unparsable CA bundle, a CA
-    /// that is not a valid trust anchor, an unparsable CRL.
+    /// that is not a valid trust anchor, an unparsable CRL, an ambiguous CRL set (two
+    /// different CRLs of one issuer with the same cRLNumber), or a CRL whose signature does
+    /// not verify with its issuer's key (found at load time when the issuer is a configured
+    /// CA, otherwise when a chain through that issuer is verified).
     #[error("trust store is unusable: {reason}")]
     BadTrustStore {
         /// What is wrong, naming the offending input.
@@ -77,12 +80,15 @@ pub enum CertificateError {
         cert: String,
     },
 
-    /// Revocation status could not be determined (no CRL from the issuer) and the store is
-    /// configured to deny on unknown status.
-    #[error("revocation status of {cert} is unknown (no CRL from its issuer is loaded); load the issuer's CRL or allow unknown status")]
+    /// Revocation status could not be determined and the store is configured to deny on
+    /// unknown status: no CRL from the issuer is loaded, or the issuer's CRL has lapsed
+    /// (the verification time is at or past its nextUpdate).
+    #[error("revocation status of {cert} is unknown: {reason}")]
     RevocationUnknown {
         /// The certificate whose status is unknown.
         cert: String,
+        /// Why, and what to do (load the issuer's CRL, fetch a fresh one).
+        reason: String,
     },
 
     /// The certificate's extended key usage does not allow the purpose the store verifies

@@ -8,6 +8,7 @@ mod cert;
 mod constraints;
 mod crl_fetch;
 mod crl_refresh;
+mod crl;
 pub mod decode;
 mod der;
 mod dn;
@@ -19,6 +20,7 @@ mod store;
 #[cfg(feature = "rustls")]
 pub mod tls;
 
+pub use crl::CrlInfo;
 pub use dn::{attribute_oid, Attribute, DistinguishedName, DnParseError};
 pub use crl_fetch::{DEFAULT_FETCH_TIMEOUT, DEFAULT_MAX_CRL_BYTES};
 pub use crl_refresh::{CrlRefreshEvent, CrlRefresher};
@@ -62,6 +64,11 @@ pub struct Identity {
     pub not_after: i64,
     /// SHA-256 fingerprints (lowercase hex) of the verified path: leaf first, anchor last.
     pub chain_fingerprints: Vec<String>,
+    /// Set when the chain was accepted without a confirmed revocation status because a
+    /// CRL that covers it has lapsed (past its nextUpdate) and the store does not deny
+    /// unknown status: which CRL, since when. A certificate the lapsed CRL lists is still
+    /// refused as revoked. Log it; it stays set until fresh CRLs are loaded.
+    pub revocation_warning: Option<String>,
 }
 
 impl Identity {

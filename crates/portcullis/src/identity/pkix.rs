@@ -161,9 +161,10 @@ impl Idp {
 
 /// The CRLs to check against and what to do when none covers a certificate.
 pub(crate) struct Revocation<'a> {
-    pub(crate) lists: &'a [CertRevocationList<'static>],
-    pub(crate) signed: &'a [CrlSigned],
+    /// Each CRL as webpki reads it, with its signed parts.
+    pub(crate) crls: Vec<(&'a CertRevocationList<'static>, &'a CrlSigned)>,
     pub(crate) deny_unknown: bool,
+    /// A CRL past its nextUpdate gives unknown status (and sets `Problem::lapsed`).
     pub(crate) enforce_next_update: bool,
 }
 
@@ -178,6 +179,8 @@ pub(crate) struct Problem<'p, 'a> {
     pub(crate) time: i64,
     pub(crate) revocation: Option<Revocation<'p>>,
     pub(crate) limits: Limits,
+    /// Set when a lapsed CRL refused a candidate path.
+    pub(crate) lapsed: std::cell::Cell<bool>,
 }
 
 /// A verified path: pool indices of the intermediates (leaf side first) and the anchor.
@@ -577,7 +580,7 @@ impl<'p, 'a> Search<'_, 'p, 'a> {
         issuer_ku: Option<u16>,
     ) -> Result<(), Stop> {
         let cert = self.cert(child);
-        let found = rev.lists.iter().zip(rev.signed).find(|(list, signed)| {
+        let found = rev.crls.iter().copied().find(|(list, signed)| {
             list.issuer() == cert.issuer.content && authoritative(signed, cert, child.is_some())
         });
         let name = || format!("{} (or a CA in its chain)", self.leaf_name);
@@ -585,6 +588,9 @@ impl<'p, 'a> Search<'_, 'p, 'a> {
             return if rev.deny_unknown {
                 Err(Stop::Refused(CertificateError::RevocationUnknown {
                     cert: name(),
+                    reason: "no CRL from its issuer is loaded; load the issuer's CRL or turn \
+                             deny_unknown_revocation off"
+                        .to_owned(),
                 }))
             } else {
                 Ok(())
@@ -606,8 +612,15 @@ impl<'p, 'a> Search<'_, 'p, 'a> {
             }));
         }
         if rev.enforce_next_update && signed.next_update.is_some_and(|n| self.p.time >= n) {
+            self.p.lapsed.set(true);
             return Err(Stop::Refused(CertificateError::RevocationUnknown {
                 cert: name(),
+                reason: format!(
+                    "the issuer's CRL lapsed at {} (unix time, its nextUpdate), verification \
+                     time {}; fetch the CA's current CRL and reload it",
+                    signed.next_update.unwrap_or_default(),
+                    self.p.time
+                ),
             }));
         }
         if issuer_ku.is_some_and(|ku| ku & super::cert::key_usage::CRL_SIGN == 0) {
@@ -919,8 +932,7 @@ mod differential {
             return None;
         }
         let rev = (!lists.is_empty()).then(|| Revocation {
-            lists: &lists,
-            signed: &signed,
+            crls: lists.iter().zip(signed.iter()).collect(),
             deny_unknown,
             enforce_next_update: false,
         });
@@ -936,6 +948,7 @@ mod differential {
             time: case.time,
             revocation: rev,
             limits: LIMITS,
+            lapsed: std::cell::Cell::new(false),
         };
         let ours = build(&problem, &"the leaf", &mut |_, _| Ok(()));
         let detail = format!(

@@ -246,6 +246,20 @@ pub enum SourceError {
         /// The name given.
         name: String,
     },
+    /// A configured size cap ([`SourceLimits`]) is outside its allowed range.
+    #[error("{limit} = {value} is out of range: it must be between {min} and {max} ({why})")]
+    BadLimit {
+        /// Which limit (`max_certs`, `max_cert_bytes`, `max_chain_bytes`).
+        limit: &'static str,
+        /// The value given.
+        value: usize,
+        /// The smallest allowed value.
+        min: usize,
+        /// The largest allowed value.
+        max: usize,
+        /// Why the range is what it is.
+        why: &'static str,
+    },
 }
 
 impl ErrorCode for SourceError {
@@ -262,6 +276,7 @@ impl ErrorCode for SourceError {
             Self::NoTrustedProxies { .. } => "cert.no_trusted_proxies",
             Self::UnknownSource { .. } => "cert.unknown_source",
             Self::BadHeaderName { .. } => "cert.bad_header_name",
+            Self::BadLimit { .. } => "cert.bad_limit",
         }
     }
 }
@@ -283,6 +298,60 @@ pub struct SourceLimits {
     pub max_chain_bytes: usize,
     /// Most certificates accepted, leaf included. Default 10.
     pub max_certs: usize,
+}
+
+/// The most certificates (leaf included) a source may be configured to accept: 64, room
+/// for the largest cross-signed meshes path-building suites present (35 certificates).
+/// A trust store bounds what it is handed by bytes
+/// ([`MAX_PRESENTED_CHAIN_BYTES`](super::MAX_PRESENTED_CHAIN_BYTES)) and by path-building
+/// work, not by a count; this cap bounds the decoding a header costs per request.
+pub const MAX_CERTS_CAP: usize = 64;
+
+impl SourceLimits {
+    /// Checks every cap against its range: `max_certs` 1..=[`MAX_CERTS_CAP`], the byte caps
+    /// 1..=[`decode::MAX_INPUT_BYTES`] (the decoders refuse anything larger anyway).
+    ///
+    /// ```
+    /// use portcullis::identity::source::{SourceLimits, MAX_CERTS_CAP};
+    /// let huge = SourceLimits { max_certs: 1 << 62, ..SourceLimits::default() };
+    /// let err = huge.check().unwrap_err();
+    /// assert_eq!(portcullis::ErrorCode::code(&err), "cert.bad_limit");
+    /// assert!(err.to_string().contains(&MAX_CERTS_CAP.to_string()));
+    /// assert!(SourceLimits::default().check().is_ok());
+    /// ```
+    pub fn check(&self) -> Result<(), SourceError> {
+        let range = |limit, value, max, why| {
+            if (1..=max).contains(&value) {
+                Ok(())
+            } else {
+                Err(SourceError::BadLimit {
+                    limit,
+                    value,
+                    min: 1,
+                    max,
+                    why,
+                })
+            }
+        };
+        range(
+            "max_certs",
+            self.max_certs,
+            MAX_CERTS_CAP,
+            "more certificates than any chain worth building; a trust store bounds chains by bytes and path-building work",
+        )?;
+        range(
+            "max_cert_bytes",
+            self.max_cert_bytes,
+            decode::MAX_INPUT_BYTES,
+            "larger certificate values are refused by the decoder",
+        )?;
+        range(
+            "max_chain_bytes",
+            self.max_chain_bytes,
+            decode::MAX_INPUT_BYTES,
+            "larger chain values are refused by the decoder",
+        )
+    }
 }
 
 impl Default for SourceLimits {
@@ -455,10 +524,12 @@ impl CertSource {
         Ok(self)
     }
 
-    /// Replaces the size caps.
-    pub fn with_limits(mut self, limits: SourceLimits) -> Self {
+    /// Replaces the size caps, after [`SourceLimits::check`]: `max_certs` above
+    /// [`MAX_CERTS_CAP`] (or 0, or a byte cap out of range) is `cert.bad_limit`.
+    pub fn with_limits(mut self, limits: SourceLimits) -> Result<Self, SourceError> {
+        limits.check()?;
         self.limits = limits;
-        self
+        Ok(self)
     }
 
     fn header_name(&self, name: &str) -> Result<String, SourceError> {
@@ -1061,6 +1132,46 @@ mod tests {
     }
 
     #[test]
+    fn limits_out_of_range_are_typed_errors() {
+        for kind in [SourceKind::Tls, SourceKind::Envoy] {
+            for (certs, cert_bytes, chain_bytes) in [
+                (0, 1024, 1024),
+                (MAX_CERTS_CAP + 1, 1024, 1024),
+                (50_000_000, 1024, 1024),
+                (1 << 62, 1024, 1024),
+                (usize::MAX, 1024, 1024),
+                (2, 0, 1024),
+                (2, 1024, 0),
+                (2, usize::MAX, 1024),
+                (2, 1024, decode::MAX_INPUT_BYTES + 1),
+            ] {
+                let limits = SourceLimits {
+                    max_cert_bytes: cert_bytes,
+                    max_chain_bytes: chain_bytes,
+                    max_certs: certs,
+                };
+                let err = source(kind).with_limits(limits).unwrap_err();
+                assert_eq!(err.code(), "cert.bad_limit", "{limits:?}");
+                assert!(matches!(err, SourceError::BadLimit { .. }));
+            }
+            let edge = SourceLimits {
+                max_cert_bytes: decode::MAX_INPUT_BYTES,
+                max_chain_bytes: 1,
+                max_certs: MAX_CERTS_CAP,
+            };
+            assert_eq!(source(kind).with_limits(edge).unwrap().limits(), edge);
+        }
+        let msg = SourceLimits {
+            max_certs: 1 << 62,
+            ..SourceLimits::default()
+        }
+        .check()
+        .unwrap_err()
+        .to_string();
+        assert!(msg.contains("max_certs") && msg.contains("64"), "{msg}");
+    }
+
+    #[test]
     fn size_caps_apply_before_decoding() {
         let s = source(SourceKind::Nginx);
         let big = "A".repeat(16 * 1024 + 1);
@@ -1074,19 +1185,23 @@ mod tests {
             code(run(&s, &[("x-forwarded-client-cert", &big)], "10.0.0.1")),
             "cert.header_too_large"
         );
-        let tight = source(SourceKind::Alb).with_limits(SourceLimits {
-            max_chain_bytes: 10,
-            ..SourceLimits::default()
-        });
+        let tight = source(SourceKind::Alb)
+            .with_limits(SourceLimits {
+                max_chain_bytes: 10,
+                ..SourceLimits::default()
+            })
+            .unwrap();
         let v = escape(&pem(&der(1)));
         assert_eq!(
             code(run(&tight, &[("x-amzn-mtls-clientcert", &v)], "10.0.0.1")),
             "cert.header_too_large"
         );
-        let few = source(SourceKind::Alb).with_limits(SourceLimits {
-            max_certs: 2,
-            ..SourceLimits::default()
-        });
+        let few = source(SourceKind::Alb)
+            .with_limits(SourceLimits {
+                max_certs: 2,
+                ..SourceLimits::default()
+            })
+            .unwrap();
         let three = escape(&(pem(&der(1)) + &pem(&der(2)) + &pem(&der(3))));
         assert_eq!(
             code(run(&few, &[("x-amzn-mtls-clientcert", &three)], "10.0.0.1")),
@@ -1327,10 +1442,13 @@ mod tests {
             code(run(&s, &[("x-ssl-client-cert", &leaf)], "x")),
             "cert.missing"
         );
-        let few = s.clone().with_limits(SourceLimits {
-            max_certs: 2,
-            ..SourceLimits::default()
-        });
+        let few = s
+            .clone()
+            .with_limits(SourceLimits {
+                max_certs: 2,
+                ..SourceLimits::default()
+            })
+            .unwrap();
         assert_eq!(code(run(&few, &vars, "x")), "cert.chain_too_long");
     }
 

@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::cache::{Presented, VerificationCache};
 use super::cert::Cert;
+use super::crl::{CrlInfo, CrlSet};
 use super::dn::hex;
 use super::crl_fetch::Fetcher;
 use super::crl_refresh::{CrlNetworkConfig, CrlRefreshEvent, CrlRefresher, CrlSources};
@@ -17,8 +18,8 @@ use super::{decode, CertificateError, DistinguishedName, Identity};
 use ring::digest;
 use rustls_pki_types::{CertificateDer, ServerName, TrustAnchor, UnixTime};
 use webpki::{
-    CertRevocationList, EndEntityCert, KeyUsage, OwnedCertRevocationList, RevocationCheckDepth,
-    RevocationOptionsBuilder, UnknownStatusPolicy, VerifiedPath,
+    EndEntityCert, ExpirationPolicy, KeyUsage, RevocationCheckDepth, RevocationOptionsBuilder,
+    UnknownStatusPolicy, VerifiedPath,
 };
 
 /// Most bytes of certificates a peer may present besides its leaf (256 KiB: a
@@ -113,9 +114,10 @@ impl TrustStoreBuilder {
     }
 
     /// Adds trust anchors from `input`: a PEM bundle (every certificate in it) or one DER
-    /// certificate, whichever it is.
+    /// certificate, whichever it is ([`decode::is_der`] decides: PEM text that happens to
+    /// start with `0` is still PEM).
     pub fn ca(self, input: &[u8]) -> Self {
-        if input.first() == Some(&0x30) {
+        if decode::is_der(input) {
             self.ca_der(input)
         } else {
             self.ca_pem(input)
@@ -148,6 +150,12 @@ impl TrustStoreBuilder {
 
     /// Adds certificate revocation lists (PEM blocks or one DER CRL). With any CRL loaded,
     /// the leaf and every intermediate are checked against the CRLs of their issuers.
+    ///
+    /// Per issuer (and issuingDistributionPoint scope) the CRL with the highest cRLNumber
+    /// is used and older ones are dropped, whatever the order they were added in; two
+    /// different CRLs with the same cRLNumber make [`build`](Self::build) fail. A CRL
+    /// issued by a configured CA (anchor or intermediate) must verify under its key. Past
+    /// its nextUpdate a CRL is *lapsed*: see [`TrustStore::verify`].
     pub fn crls(mut self, input: &[u8]) -> Self {
         match decode::decode_crls(input) {
             Ok(crls) => self.crls.extend(crls),
@@ -285,29 +293,26 @@ impl TrustStoreBuilder {
             anchors.push(anchor);
             anchor_info.push(info);
         }
-        let intermediate_ders = self.intermediates.clone();
+        let mut crl_signers = anchor_ders;
+        crl_signers.extend(self.intermediates.iter().cloned());
+        let crls = CrlSet::load(&self.crls, &crl_signers)?;
         let intermediates = self
             .intermediates
             .into_iter()
             .map(CertificateDer::from)
             .collect();
-        let crls = parse_crls(&self.crls)?;
-        let crl_sources = crl_sources(
-            self.crl_network,
-            &self.crls,
-            anchor_ders.iter().chain(&intermediate_ders),
-        )?;
+        let crl_sources = crl_sources(self.crl_network, &self.crls, crl_signers.iter())?;
         let store = TrustStore {
             anchors,
             anchor_info,
             intermediates,
+            crl_signers,
             crls: RwLock::new(Arc::new(crls)),
             usage: self.usage,
             deny_unknown_revocation: self.deny_unknown_revocation,
             require_spiffe: self.require_spiffe,
             max_intermediates: self.max_intermediates,
             cache: VerificationCache::new(self.cache_capacity.unwrap_or(DEFAULT_CACHE_CAPACITY)),
-            crl_signers: anchor_ders.into_iter().chain(intermediate_ders).collect(),
             crl_sources,
         };
         if store.crl_sources.is_some() {
@@ -376,49 +381,6 @@ struct AnchorInfo {
     may_sign_crls: bool,
 }
 
-/// The loaded CRLs, with their issuer names (raw DER) for the cRLSign check.
-#[derive(Debug, Default)]
-struct CrlSet {
-    lists: Vec<CertRevocationList<'static>>,
-    /// Each list's signed parts and scope, for [`pkix`] (same order as `lists`).
-    signed: Vec<pkix::CrlSigned>,
-    issuers: Vec<Vec<u8>>,
-}
-
-/// id-ce-cRLNumber (2.5.29.20).
-const OID_CRL_NUMBER: &str = "2.5.29.20";
-
-fn parse_crls(ders: &[Vec<u8>]) -> Result<CrlSet, CertificateError> {
-    let mut set = CrlSet::default();
-    for der in ders {
-        let refuse = |reason: String| {
-            CertificateError::bad_trust_store(format!(
-                "CRL (sha256 {}) is not a usable CRL: {reason}",
-                fingerprint(der)
-            ))
-        };
-        let list = OwnedCertRevocationList::from_der(der).map_err(|e| refuse(format!("{e:?}")))?;
-        let (_, parsed) = x509_parser::parse_x509_crl(der).map_err(|e| refuse(format!("{e}")))?;
-        // RFC 5280 5.2.3: conforming CRLs carry a non-critical cRLNumber.
-        match parsed
-            .extensions()
-            .iter()
-            .find(|e| e.oid.to_id_string() == OID_CRL_NUMBER)
-        {
-            None => return Err(refuse("it has no cRLNumber extension".to_owned())),
-            Some(ext) if ext.critical => {
-                return Err(refuse("its cRLNumber extension is critical".to_owned()))
-            }
-            Some(_) => {}
-        }
-        set.issuers.push(parsed.issuer().as_raw().to_vec());
-        set.signed
-            .push(pkix::CrlSigned::parse(der).map_err(|e| refuse(e.to_string()))?);
-        set.lists.push(CertRevocationList::from(list));
-    }
-    Ok(set)
-}
-
 /// Trust anchors, intermediates, CRLs and the purpose to verify for. Thread-safe: share one
 /// store (e.g. in an `Arc`) across all request threads, so its cache is shared too.
 ///
@@ -436,15 +398,15 @@ pub struct TrustStore {
     anchors: Vec<TrustAnchor<'static>>,
     anchor_info: Vec<AnchorInfo>,
     intermediates: Vec<CertificateDer<'static>>,
+    /// Anchors and configured intermediates (DER): the keys CRL signatures are checked
+    /// with when CRLs are loaded.
+    crl_signers: Vec<Vec<u8>>,
     crls: RwLock<Arc<CrlSet>>,
     usage: Usage,
     deny_unknown_revocation: bool,
     require_spiffe: bool,
     max_intermediates: Option<usize>,
     cache: VerificationCache,
-    /// Anchors and configured intermediates (DER): fetched CRLs must verify under one of
-    /// them when it names their subject.
-    crl_signers: Vec<Vec<u8>>,
     crl_sources: Option<CrlSources>,
 }
 
@@ -453,7 +415,7 @@ impl std::fmt::Debug for TrustStore {
         f.debug_struct("TrustStore")
             .field("anchors", &self.anchors.len())
             .field("intermediates", &self.intermediates.len())
-            .field("crls", &self.crl_snapshot().lists.len())
+            .field("crls", &self.crl_snapshot())
             .field("usage", &self.usage)
             .field("deny_unknown_revocation", &self.deny_unknown_revocation)
             .field("require_spiffe", &self.require_spiffe)
@@ -509,7 +471,8 @@ impl TrustStore {
 
     /// Replaces the loaded CRLs (each input PEM, one or many blocks, or one DER CRL) and
     /// clears the verification cache, so no chain verified under the old CRLs is served
-    /// again. On error nothing changes.
+    /// again. The same rules as [`TrustStoreBuilder::crls`] apply (highest cRLNumber per
+    /// issuer, ambiguous sets and bad signatures refused). On error nothing changes.
     pub fn reload_crls(&self, inputs: &[&[u8]]) -> Result<(), CertificateError> {
         let mut ders = Vec::new();
         for input in inputs {
@@ -517,7 +480,7 @@ impl TrustStore {
                 CertificateError::bad_trust_store(format!("a CRL could not be decoded: {e}"))
             })?);
         }
-        let parsed = parse_crls(&ders)?;
+        let parsed = CrlSet::load(&ders, &self.crl_signers)?;
         let mut slot = self.crls.write().unwrap_or_else(|p| p.into_inner());
         *slot = Arc::new(parsed);
         // Cleared while the write lock is held: a verification that read the old CRLs got
@@ -572,7 +535,7 @@ impl TrustStore {
                 },
             });
         }
-        if good != previous || self.crl_snapshot().lists.is_empty() && !good.is_empty() {
+        if good != previous || self.crl_snapshot().crls.is_empty() && !good.is_empty() {
             let all: Vec<&[u8]> = src
                 .fixed
                 .iter()
@@ -629,9 +592,9 @@ impl TrustStore {
 
     pub(crate) fn earliest_next_update(&self) -> Option<i64> {
         self.crl_snapshot()
-            .signed
+            .crls
             .iter()
-            .filter_map(|s| s.next_update)
+            .map(|c| c.info.next_update)
             .min()
     }
 
@@ -649,7 +612,7 @@ impl TrustStore {
             return Err(format!("{} CRLs in one response; expected one", ders.len()));
         }
         let der = ders.pop().unwrap_or_default();
-        parse_crls(std::slice::from_ref(&der)).map_err(|e| e.to_string())?;
+        CrlSet::load(std::slice::from_ref(&der), &self.crl_signers).map_err(|e| e.to_string())?;
         let signed = pkix::CrlSigned::parse(&der).map_err(|e| format!("not a CRL: {e}"))?;
         let issuers: Vec<Cert<'_>> = self
             .crl_signers
@@ -684,6 +647,13 @@ impl TrustStore {
         self.anchors.iter().map(|a| a.subject.as_ref())
     }
 
+    /// The CRLs in force: one per issuer and scope, the highest cRLNumber of those loaded.
+    /// Check [`CrlInfo::is_lapsed`] to alert before certificates are refused (or, with
+    /// `deny_unknown_revocation` off, accepted unconfirmed).
+    pub fn crls(&self) -> Vec<CrlInfo> {
+        self.crl_snapshot().infos()
+    }
+
     fn crl_snapshot(&self) -> Arc<CrlSet> {
         Arc::clone(&self.crls.read().unwrap_or_else(|p| p.into_inner()))
     }
@@ -692,7 +662,16 @@ impl TrustStore {
     /// any order) at time `at`, for this store's [`Usage`], and returns who it is.
     ///
     /// Repeat calls with the same bytes are served from the cache, still checking `at`
-    /// against the validity of every certificate in the verified path.
+    /// against the validity of every certificate in the verified path and the nextUpdate
+    /// of every loaded CRL.
+    ///
+    /// Revocation, with CRLs loaded: a certificate listed by its issuer's CRL is refused
+    /// (`cert.revoked`), even when that CRL has lapsed. A certificate whose issuer's CRL has
+    /// lapsed (the time is at or past its nextUpdate) and does not list it has an unknown
+    /// status: with `deny_unknown_revocation` it is refused (`cert.revocation_unknown`,
+    /// naming the lapsed CRL); without, it is accepted and
+    /// [`Identity::revocation_warning`] says which CRL lapsed. A CRL whose signature does
+    /// not verify refuses every chain through its issuer (`cert.bad_trust_store`).
     pub fn verify(
         &self,
         leaf_der: &[u8],
@@ -855,85 +834,121 @@ impl TrustStore {
         );
 
         let crls = self.crl_snapshot();
-        if crls.lists.is_empty() && self.deny_unknown_revocation && self.crl_sources.is_some() {
+        if crls.crls.is_empty() && self.deny_unknown_revocation && self.crl_sources.is_some() {
             // CRLs are configured by URL and none has been fetched yet: every status is
             // unknown, and webpki (given no CRL at all) would check nothing.
             return Err(CertificateError::RevocationUnknown {
                 cert: format!("{name} (or a CA in its chain)"),
+                reason: format!(
+                    "no CRL has been fetched from {} yet; see the CRL refresh log",
+                    self.crl_urls().join(", ")
+                ),
             });
         }
-        let crl_refs: Vec<&CertRevocationList<'_>> = crls.lists.iter().collect();
-        let revocation = RevocationOptionsBuilder::new(&crl_refs).ok().map(|b| {
-            b.with_depth(RevocationCheckDepth::Chain)
-                .with_status_policy(if self.deny_unknown_revocation {
-                    UnknownStatusPolicy::Deny
-                } else {
-                    UnknownStatusPolicy::Allow
-                })
-                .build()
-        });
-
+        let crl_refs = crls.lists();
         let time =
             UnixTime::since_unix_epoch(Duration::from_secs(u64::try_from(at_secs).unwrap_or(0)));
-        // The path checks webpki leaves out run on each candidate path; a refusal makes
-        // webpki try the next candidate, and the last refusal explains a final failure.
-        let path_refusal: RefCell<Option<CertificateError>> = RefCell::new(None);
-        let window: RefCell<(i64, i64)> = RefCell::new((leaf_nb, leaf_na));
-        let check_path = |path: &VerifiedPath<'_>| -> Result<(), webpki::Error> {
-            let anchor = path.anchor();
-            let index = self.anchors.iter().position(|a| std::ptr::eq(a, anchor));
-            let certs = PathCerts::Webpki(path);
-            match self.check_path(&leaf, &certs, index, &name, at_secs, &crls) {
-                Ok((from, until)) => {
-                    *window.borrow_mut() = (leaf_nb.max(from), leaf_na.min(until));
-                    Ok(())
+        // One path-building run; `expiration` says whether a lapsed CRL is an error. The
+        // path is webpki's, or (where webpki gives up) the RFC 5280 builder's.
+        let attempt = |expiration: ExpirationPolicy| {
+            let revocation = RevocationOptionsBuilder::new(&crl_refs).ok().map(|b| {
+                b.with_depth(RevocationCheckDepth::Chain)
+                    .with_status_policy(if self.deny_unknown_revocation {
+                        UnknownStatusPolicy::Deny
+                    } else {
+                        UnknownStatusPolicy::Allow
+                    })
+                    .with_expiration_policy(expiration)
+                    .build()
+            });
+            // The path checks webpki leaves out run on each candidate path; a refusal makes
+            // webpki try the next candidate, and the last refusal explains a final failure.
+            let path_refusal: RefCell<Option<CertificateError>> = RefCell::new(None);
+            let window: RefCell<(i64, i64)> = RefCell::new((leaf_nb, leaf_na));
+            let check_path = |path: &VerifiedPath<'_>| -> Result<(), webpki::Error> {
+                let anchor = path.anchor();
+                let index = self.anchors.iter().position(|a| std::ptr::eq(a, anchor));
+                let certs = PathCerts::Webpki(path);
+                match self.check_path(&leaf, &certs, index, &name, at_secs, &crls) {
+                    Ok((from, until)) => {
+                        *window.borrow_mut() = (leaf_nb.max(from), leaf_na.min(until));
+                        Ok(())
+                    }
+                    Err(e) => {
+                        *path_refusal.borrow_mut() = Some(e);
+                        // Any error makes webpki keep looking; this one is never surfaced.
+                        Err(webpki::Error::UnknownIssuer)
+                    }
+                }
+            };
+            let verified = ee.verify_for_usage(
+                webpki::ALL_VERIFICATION_ALGS,
+                &self.anchors,
+                &intermediates,
+                time,
+                usage.webpki(),
+                revocation,
+                Some(&check_path),
+            );
+            // The error says whether a lapsed CRL caused it.
+            match verified {
+                Ok(path) => {
+                    let fps: Vec<String> = path
+                        .intermediate_certificates()
+                        .map(|c| fingerprint(c.der().as_ref()))
+                        .collect();
+                    let anchor = path.anchor();
+                    let index = self.anchors.iter().position(|a| std::ptr::eq(a, anchor));
+                    Ok((fps, window.into_inner(), index))
                 }
                 Err(e) => {
-                    *path_refusal.borrow_mut() = Some(e);
-                    // Any error makes webpki keep looking; this one is never surfaced.
-                    Err(webpki::Error::UnknownIssuer)
+                    let pool: Vec<&[u8]> = intermediates.iter().map(|c| c.as_ref()).collect();
+                    let enforce = expiration == ExpirationPolicy::Enforce;
+                    let refusal = path_refusal.into_inner();
+                    match self.fallback(&leaf, &name, &pool, &e, at_secs, usage, &crls, enforce) {
+                        Some(Ok(found)) => {
+                            let fps = found.intermediates.iter().map(|d| fingerprint(d)).collect();
+                            let window = (leaf_nb.max(found.from), leaf_na.min(found.until));
+                            return Ok((fps, window, Some(found.anchor)));
+                        }
+                        Some(Err(refused)) => return Err(refused),
+                        None => {}
+                    }
+                    Err(match (e, refusal) {
+                        (webpki::Error::UnknownIssuer, Some(refusal)) => (false, refusal),
+                        (e, _) if is_crl_signature_error(&e) => {
+                            (false, crls.signature_failure(chain))
+                        }
+                        (webpki::Error::CrlExpired { next_update, .. }, _) => (
+                            true,
+                            CertificateError::RevocationUnknown {
+                                cert: format!("{name} (or a CA in its chain)"),
+                                reason: lapse_reason(&crls, at_secs, next_update, leaf.issuer.raw),
+                            },
+                        ),
+                        (e, _) => (false, map_webpki(e, &name, &issuer_dn, usage)),
+                    })
                 }
             }
         };
-        let verified = ee.verify_for_usage(
-            webpki::ALL_VERIFICATION_ALGS,
-            &self.anchors,
-            &intermediates,
-            time,
-            usage.webpki(),
-            revocation,
-            Some(&check_path),
-        );
-        let mut chain_fingerprints = Vec::with_capacity(4);
-        chain_fingerprints.push(leaf_fp.clone());
-        let anchor_index = match verified {
-            Ok(path) => {
-                for cert in path.intermediate_certificates() {
-                    chain_fingerprints.push(fingerprint(cert.der().as_ref()));
+        let mut revocation_warning = None;
+        let (intermediate_fps, window, anchor_index) = match attempt(ExpirationPolicy::Enforce) {
+            Ok(found) => found,
+            Err((true, lapsed)) => {
+                // A covering CRL lapsed. Judge again with it: what it lists stays revoked.
+                let found = attempt(ExpirationPolicy::Ignore).map_err(|(_, e)| e)?;
+                if self.deny_unknown_revocation {
+                    return Err(lapsed);
                 }
-                let anchor = path.anchor();
-                self.anchors.iter().position(|a| std::ptr::eq(a, anchor))
-            }
-            Err(e) => {
-                let pool: Vec<&[u8]> = intermediates.iter().map(|c| c.as_ref()).collect();
-                let refusal = path_refusal.into_inner();
-                match self.fallback(&leaf, &name, &pool, &e, at_secs, usage, &crls) {
-                    Some(Ok(found)) => {
-                        *window.borrow_mut() = (leaf_nb.max(found.from), leaf_na.min(found.until));
-                        for der in &found.intermediates {
-                            chain_fingerprints.push(fingerprint(der));
-                        }
-                        Some(found.anchor)
-                    }
-                    Some(Err(refused)) => return Err(refused),
-                    None => {
-                        return Err(match (e, refusal) {
-                            (webpki::Error::UnknownIssuer, Some(refusal)) => refusal,
-                            (e, _) => map_webpki(e, &name, &issuer_dn, usage),
-                        })
-                    }
+                if let CertificateError::RevocationUnknown { reason, .. } = lapsed {
+                    revocation_warning = Some(format!(
+                        "revocation status not confirmed: {reason}; accepted because \
+                         deny_unknown_revocation is off (the lapsed CRL does not list it)"
+                    ));
                 }
+                found
             }
+            Err((false, e)) => return Err(e),
         };
         if let Some(server_name) = server_name {
             let sn =
@@ -955,11 +970,23 @@ impl TrustStore {
             })?;
         }
 
+        let mut chain_fingerprints = Vec::with_capacity(intermediate_fps.len() + 2);
+        chain_fingerprints.push(leaf_fp.clone());
+        chain_fingerprints.extend(intermediate_fps);
         if let Some(info) = anchor_index.and_then(|i| self.anchor_info.get(i)) {
             chain_fingerprints.push(info.fingerprint.clone());
         }
-        let (valid_from, valid_until) = *window.borrow();
-        let identity = identity_from(&leaf, leaf_fp, spiffe_id, chain_fingerprints, uris);
+        let (mut valid_from, mut valid_until) = window;
+        // A cached result holds only while every CRL is as fresh (or lapsed) as it was.
+        let (steady_from, steady_until) = crls.steady_window(at_secs);
+        if let Some(from) = steady_from {
+            valid_from = valid_from.max(from);
+        }
+        if let Some(until) = steady_until {
+            valid_until = valid_until.min(until);
+        }
+        let mut identity = identity_from(&leaf, leaf_fp, spiffe_id, chain_fingerprints, uris);
+        identity.revocation_warning = revocation_warning;
         Ok(Verified {
             identity,
             valid_from,
@@ -981,7 +1008,8 @@ impl TrustStore {
         at_secs: i64,
         usage: Usage,
         crls: &CrlSet,
-    ) -> Option<Result<FallbackPath, CertificateError>> {
+        enforce_next_update: bool,
+    ) -> Option<Result<FallbackPath, (bool, CertificateError)>> {
         use webpki::Error as E;
         // A certificate that does not parse is on no path (webpki skips it too).
         let (pool, pool_ders): (Vec<Cert<'_>>, Vec<&[u8]>) = pool_ders
@@ -1023,11 +1051,10 @@ impl TrustStore {
         if !gave_up && !unimplemented {
             return None;
         }
-        let revocation = (!crls.lists.is_empty()).then(|| pkix::Revocation {
-            lists: &crls.lists,
-            signed: &crls.signed,
+        let revocation = (!crls.crls.is_empty()).then(|| pkix::Revocation {
+            crls: crls.crls.iter().map(|c| (&c.list, &c.signed)).collect(),
             deny_unknown: self.deny_unknown_revocation,
-            enforce_next_update: false,
+            enforce_next_update,
         });
         let problem = pkix::Problem {
             leaf,
@@ -1037,6 +1064,7 @@ impl TrustStore {
             time: at_secs,
             revocation,
             limits: pkix::LIMITS,
+            lapsed: std::cell::Cell::new(false),
         };
         let mut window = (i64::MIN, i64::MAX);
         let mut accept = |inters: &[usize], anchor: usize| {
@@ -1050,7 +1078,8 @@ impl TrustStore {
             window = (from, until);
             Ok(())
         };
-        let found = pkix::build(&problem, leaf_name, &mut accept);
+        let found = pkix::build(&problem, leaf_name, &mut accept)
+            .map_err(|e| (problem.lapsed.get(), e));
         Some(found.map(|f| {
             let ders = f
                 .intermediates
@@ -1079,9 +1108,7 @@ impl TrustStore {
         crls: &CrlSet,
     ) -> Result<(i64, i64), CertificateError> {
         // RFC 5280 4.2.1.3: a CA that issued a loaded CRL must be allowed to sign CRLs.
-        let crl_signer_ok = |subject: &[u8], may_sign: bool| {
-            may_sign || !crls.issuers.iter().any(|i| i.as_slice() == subject)
-        };
+        let crl_signer_ok = |subject: &[u8], may_sign: bool| may_sign || !crls.issued_by(subject);
         let mut from = i64::MIN;
         let mut until = i64::MAX;
         let mut logical_intermediates = 0usize;
@@ -1227,6 +1254,35 @@ impl PathCerts<'_> {
     }
 }
 
+/// A CRL's signature failed (webpki maps these to their CRL variants): the store's fault,
+/// not the certificate's.
+fn is_crl_signature_error(e: &webpki::Error) -> bool {
+    #[allow(deprecated)] // the context-free variants still exist and may be returned
+    let old = matches!(
+        e,
+        webpki::Error::UnsupportedCrlSignatureAlgorithm
+            | webpki::Error::UnsupportedCrlSignatureAlgorithmForPublicKey
+    );
+    old || matches!(
+        e,
+        webpki::Error::InvalidCrlSignatureForPublicKey
+            | webpki::Error::UnsupportedCrlSignatureAlgorithmContext(_)
+            | webpki::Error::UnsupportedCrlSignatureAlgorithmForPublicKeyContext(_)
+    )
+}
+
+/// Why the status is unknown when webpki reports a lapsed CRL (by its nextUpdate).
+fn lapse_reason(crls: &CrlSet, at: i64, next_update: UnixTime, leaf_issuer: &[u8]) -> String {
+    let next = i64::try_from(next_update.as_secs()).unwrap_or(i64::MAX);
+    let which = crls
+        .lapsed(at, next, leaf_issuer)
+        .map_or_else(|| "the issuer's CRL".to_owned(), CrlInfo::describe);
+    format!(
+        "{which} lapsed at {next} (unix time, its nextUpdate), verification time {at}; \
+         fetch the CA's current CRL and reload it"
+    )
+}
+
 fn map_webpki(
     err: webpki::Error,
     name: &dyn std::fmt::Display,
@@ -1256,18 +1312,18 @@ fn map_webpki(
         },
         E::UnknownRevocationStatus => CertificateError::RevocationUnknown {
             cert: format!("{name} (or a CA in its chain)"),
+            reason: "no CRL from its issuer is loaded; load the issuer's CRL or turn \
+                     deny_unknown_revocation off"
+                .to_owned(),
         },
         E::RequiredEkuNotFoundContext(_) | E::EmptyEkuExtension => CertificateError::WrongUsage {
             cert,
             usage: usage.describe().to_owned(),
         },
         E::InvalidSignatureForPublicKey
-        | E::InvalidCrlSignatureForPublicKey
         | E::SignatureAlgorithmMismatch
         | E::UnsupportedSignatureAlgorithmContext(_)
-        | E::UnsupportedSignatureAlgorithmForPublicKeyContext(_)
-        | E::UnsupportedCrlSignatureAlgorithmContext(_)
-        | E::UnsupportedCrlSignatureAlgorithmForPublicKeyContext(_) => {
+        | E::UnsupportedSignatureAlgorithmForPublicKeyContext(_) => {
             CertificateError::BadSignature {
                 cert,
                 reason: format!("{err:?}"),
@@ -1337,5 +1393,6 @@ fn identity_from(
         not_before: leaf.not_before,
         not_after: leaf.not_after,
         chain_fingerprints,
+        revocation_warning: None,
     }
 }

@@ -220,10 +220,21 @@ pub fn leaf(alg: Alg, issuer: &Ca, spec: &LeafSpec) -> Leaf {
 
 /// A CRL from `issuer` revoking `serials`, valid 2024-01-01 .. 2030-01-01.
 pub fn crl(issuer: &Ca, serials: &[u64]) -> Vec<u8> {
+    crl_with(issuer, serials, 1, ymd(2024, 1, 1), ymd(2030, 1, 1))
+}
+
+/// A CRL with its own cRLNumber, thisUpdate and nextUpdate.
+pub fn crl_with(
+    issuer: &Ca,
+    serials: &[u64],
+    number: u64,
+    this_update: OffsetDateTime,
+    next_update: OffsetDateTime,
+) -> Vec<u8> {
     let params = CertificateRevocationListParams {
-        this_update: ymd(2024, 1, 1),
-        next_update: ymd(2030, 1, 1),
-        crl_number: SerialNumber::from(1u64),
+        this_update,
+        next_update,
+        crl_number: SerialNumber::from(number),
         issuing_distribution_point: None,
         revoked_certs: serials
             .iter()
