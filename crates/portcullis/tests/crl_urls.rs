@@ -15,9 +15,7 @@ use common::*;
 use portcullis::egress::EgressPolicy;
 use portcullis::identity::{CrlRefreshEvent, TrustStore};
 use portcullis::ErrorCode;
-use rcgen::{
-    CertificateRevocationListParams, KeyIdMethod, RevokedCertParams, SerialNumber,
-};
+use rcgen::{CertificateRevocationListParams, KeyIdMethod, RevokedCertParams, SerialNumber};
 
 /// What the server answers with.
 #[derive(Clone)]
@@ -186,7 +184,8 @@ fn rotation_brings_a_newly_revoked_serial_and_every_refresh_is_logged() {
     assert_eq!(s.verify(&store), Ok(()));
     assert_eq!(s.log.lock().unwrap().len(), 1, "the build fetched once");
     // The CA rotates its CRL: number 2 lists the leaf.
-    s.server.set(Reply::Crl(crl_at(&s.pki.inter, 2, &[4242], 2024, 2030)));
+    s.server
+        .set(Reply::Crl(crl_at(&s.pki.inter, 2, &[4242], 2024, 2030)));
     assert_eq!(s.verify(&store), Ok(()), "cached, CRLs unchanged");
     let events = store.refresh_crls();
     assert!(events.iter().all(|e| e.error.is_none()), "{events:?}");
@@ -201,7 +200,8 @@ fn rotation_brings_a_newly_revoked_serial_and_every_refresh_is_logged() {
 fn a_server_that_is_down_keeps_the_last_good_crl() {
     let s = setup();
     let store = s.store(false);
-    s.server.set(Reply::Crl(crl_at(&s.pki.inter, 2, &[4242], 2024, 2030)));
+    s.server
+        .set(Reply::Crl(crl_at(&s.pki.inter, 2, &[4242], 2024, 2030)));
     store.refresh_crls();
     assert_eq!(s.verify(&store), Err("cert.revoked".to_owned()));
     for reply in [Reply::Status(503), Reply::Status(404)] {
@@ -209,7 +209,9 @@ fn a_server_that_is_down_keeps_the_last_good_crl() {
         let events = store.refresh_crls();
         assert!(events[0].error.as_deref().unwrap().contains("HTTP status"));
         assert!(events[0].kept_previous);
-        assert!(events[0].to_string().contains("last good copy stays in force"));
+        assert!(events[0]
+            .to_string()
+            .contains("last good copy stays in force"));
         assert_eq!(s.verify(&store), Err("cert.revoked".to_owned()));
     }
     // Nothing listening at all.
@@ -228,7 +230,11 @@ fn a_server_that_is_down_keeps_the_last_good_crl() {
         .build()
         .unwrap();
     let events = log.lock().unwrap().clone();
-    assert!(events[0].error.as_deref().unwrap().contains("could not connect"));
+    assert!(events[0]
+        .error
+        .as_deref()
+        .unwrap()
+        .contains("could not connect"));
     assert!(!events[0].kept_previous);
     // No CRL at all: unknown status, refused under deny_unknown_revocation.
     assert_eq!(
@@ -243,17 +249,20 @@ fn a_crl_signed_by_the_wrong_key_is_refused_and_the_good_copy_kept() {
     let store = s.store(false);
     // Same issuer name as the intermediate, another key.
     let impostor = intermediate(Alg::P256, &s.pki.root, "Test Intermediate");
-    s.server.set(Reply::Crl(crl_at(&impostor, 9, &[], 2024, 2030)));
+    s.server
+        .set(Reply::Crl(crl_at(&impostor, 9, &[], 2024, 2030)));
     let events = store.refresh_crls();
     let err = events[0].error.as_deref().unwrap();
     assert!(err.contains("signature"), "{err}");
     assert!(events[0].kept_previous);
     assert_eq!(s.verify(&store), Ok(()));
     // A replay of an older CRL (lower cRLNumber) is refused too.
-    s.server.set(Reply::Crl(crl_at(&s.pki.inter, 3, &[4242], 2024, 2030)));
+    s.server
+        .set(Reply::Crl(crl_at(&s.pki.inter, 3, &[4242], 2024, 2030)));
     store.refresh_crls();
     assert_eq!(s.verify(&store), Err("cert.revoked".to_owned()));
-    s.server.set(Reply::Crl(crl_at(&s.pki.inter, 2, &[], 2024, 2030)));
+    s.server
+        .set(Reply::Crl(crl_at(&s.pki.inter, 2, &[], 2024, 2030)));
     let events = store.refresh_crls();
     assert!(events[0].error.as_deref().unwrap().contains("cRLNumber"));
     assert_eq!(s.verify(&store), Err("cert.revoked".to_owned()));
@@ -292,7 +301,10 @@ fn the_egress_policy_decides_what_may_be_fetched() {
         .build()
         .unwrap_err();
     assert_eq!(err.code(), "cert.bad_trust_store");
-    assert!(err.to_string().contains("refused by the CRL egress policy"), "{err}");
+    assert!(
+        err.to_string().contains("refused by the CRL egress policy"),
+        "{err}"
+    );
     // URLs without a policy are a configuration error, not an unchecked fetch.
     let err = TrustStore::builder()
         .ca_pem(s.pki.root.pem().as_bytes())
@@ -360,17 +372,25 @@ fn the_background_refresher_picks_up_a_rotation_and_stops_when_dropped() {
             .unwrap(),
     );
     let refresher = store.spawn_crl_refresher().unwrap();
-    s.server.set(Reply::Crl(crl_at(&s.pki.inter, 2, &[4242], 2024, 2030)));
+    s.server
+        .set(Reply::Crl(crl_at(&s.pki.inter, 2, &[4242], 2024, 2030)));
     let deadline = Instant::now() + Duration::from_secs(20);
     while s.verify(&store).is_ok() {
-        assert!(Instant::now() < deadline, "the refresher never applied the new CRL");
+        assert!(
+            Instant::now() < deadline,
+            "the refresher never applied the new CRL"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(s.verify(&store), Err("cert.revoked".to_owned()));
     refresher.stop();
     let hits = s.server.hits();
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(s.server.hits(), hits, "the refresher kept fetching after stop");
+    assert_eq!(
+        s.server.hits(),
+        hits,
+        "the refresher kept fetching after stop"
+    );
     // A store without URLs has nothing to refresh.
     let bare = Arc::new(
         TrustStore::builder()
@@ -378,5 +398,26 @@ fn the_background_refresher_picks_up_a_rotation_and_stops_when_dropped() {
             .build()
             .unwrap(),
     );
-    assert_eq!(bare.spawn_crl_refresher().unwrap_err().code(), "cert.bad_trust_store");
+    assert_eq!(
+        bare.spawn_crl_refresher().unwrap_err().code(),
+        "cert.bad_trust_store"
+    );
+}
+
+#[test]
+fn a_fetched_crl_past_its_next_update_gives_unknown_status() {
+    let s = setup();
+    // Valid 2024 .. 2025-01-01; the tests verify at 2025-06-01.
+    s.server.set(Reply::Crl(crl_at(&s.pki.inter, 2, &[], 2024, 2025)));
+    let strict = s.store(true);
+    let err = strict.verify(&s.pki.leaf.der(), &[], now()).unwrap_err();
+    assert_eq!(err.code(), "cert.revocation_unknown");
+    assert!(err.to_string().contains("lapsed"), "{err}");
+    let lenient = s.store(false);
+    let id = lenient.verify(&s.pki.leaf.der(), &[], now()).unwrap();
+    assert!(id.revocation_warning.unwrap().contains("lapsed"));
+    // What a lapsed CRL lists stays revoked.
+    s.server.set(Reply::Crl(crl_at(&s.pki.inter, 3, &[4242], 2024, 2025)));
+    lenient.refresh_crls();
+    assert_eq!(s.verify(&lenient), Err("cert.revoked".to_owned()));
 }

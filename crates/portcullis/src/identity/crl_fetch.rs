@@ -91,8 +91,8 @@ impl Fetcher {
         } else {
             dest.host.clone()
         };
-        let default_port = dest.url.port_or_known_default() == Some(dest.port)
-            && dest.url.port().is_none();
+        let default_port =
+            dest.url.port_or_known_default() == Some(dest.port) && dest.url.port().is_none();
         let host_header = if default_port {
             host
         } else {
@@ -127,7 +127,10 @@ impl Fetcher {
             }
             let n = read_some(&mut stream, &mut chunk, left()?, &dest.url)?;
             if n == 0 {
-                return Err(format!("{}: connection closed before the headers", dest.url));
+                return Err(format!(
+                    "{}: connection closed before the headers",
+                    dest.url
+                ));
             }
             buf.extend_from_slice(chunk.get(..n).unwrap_or(&[]));
         };

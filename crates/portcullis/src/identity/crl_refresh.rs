@@ -79,7 +79,9 @@ pub(crate) struct CrlSources {
 
 impl std::fmt::Debug for CrlSources {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CrlSources").field("urls", &self.urls).finish()
+        f.debug_struct("CrlSources")
+            .field("urls", &self.urls)
+            .finish()
     }
 }
 

@@ -6,9 +6,9 @@
 mod cache;
 mod cert;
 mod constraints;
+mod crl;
 mod crl_fetch;
 mod crl_refresh;
-mod crl;
 pub mod decode;
 mod der;
 mod dn;
@@ -21,9 +21,9 @@ mod store;
 pub mod tls;
 
 pub use crl::CrlInfo;
-pub use dn::{attribute_oid, Attribute, DistinguishedName, DnParseError};
 pub use crl_fetch::{DEFAULT_FETCH_TIMEOUT, DEFAULT_MAX_CRL_BYTES};
 pub use crl_refresh::{CrlRefreshEvent, CrlRefresher};
+pub use dn::{attribute_oid, Attribute, DistinguishedName, DnParseError};
 pub use error::CertificateError;
 pub use store::{
     TrustStore, TrustStoreBuilder, Usage, DEFAULT_CACHE_CAPACITY, MAX_PRESENTED_CHAIN_BYTES,

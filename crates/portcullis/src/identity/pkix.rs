@@ -108,8 +108,9 @@ impl CrlSigned {
                     idp = Some(Idp::parse(value)?);
                 }
                 if oid == [0x55, 0x1d, 20] {
-                    crl_number =
-                        Some(der::integer(der::single(value, der::INTEGER, "cRLNumber")?)?.to_vec());
+                    crl_number = Some(
+                        der::integer(der::single(value, der::INTEGER, "cRLNumber")?)?.to_vec(),
+                    );
                 }
             }
         }
@@ -690,7 +691,9 @@ pub(crate) fn distribution_point_uris(cert: &Cert<'_>) -> Vec<String> {
         if let Ok(names) = GeneralNames::parse_content(full.content) {
             for n in names.iter() {
                 if let GeneralName::Uri(u) = n {
-                    if u.get(..7).is_some_and(|s| s.eq_ignore_ascii_case("http://")) {
+                    if u.get(..7)
+                        .is_some_and(|s| s.eq_ignore_ascii_case("http://"))
+                    {
                         out.push(u.to_owned());
                     }
                 }

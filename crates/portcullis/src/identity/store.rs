@@ -8,13 +8,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use super::cache::{Presented, VerificationCache};
 use super::cert::Cert;
 use super::crl::{CrlInfo, CrlSet};
-use super::dn::hex;
 use super::crl_fetch::Fetcher;
 use super::crl_refresh::{CrlNetworkConfig, CrlRefreshEvent, CrlRefresher, CrlSources};
+use super::dn::hex;
 use super::pkix;
-use crate::egress::EgressPolicy;
 use super::profile::{self, Role};
 use super::{decode, CertificateError, DistinguishedName, Identity};
+use crate::egress::EgressPolicy;
 use ring::digest;
 use rustls_pki_types::{CertificateDer, ServerName, TrustAnchor, UnixTime};
 use webpki::{
@@ -206,7 +206,9 @@ impl TrustStoreBuilder {
     /// [`TrustStore::refresh_crls`] or in the background
     /// ([`TrustStore::spawn_crl_refresher`]). They join the CRLs given as bytes.
     pub fn crl_urls<I: IntoIterator<Item = S>, S: Into<String>>(mut self, urls: I) -> Self {
-        self.crl_network.urls.extend(urls.into_iter().map(Into::into));
+        self.crl_network
+            .urls
+            .extend(urls.into_iter().map(Into::into));
         self
     }
 
@@ -242,7 +244,10 @@ impl TrustStoreBuilder {
 
     /// Where refresh events go (one per URL per refresh); by default one line each on
     /// standard error. [`TrustStore::crl_refresh_log`] keeps the recent ones either way.
-    pub fn on_crl_refresh(mut self, log: impl Fn(&CrlRefreshEvent) + Send + Sync + 'static) -> Self {
+    pub fn on_crl_refresh(
+        mut self,
+        log: impl Fn(&CrlRefreshEvent) + Send + Sync + 'static,
+    ) -> Self {
         self.crl_network.log = Some(Arc::new(log));
         self
     }
@@ -511,10 +516,10 @@ impl TrustStore {
         let mut events = Vec::with_capacity(src.urls.len());
         for url in &src.urls {
             let at = super::crl_refresh::now_secs();
-            let outcome = src
-                .fetcher
-                .fetch(&src.egress, url)
-                .and_then(|body| self.crl_candidate(&body, good.get(url)).map(|der| (der, body.len())));
+            let outcome = src.fetcher.fetch(&src.egress, url).and_then(|body| {
+                self.crl_candidate(&body, good.get(url))
+                    .map(|der| (der, body.len()))
+            });
             events.push(match outcome {
                 Ok((der, bytes)) => {
                     good.insert(url.clone(), der);
@@ -1078,8 +1083,8 @@ impl TrustStore {
             window = (from, until);
             Ok(())
         };
-        let found = pkix::build(&problem, leaf_name, &mut accept)
-            .map_err(|e| (problem.lapsed.get(), e));
+        let found =
+            pkix::build(&problem, leaf_name, &mut accept).map_err(|e| (problem.lapsed.get(), e));
         Some(found.map(|f| {
             let ders = f
                 .intermediates
