@@ -409,7 +409,17 @@ fn a_fetched_crl_past_its_next_update_gives_unknown_status() {
     let s = setup();
     // Valid 2024 .. 2025-01-01; the tests verify at 2025-06-01.
     s.server.set(Reply::Crl(crl_at(&s.pki.inter, 2, &[], 2024, 2025)));
-    let strict = s.store(true);
+    // The root's own CRL is a file, current; the intermediate's comes from the URL.
+    let strict = TrustStore::builder()
+        .ca_pem(s.pki.root.pem().as_bytes())
+        .intermediates(s.pki.inter.pem().as_bytes())
+        .crls(&crl_at(&s.pki.root, 1, &[], 2024, 2030))
+        .crl_urls([s.server.url()])
+        .crl_egress(loopback_policy(s.server.port))
+        .deny_unknown_revocation(true)
+        .on_crl_refresh(|_| {})
+        .build()
+        .unwrap();
     let err = strict.verify(&s.pki.leaf.der(), &[], now()).unwrap_err();
     assert_eq!(err.code(), "cert.revocation_unknown");
     assert!(err.to_string().contains("lapsed"), "{err}");
