@@ -184,6 +184,9 @@ macro_rules! guarded_function {
     ($name:expr, 9) => {
         $crate::errors::guarded_function!(@n $name, Function9, RubyFunction9; a b c d e f g h i)
     };
+    ($name:expr, 10) => {
+        $crate::errors::guarded_function!(@n $name, Function10, RubyFunction10; a b c d e f g h i j)
+    };
     (@n $name:expr, $plain:ident, $with_ruby:ident; $($arg:ident)*) => {{
         #[allow(unsafe_code)] // the C signature magnus registers functions with
         unsafe extern "C" fn anon(
