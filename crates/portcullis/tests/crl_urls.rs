@@ -408,7 +408,8 @@ fn the_background_refresher_picks_up_a_rotation_and_stops_when_dropped() {
 fn a_fetched_crl_past_its_next_update_gives_unknown_status() {
     let s = setup();
     // Valid 2024 .. 2025-01-01; the tests verify at 2025-06-01.
-    s.server.set(Reply::Crl(crl_at(&s.pki.inter, 2, &[], 2024, 2025)));
+    s.server
+        .set(Reply::Crl(crl_at(&s.pki.inter, 2, &[], 2024, 2025)));
     // The root's own CRL is a file, current; the intermediate's comes from the URL.
     let strict = TrustStore::builder()
         .ca_pem(s.pki.root.pem().as_bytes())
@@ -427,7 +428,39 @@ fn a_fetched_crl_past_its_next_update_gives_unknown_status() {
     let id = lenient.verify(&s.pki.leaf.der(), &[], now()).unwrap();
     assert!(id.revocation_warning.unwrap().contains("lapsed"));
     // What a lapsed CRL lists stays revoked.
-    s.server.set(Reply::Crl(crl_at(&s.pki.inter, 3, &[4242], 2024, 2025)));
+    s.server
+        .set(Reply::Crl(crl_at(&s.pki.inter, 3, &[4242], 2024, 2025)));
     lenient.refresh_crls();
     assert_eq!(s.verify(&lenient), Err("cert.revoked".to_owned()));
+}
+
+#[test]
+fn portcullis_toml_trust_stores_take_crl_urls_through_an_egress_section() {
+    let s = setup();
+    s.server
+        .set(Reply::Crl(crl_at(&s.pki.inter, 2, &[4242], 2024, 2030)));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("root.pem"), s.pki.root.pem()).unwrap();
+    std::fs::write(dir.path().join("inter.pem"), s.pki.inter.pem()).unwrap();
+    let text = format!(
+        "[egress.crl]\nschemes = [\"http\"]\nports = [{port}]\nallow_cidrs = [\"127.0.0.0/8\"]\n\n\
+         [trust_store.clients]\nca = \"root.pem\"\nintermediates = \"inter.pem\"\n\
+         crl_urls = [\"{url}\"]\ncrl_egress = \"crl\"\ncrl_refresh = false\n",
+        port = s.server.port,
+        url = s.server.url()
+    );
+    let config = portcullis::config::Config::from_str(&text, dir.path()).unwrap();
+    let store = config.trust_store("clients").unwrap();
+    assert_eq!(store.crl_urls(), [s.server.url()]);
+    assert_eq!(
+        code(store.verify(&s.pki.leaf.der(), &[], now())),
+        "cert.revoked"
+    );
+    // crl_urls without crl_egress, and a crl_egress naming nothing, are located errors.
+    let missing = text.replace("crl_egress = \"crl\"\n", "");
+    let err = portcullis::config::Config::from_str(&missing, dir.path()).unwrap_err();
+    assert!(err.to_string().contains("crl_egress"), "{err}");
+    let dangling = text.replace("crl_egress = \"crl\"", "crl_egress = \"nope\"");
+    let err = portcullis::config::Config::from_str(&dangling, dir.path()).unwrap_err();
+    assert_eq!(err.code(), "config.reference", "{err}");
 }

@@ -145,8 +145,8 @@ impl RbTrustStore {
             refresh = get("refresh").is_some_and(|v| v.to_bool());
         }
         // Building may fetch CRLs over the network: without the GVL.
-        let built = gvl::without_gvl(move || builder.build())
-            .map_err(|panic| gvl::panic_error(panic))?;
+        let built =
+            gvl::without_gvl(move || builder.build()).map_err(|panic| gvl::panic_error(panic))?;
         let store = Arc::new(built.map_err(|e| cert_error(ruby, &e))?);
         let refresher = if refresh && !store.crl_urls().is_empty() {
             Some(
