@@ -145,8 +145,7 @@ impl RbTrustStore {
             refresh = get("refresh").is_some_and(|v| v.to_bool());
         }
         // Building may fetch CRLs over the network: without the GVL.
-        let built =
-            gvl::without_gvl(move || builder.build()).map_err(|panic| gvl::panic_error(panic))?;
+        let built = gvl::without_gvl(move || builder.build()).map_err(gvl::panic_error)?;
         let store = Arc::new(built.map_err(|e| cert_error(ruby, &e))?);
         let refresher = if refresh && !store.crl_urls().is_empty() {
             Some(
@@ -166,8 +165,7 @@ impl RbTrustStore {
     /// `store._refresh_crls` -> [event Hash, ...]: fetch every CRL URL now.
     fn refresh_crls(ruby: &Ruby, rb_self: &Self) -> Result<RArray, Error> {
         let store = Arc::clone(&rb_self.inner);
-        let events = gvl::without_gvl(move || store.refresh_crls())
-            .map_err(|panic| gvl::panic_error(panic))?;
+        let events = gvl::without_gvl(move || store.refresh_crls()).map_err(gvl::panic_error)?;
         refresh_events(ruby, events)
     }
 
