@@ -217,13 +217,6 @@ pub fn decode_pem_certificates(pem: &[u8]) -> Result<Vec<Vec<u8>>, CertificateEr
     Ok(out)
 }
 
-/// Decodes exactly one PEM `CERTIFICATE` block (the first; further certificate blocks are
-/// an error, since a single certificate was expected).
-///
-/// ```
-/// use portcullis::identity::decode::decode_pem_certificate;
-/// assert!(decode_pem_certificate(b"hello").is_err());
-/// ```
 /// What to say when one certificate was expected and `found` were given: a bundle (leaf
 /// plus intermediates) goes in two parts, the leaf first and the rest as the chain.
 fn one_certificate_expected(found: usize) -> String {
@@ -234,6 +227,13 @@ fn one_certificate_expected(found: usize) -> String {
     }
 }
 
+/// Decodes exactly one PEM `CERTIFICATE` block (the first; further certificate blocks are
+/// an error, since a single certificate was expected).
+///
+/// ```
+/// use portcullis::identity::decode::decode_pem_certificate;
+/// assert!(decode_pem_certificate(b"hello").is_err());
+/// ```
 pub fn decode_pem_certificate(pem: &[u8]) -> Result<Vec<u8>, CertificateError> {
     let mut certs = decode_pem_certificates(pem)?;
     if certs.len() != 1 {
