@@ -175,7 +175,7 @@ RSpec.describe Portcullis::TrustStore do
     end
 
     it "raises cert.chain_too_long for an absurd presented chain or a path over max_intermediates" do
-      expect(error_code { store.verify(leaf.cert, chain: [inter.cert] * 17, at: now) }).to eq("cert.chain_too_long")
+      expect(error_code { store.verify(leaf.cert, chain: [inter.cert] * 1000, at: now) }).to eq("cert.chain_too_long")
       strict = described_class.new(ca: root.pem, max_intermediates: 0)
       expect(error_code { strict.verify(leaf.cert, chain: [inter.cert], at: now) }).to eq("cert.chain_too_long")
       expect(described_class.new(ca: root.pem, max_intermediates: 1).verify(leaf.cert, chain: [inter.cert], at: now)

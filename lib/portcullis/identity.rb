@@ -21,11 +21,37 @@ module Portcullis
     #                accepted and, for a lapsed CRL, Identity#revocation_warning says so.
     # require_spiffe: every leaf must be a SPIFFE X509-SVID.
     # max_intermediates: at most this many (logical) intermediates in a path; nil: no extra limit.
+    # crl_urls:      CRL distribution points (http:// URLs) to fetch through crl_egress:, once
+    #                at construction and then in the background before each CRL's nextUpdate
+    #                (crl_refresh: false to refresh only when #refresh_crls is called).
+    # crl_distribution_points: also fetch the CRLs named by the configured CAs' cRLDistributionPoints.
+    # crl_egress:    a Portcullis::EgressPolicy the fetches must pass (required with URLs).
+    # crl_max_bytes / crl_timeout: caps on one fetch (16 MiB, 15 s).
     def self.new(ca:, intermediates: [], crls: [], usage: :client, cache_size: 10_000,
-                 deny_unknown_revocation: false, require_spiffe: false, max_intermediates: nil)
+                 deny_unknown_revocation: false, require_spiffe: false, max_intermediates: nil,
+                 crl_urls: [], crl_distribution_points: false, crl_egress: nil,
+                 crl_max_bytes: nil, crl_timeout: nil, crl_refresh: true)
+      urls = Array(crl_urls).map { |u| String(u) }
+      network = if urls.empty? && !crl_distribution_points
+                  nil
+                else
+                  unless crl_egress.nil? || crl_egress.is_a?(EgressPolicy)
+                    raise TypeError, "crl_egress: must be a Portcullis::EgressPolicy, not #{crl_egress.class}"
+                  end
+
+                  { urls: urls, from_distribution_points: crl_distribution_points ? true : false,
+                    egress: crl_egress, max_bytes: crl_max_bytes.nil? ? nil : Integer(crl_max_bytes),
+                    timeout: crl_timeout.nil? ? nil : Float(crl_timeout), refresh: crl_refresh ? true : false }
+                end
       _build(sources(ca), sources(intermediates), sources(crls), usage.to_s, Integer(cache_size),
              deny_unknown_revocation ? true : false, require_spiffe ? true : false,
-             max_intermediates.nil? ? nil : Integer(max_intermediates))
+             max_intermediates.nil? ? nil : Integer(max_intermediates), network)
+    end
+
+    # Fetches every CRL URL now; returns one frozen Hash per URL (:url, :at, :error,
+    # :kept_previous, :bytes, :message). A failed fetch keeps the last good CRL.
+    def refresh_crls
+      _refresh_crls
     end
 
     # Verifies a leaf certificate (PEM, DER, or OpenSSL::X509::Certificate) with the chain the

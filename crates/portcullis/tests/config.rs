@@ -681,7 +681,7 @@ fn source_access_and_rack_mistakes_are_located() {
     for (line, expect_col) in [
         ("max_certs = 9223372036854775807", 13),
         ("max_certs = 50_000_000", 13),
-        ("max_certs = 18", 13),
+        ("max_certs = 65", 13),
         ("max_certs = 0", 13),
         ("max_cert_bytes = 0", 18),
         ("max_chain_bytes = 4194304", 19),
@@ -697,7 +697,7 @@ fn source_access_and_rack_mistakes_are_located() {
         assert!(err.to_string().contains("between 1 and"), "{err}");
     }
     assert!(f
-        .load("[source.s]\nkind = \"tls\"\nmax_certs = 17\n")
+        .load("[source.s]\nkind = \"tls\"\nmax_certs = 64\n")
         .is_ok());
     // Negative values are TOML type errors, located too.
     let err = f.err("[source.s]\nkind = \"tls\"\nmax_certs = -1\n");

@@ -133,3 +133,30 @@ fn config_seeds_load_against_the_fixed_pki() {
         assert!(err.location().is_some(), "{bad}: {err}");
     }
 }
+
+#[test]
+fn cert_paths_fixture_verifies_only_through_the_rfc5280_builder() {
+    let pem = |b: &[u8]| decode::decode_pem_certificate(b).unwrap();
+    let root: &[u8] = include_bytes!("../fuzz/data/nc-root.pem");
+    let leaf = pem(include_bytes!("../fuzz/data/nc-leaf.pem"));
+    let rollover = pem(include_bytes!("../fuzz/data/nc-ca-rollover.pem"));
+    let old = pem(include_bytes!("../fuzz/data/nc-ca-old.pem"));
+    let store = TrustStore::builder().ca_pem(root).build().unwrap();
+    let id = store.verify(&leaf, &[&rollover, &old], at()).unwrap();
+    assert_eq!(id.chain_fingerprints.len(), 4);
+    assert_eq!(id.emails, ["worker@fuzz.test"]);
+    assert!(store
+        .verify_server(&leaf, &[&old, &rollover], "worker.fuzz.test", at())
+        .is_ok());
+    assert!(store.verify(&leaf, &[&old], at()).is_err());
+    // The seeds decode to the same leaf first.
+    for name in ["rollover_path", "reversed_pool", "duplicates", "leaf_only"] {
+        let path = format!(
+            "{}/fuzz/corpus/cert_paths/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let bytes = std::fs::read(path).unwrap();
+        let len = usize::from(u16::from_be_bytes([bytes[1], bytes[2]]));
+        assert_eq!(&bytes[3..3 + len], leaf.as_slice(), "{name}");
+    }
+}

@@ -334,19 +334,25 @@ fn spiffe_profile() {
 #[test]
 fn chain_too_long() {
     let root = root(Alg::P256);
-    // Too many presented certificates is refused before any path building.
+    // More presented bytes than MAX_PRESENTED_CHAIN_BYTES is refused before any path
+    // building; a count alone is not (17 copies of one intermediate verify).
     let filler = intermediate(Alg::P256, &root, "Filler");
     let leaf1 = leaf(Alg::P256, &filler, &LeafSpec::client("c"));
-    let many: Vec<Vec<u8>> = (0..17).map(|_| filler.der()).collect();
-    let refs: Vec<&[u8]> = many.iter().map(|v| v.as_slice()).collect();
     let store = store_for(&root);
+    let copies = |n: usize| -> Vec<Vec<u8>> { (0..n).map(|_| filler.der()).collect() };
+    let seventeen = copies(17);
+    let refs: Vec<&[u8]> = seventeen.iter().map(|v| v.as_slice()).collect();
+    assert!(store.verify(&leaf1.der(), &refs, now()).is_ok());
+    let n = portcullis::identity::MAX_PRESENTED_CHAIN_BYTES / filler.der().len() + 1;
+    let many = copies(n);
+    let refs: Vec<&[u8]> = many.iter().map(|v| v.as_slice()).collect();
     assert_eq!(
         code(store.verify(&leaf1.der(), &refs, now())),
         "cert.chain_too_long"
     );
-    // A path deeper than webpki allows.
+    // A path deeper than webpki's 6 and our own 8 intermediates.
     let mut cas = vec![intermediate(Alg::P256, &root, "D0")];
-    for i in 1..8 {
+    for i in 1..9 {
         let next = intermediate(Alg::P256, cas.last().unwrap(), &format!("D{i}"));
         cas.push(next);
     }
@@ -357,6 +363,10 @@ fn chain_too_long() {
         code(store.verify(&deep.der(), &refs, now())),
         "cert.chain_too_long"
     );
+    // Seven intermediates (D0..D6): more than webpki builds, within our bound of 8.
+    let seven = leaf(Alg::P256, &cas[6], &LeafSpec::client("seven"));
+    let id = store.verify(&seven.der(), &refs[..7], now()).unwrap();
+    assert_eq!(id.chain_fingerprints.len(), 9);
 }
 
 #[test]

@@ -2,9 +2,11 @@
 //! vectors, see /work/shared/limbo/README.md) runs through [`TrustStore`].
 //!
 //! CLIENT cases verify for TLS client authentication; SERVER cases for server
-//! authentication with the expected peer name checked. The test fails on any chain we
-//! accept that limbo expects rejected, unless `tests/data/limbo-exceptions.txt` lists the
-//! case id with a reason. Cases our API cannot express are skipped, with the reason printed.
+//! authentication with the expected peer name checked. The test fails on any case whose
+//! verdict differs from limbo's (a false accept or a false reject) unless
+//! `tests/data/limbo-exceptions.txt` lists the case id with a reason, and on any listed
+//! case that no longer fails. Cases our API cannot express are skipped, with the reason
+//! printed.
 #![allow(clippy::unwrap_used, clippy::panic)] // a harness: a broken fixture is a failed test
 
 use std::collections::BTreeMap;
@@ -145,7 +147,8 @@ fn limbo() {
 
     let mut by_ns: BTreeMap<String, Tally> = BTreeMap::new();
     let mut total = Tally::default();
-    let mut unlisted_false_accepts = Vec::new();
+    let mut unlisted = Vec::new();
+    let mut stale = Vec::new();
     for case in cases {
         let id = case["id"].as_str().unwrap();
         let ns = id.split("::").next().unwrap_or(id).to_owned();
@@ -162,11 +165,22 @@ fn limbo() {
             (true, Ok(())) | (false, Err(_)) => {
                 tally.passed += 1;
                 total.passed += 1;
+                if exceptions.contains_key(id) {
+                    stale.push(id.to_owned());
+                }
             }
             (true, Err(why)) => {
-                println!("FAIL {id}: expected SUCCESS, rejected with {why}");
                 tally.failed += 1;
                 total.failed += 1;
+                match exceptions.get(id) {
+                    Some(reason) => {
+                        println!("FALSE REJECT (listed) {id}: {why}; listed because: {reason}")
+                    }
+                    None => {
+                        println!("FALSE REJECT {id}: expected SUCCESS, rejected with {why}");
+                        unlisted.push(id.to_owned());
+                    }
+                }
             }
             (false, Ok(())) => {
                 tally.failed += 1;
@@ -177,7 +191,7 @@ fn limbo() {
                     Some(reason) => println!("FALSE ACCEPT (listed) {id}: {reason}"),
                     None => {
                         println!("FALSE ACCEPT {id}");
-                        unlisted_false_accepts.push(id.to_owned());
+                        unlisted.push(id.to_owned());
                     }
                 }
             }
@@ -195,7 +209,11 @@ fn limbo() {
         total.passed, total.failed, total.skipped, total.false_accepts
     );
     assert!(
-        unlisted_false_accepts.is_empty(),
-        "chains accepted that limbo expects rejected (not in limbo-exceptions.txt): {unlisted_false_accepts:?}"
+        unlisted.is_empty(),
+        "verdicts that differ from limbo's and are not in limbo-exceptions.txt: {unlisted:?}"
+    );
+    assert!(
+        stale.is_empty(),
+        "listed in limbo-exceptions.txt but now agree with limbo (remove them): {stale:?}"
     );
 }

@@ -23,6 +23,11 @@ use crate::{errors, gvl};
 pub(crate) struct RbEgressPolicy(Arc<EgressPolicy>);
 
 impl RbEgressPolicy {
+    /// The policy itself, shared (a trust store fetches CRLs through it).
+    pub(crate) fn shared(&self) -> Arc<EgressPolicy> {
+        Arc::clone(&self.0)
+    }
+
     /// Wraps a policy built elsewhere (the configuration file).
     pub(crate) fn from_shared(policy: Arc<EgressPolicy>) -> Self {
         Self(policy)

@@ -11,14 +11,16 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use magnus::{
     prelude::*, typed_data::Obj, value::ReprValue, Error, RArray, RHash, RModule, RString, Ruby,
-    Value,
+    TryConvert, Value,
 };
 
 use crate::errors::{function, method}; // panic-guarded; see errors.rs
 use portcullis::identity::{
-    decode, CertificateError, Identity, TrustStore, Usage, MAX_PRESENTED_CHAIN,
+    decode, CertificateError, CrlRefreshEvent, CrlRefresher, Identity, TrustStore, Usage,
+    DEFAULT_FETCH_TIMEOUT, DEFAULT_MAX_CRL_BYTES, MAX_PRESENTED_CHAIN_BYTES,
 };
 
+use crate::egress::RbEgressPolicy;
 use crate::fs::bytes_of;
 use crate::{errors, gvl};
 
@@ -46,16 +48,24 @@ fn unix_time(secs: Option<i64>) -> SystemTime {
 #[magnus::wrap(class = "Portcullis::TrustStore", free_immediately, size)]
 pub(crate) struct RbTrustStore {
     inner: Arc<TrustStore>,
+    /// The background CRL refresher, when CRL URLs were given (`crl_refresh: true`);
+    /// dropped, and so stopped, with the store.
+    refresher: Option<CrlRefresher>,
 }
 
 impl RbTrustStore {
     /// Wraps a store built elsewhere (the configuration file); its cache stays shared.
     pub(crate) fn from_shared(inner: Arc<TrustStore>) -> Self {
-        Self { inner }
+        Self {
+            inner,
+            refresher: None,
+        }
     }
 
     /// `TrustStore._build(cas, intermediates, crls, usage, cache_size, deny_unknown,
-    /// require_spiffe, max_intermediates_or_nil)`
+    /// require_spiffe, max_intermediates_or_nil, crl_network_or_nil)`; `crl_network` is a
+    /// Hash with `urls`, `from_distribution_points`, `egress` (a `Portcullis::EgressPolicy`),
+    /// `max_bytes`, `timeout` (seconds) and `refresh` (start the background refresher).
     #[allow(clippy::too_many_arguments)] // mirrors the Ruby keywords one to one
     fn build(
         ruby: &Ruby,
@@ -67,6 +77,7 @@ impl RbTrustStore {
         deny_unknown_revocation: bool,
         require_spiffe: bool,
         max_intermediates: Option<i64>,
+        crl_network: Option<RHash>,
     ) -> Result<Self, Error> {
         let usage = match usage.as_str() {
             "client" | "client_auth" => Usage::ClientAuth,
@@ -106,10 +117,71 @@ impl RbTrustStore {
         for c in strings(crls)? {
             builder = builder.crls(&c);
         }
-        let store = builder.build().map_err(|e| cert_error(ruby, &e))?;
+        let mut refresh = false;
+        if let Some(net) = crl_network {
+            let get = |key: &str| net.get(ruby.to_symbol(key));
+            if let Some(urls) = get("urls") {
+                let urls: Vec<String> = TryConvert::try_convert(urls)?;
+                builder = builder.crl_urls(urls);
+            }
+            if let Some(v) = get("from_distribution_points") {
+                builder = builder.crl_from_distribution_points(TryConvert::try_convert(v)?);
+            }
+            if let Some(policy) = get("egress").filter(|v| !v.is_nil()) {
+                let policy: &RbEgressPolicy = TryConvert::try_convert(policy)?;
+                builder = builder.crl_egress(policy.shared());
+            }
+            let max_bytes = match get("max_bytes").filter(|v| !v.is_nil()) {
+                Some(v) => usize::try_from(i64::try_convert(v)?)
+                    .map_err(|_| errors::arg_error(ruby, "crl_max_bytes must be >= 0"))?,
+                None => DEFAULT_MAX_CRL_BYTES,
+            };
+            let timeout = match get("timeout").filter(|v| !v.is_nil()) {
+                Some(v) => Duration::try_from_secs_f64(f64::try_convert(v)?)
+                    .map_err(|_| errors::arg_error(ruby, "crl_timeout must be >= 0"))?,
+                None => DEFAULT_FETCH_TIMEOUT,
+            };
+            builder = builder.crl_fetch_limits(max_bytes, timeout);
+            refresh = get("refresh").is_some_and(|v| v.to_bool());
+        }
+        // Building may fetch CRLs over the network: without the GVL.
+        let built = gvl::without_gvl(move || builder.build()).map_err(gvl::panic_error)?;
+        let store = Arc::new(built.map_err(|e| cert_error(ruby, &e))?);
+        let refresher = if refresh && !store.crl_urls().is_empty() {
+            Some(
+                store
+                    .spawn_crl_refresher()
+                    .map_err(|e| cert_error(ruby, &e))?,
+            )
+        } else {
+            None
+        };
         Ok(Self {
-            inner: Arc::new(store),
+            inner: store,
+            refresher,
         })
+    }
+
+    /// `store._refresh_crls` -> [event Hash, ...]: fetch every CRL URL now.
+    fn refresh_crls(ruby: &Ruby, rb_self: &Self) -> Result<RArray, Error> {
+        let store = Arc::clone(&rb_self.inner);
+        let events = gvl::without_gvl(move || store.refresh_crls()).map_err(gvl::panic_error)?;
+        refresh_events(ruby, events)
+    }
+
+    /// `store.crl_refresh_log` -> the recent refresh events, oldest first.
+    fn crl_refresh_log(ruby: &Ruby, rb_self: &Self) -> Result<RArray, Error> {
+        refresh_events(ruby, rb_self.inner.crl_refresh_log())
+    }
+
+    /// `store.crl_urls` -> the distribution points this store fetches.
+    fn crl_urls(&self) -> Vec<String> {
+        self.inner.crl_urls().to_vec()
+    }
+
+    /// `store.crl_refresher?` -> whether a background refresher runs for this store.
+    fn crl_refresher(&self) -> bool {
+        self.refresher.is_some()
     }
 
     /// `store._verify(leaf_bytes, [chain_bytes...], unix_seconds_or_nil, server_name_or_nil)`
@@ -129,9 +201,13 @@ impl RbTrustStore {
         let outcome = gvl::without_gvl(move || -> Result<Arc<Identity>, CertificateError> {
             let leaf = decode::decode_certificate(&leaf)?;
             let mut ders = Vec::with_capacity(chain.len());
+            let mut bytes = 0usize;
             for c in &chain {
-                ders.extend(decode::decode_certificates(c)?);
-                if ders.len() > MAX_PRESENTED_CHAIN {
+                for der in decode::decode_certificates(c)? {
+                    bytes += der.len();
+                    ders.push(der);
+                }
+                if bytes > MAX_PRESENTED_CHAIN_BYTES {
                     break; // enough to be refused as too long; decode no more
                 }
             }
@@ -197,6 +273,25 @@ impl RbTrustStore {
     fn cached_count(&self) -> usize {
         self.inner.cached_len()
     }
+}
+
+/// Refresh events as frozen Hashes: `url`, `at` (Time), `error` (String or nil),
+/// `kept_previous`, `bytes`, `message` (the log line).
+fn refresh_events(ruby: &Ruby, events: Vec<CrlRefreshEvent>) -> Result<RArray, Error> {
+    let out = ruby.ary_new();
+    for e in events {
+        let h = ruby.hash_new();
+        let sym = |s: &str| ruby.to_symbol(s);
+        h.aset(sym("message"), e.to_string())?;
+        h.aset(sym("url"), e.url)?;
+        h.aset(sym("at"), utc_time(ruby, e.at)?)?;
+        h.aset(sym("error"), e.error)?;
+        h.aset(sym("kept_previous"), e.kept_previous)?;
+        h.aset(sym("bytes"), e.bytes)?;
+        h.freeze();
+        out.push(h)?;
+    }
+    Ok(out)
 }
 
 /// `Portcullis::Identity`: frozen, built only by `TrustStore#verify`.
@@ -367,7 +462,11 @@ fn decode_base64_der(ruby: &Ruby, input: String) -> Result<RString, Error> {
 pub(crate) fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     let store = module.define_class("TrustStore", ruby.class_object())?;
     store.undef_default_alloc_func();
-    store.define_singleton_method("_build", function!(RbTrustStore::build, 8))?;
+    store.define_singleton_method("_build", function!(RbTrustStore::build, 9))?;
+    store.define_method("_refresh_crls", method!(RbTrustStore::refresh_crls, 0))?;
+    store.define_method("crl_refresh_log", method!(RbTrustStore::crl_refresh_log, 0))?;
+    store.define_method("crl_urls", method!(RbTrustStore::crl_urls, 0))?;
+    store.define_method("crl_refresher?", method!(RbTrustStore::crl_refresher, 0))?;
     store.define_method("_verify", method!(RbTrustStore::verify, 4))?;
     store.define_method("_reload_crls", method!(RbTrustStore::reload_crls, 1))?;
     store.define_method("usage", method!(RbTrustStore::usage, 0))?;

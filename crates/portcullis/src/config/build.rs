@@ -261,11 +261,33 @@ pub(super) fn load(text: &str, base: &Path, file: &str) -> Result<Config, Config
     let spec: FileSpec = toml::from_str(text).map_err(|e| from_toml(&ctx, &e))?;
     let mut summary = Vec::new();
 
+    // Egress policies are built first (a trust store may fetch its CRLs through one); the
+    // summary keeps the file's section order.
+    let mut egress = BTreeMap::new();
+    let mut egress_sections = Vec::new();
+    for (name, policy) in &spec.egress {
+        let (built, details) = egress_policy(&ctx, name, policy)?;
+        egress.insert(name.clone(), Arc::new(built));
+        egress_sections.push(section("egress", name, details));
+    }
+
     let mut trust_stores = BTreeMap::new();
     let mut crl_files = BTreeMap::new();
+    let mut crl_refreshers = Vec::new();
     for (name, store) in &spec.trust_store {
-        let (built, crls, details) = trust_store(&ctx, name, store)?;
-        trust_stores.insert(name.clone(), Arc::new(built));
+        let (built, crls, details) = trust_store(&ctx, name, store, &egress)?;
+        let built = Arc::new(built);
+        if store.get_ref().crl_refresh != Some(false) && !built.crl_urls().is_empty() {
+            let refresher = built.spawn_crl_refresher().map_err(|e| {
+                invalid(
+                    ctx.at(&store.span()),
+                    format!("trust store {name:?}: {e}"),
+                    Some(e),
+                )
+            })?;
+            crl_refreshers.push(refresher);
+        }
+        trust_stores.insert(name.clone(), built);
         if !crls.is_empty() {
             crl_files.insert(name.clone(), crls);
         }
@@ -278,13 +300,7 @@ pub(super) fn load(text: &str, base: &Path, file: &str) -> Result<Config, Config
         roots.insert(name.clone(), Arc::new(built));
         summary.push(section("root", name, details));
     }
-
-    let mut egress = BTreeMap::new();
-    for (name, policy) in &spec.egress {
-        let (built, details) = egress_policy(&ctx, name, policy)?;
-        egress.insert(name.clone(), Arc::new(built));
-        summary.push(section("egress", name, details));
-    }
+    summary.extend(egress_sections);
 
     let mut commands = BTreeMap::new();
     for (name, command_spec) in &spec.command {
@@ -316,6 +332,7 @@ pub(super) fn load(text: &str, base: &Path, file: &str) -> Result<Config, Config
             rack,
             guard,
             lockdowns,
+            crl_refreshers,
         },
         summary,
     })
@@ -382,6 +399,7 @@ fn trust_store(
     ctx: &Ctx<'_>,
     name: &str,
     spec: &Spanned<TrustStoreSpec>,
+    egress: &BTreeMap<String, Arc<EgressPolicy>>,
 ) -> Result<TrustStoreParts, ConfigError> {
     let table_at = ctx.at(&spec.span());
     let s = spec.get_ref();
@@ -468,6 +486,47 @@ fn trust_store(
     if s.require_spiffe == Some(true) {
         builder = builder.require_spiffe(true);
         details.push("requires SPIFFE X509-SVIDs".to_owned());
+    }
+    let urls: Vec<String> = s
+        .crl_urls
+        .iter()
+        .flatten()
+        .map(|u| u.get_ref().clone())
+        .collect();
+    if !urls.is_empty() || s.crl_distribution_points == Some(true) {
+        let Some(egress_name) = &s.crl_egress else {
+            return Err(invalid_plain(
+                table_at,
+                format!(
+                    "trust store {name:?} fetches CRLs (crl_urls / crl_distribution_points) but \
+                     names no crl_egress = \"NAME\" of an [egress.NAME] section to fetch them through"
+                ),
+            ));
+        };
+        let policy = egress
+            .get(egress_name.get_ref())
+            .ok_or_else(|| reference_error(ctx, egress_name, "egress policy", "egress", egress))?;
+        builder = builder
+            .crl_urls(urls.clone())
+            .crl_from_distribution_points(s.crl_distribution_points == Some(true))
+            .crl_egress(Arc::clone(policy));
+        if let Some(n) = s.crl_max_bytes {
+            builder = builder.crl_fetch_limits(n, crate::identity::DEFAULT_FETCH_TIMEOUT);
+        }
+        details.push(format!(
+            "fetches CRLs from {} through egress {:?}{}",
+            if urls.is_empty() {
+                "the CAs' distribution points".to_owned()
+            } else {
+                urls.join(", ")
+            },
+            egress_name.get_ref(),
+            if s.crl_refresh == Some(false) {
+                ", on request only"
+            } else {
+                ", refreshed in the background before nextUpdate"
+            }
+        ));
     }
     if s.deny_unknown_revocation == Some(true) {
         builder = builder.deny_unknown_revocation(true);
@@ -944,6 +1003,10 @@ pub(super) struct Extra {
     pub(super) rack: Option<RackSettings>,
     pub(super) guard: Option<GuardSettings>,
     pub(super) lockdowns: BTreeMap<String, Arc<crate::lockdown::Lockdown>>,
+    /// Background CRL refreshers of the trust stores with CRL URLs; dropped (stopped)
+    /// with the configuration.
+    #[allow(dead_code)] // held for its Drop: the refresh threads end with the configuration
+    pub(super) crl_refreshers: Vec<crate::identity::CrlRefresher>,
 }
 
 fn sources(

@@ -82,6 +82,15 @@ pub(super) struct TrustStoreSpec {
     pub(super) require_spiffe: Option<bool>,
     pub(super) deny_unknown_revocation: Option<bool>,
     pub(super) max_intermediates: Option<usize>,
+    /// CRL distribution points (`http://`) fetched through `crl_egress`.
+    pub(super) crl_urls: Option<Vec<Spanned<String>>>,
+    /// Also fetch the CRLs named by the configured CAs' distribution points.
+    pub(super) crl_distribution_points: Option<bool>,
+    /// The `[egress.NAME]` policy CRL fetches must pass.
+    pub(super) crl_egress: Option<Spanned<String>>,
+    pub(super) crl_max_bytes: Option<usize>,
+    /// Refresh in the background before nextUpdate (default true).
+    pub(super) crl_refresh: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -78,6 +78,14 @@ pub(crate) struct NameConstraints<'a> {
     pub(crate) subtrees: usize,
     /// The first dNSName base with a leading period, if any.
     pub(crate) dotted_dns: Option<&'a str>,
+    /// The permittedSubtrees and excludedSubtrees contents (each a run of GeneralSubtree).
+    pub(crate) permitted: Option<&'a [u8]>,
+    pub(crate) excluded: Option<&'a [u8]>,
+    /// A subtree constrains a form rustls-webpki does not process (rfc822Name,
+    /// directoryName, uniformResourceIdentifier): see [`super::constraints`].
+    pub(crate) beyond_webpki: bool,
+    /// Which name forms (bit = GeneralName tag number) any subtree constrains.
+    pub(crate) forms: u16,
 }
 
 /// The extensions the profile reads, parsed; plus what was wrong with the rest.
@@ -91,16 +99,24 @@ pub(crate) struct Extensions<'a> {
     pub(crate) malformed: Option<(&'a [u8], DerError)>,
     /// The first critical extension this reader does not know.
     pub(crate) unknown_critical: Option<&'a [u8]>,
+    /// A critical extension rustls-webpki does not process (it processes keyUsage,
+    /// subjectAltName, basicConstraints, nameConstraints, cRLDistributionPoints and
+    /// extKeyUsage), so it refuses the certificate.
+    pub(crate) critical_beyond_webpki: bool,
     pub(crate) basic_constraints: Option<Flagged<BasicConstraints>>,
     pub(crate) key_usage: Option<Flagged<u16>>,
     /// Whether extKeyUsage includes anyExtendedKeyUsage.
     pub(crate) ext_key_usage: Option<Flagged<bool>>,
+    /// The extKeyUsage SEQUENCE's value bytes (a run of checked OIDs).
+    pub(crate) ext_key_usage_oids: Option<&'a [u8]>,
     pub(crate) subject_alt_name: Option<Flagged<GeneralNames<'a>>>,
     pub(crate) authority_key_id: Option<Flagged<AuthorityKeyId<'a>>>,
     pub(crate) subject_key_id: Option<Flagged<&'a [u8]>>,
     pub(crate) name_constraints: Option<Flagged<NameConstraints<'a>>>,
     /// policyConstraints' critical flag.
     pub(crate) policy_constraints: Option<bool>,
+    /// The cRLDistributionPoints value (a checked TLV), for CRL scope.
+    pub(crate) crl_distribution_points: Option<&'a [u8]>,
 }
 
 /// The subject public key, split.
@@ -125,11 +141,17 @@ pub(crate) struct Cert<'a> {
     pub(crate) tbs_signature: &'a [u8],
     /// The outer `signatureAlgorithm`, whole.
     pub(crate) signature_algorithm: &'a [u8],
+    /// The TBSCertificate, whole: what the issuer signed.
+    pub(crate) tbs: &'a [u8],
+    /// The signatureValue's bits.
+    pub(crate) signature: &'a [u8],
     pub(crate) issuer: Name<'a>,
     pub(crate) subject: Name<'a>,
     pub(crate) not_before: i64,
     pub(crate) not_after: i64,
     pub(crate) public_key: PublicKeyInfo<'a>,
+    /// The subjectPublicKeyInfo SEQUENCE's value bytes (what a trust anchor holds).
+    pub(crate) spki: &'a [u8],
     pub(crate) extensions: Extensions<'a>,
 }
 
@@ -140,11 +162,13 @@ impl<'a> Cert<'a> {
         let cert = outer.expect(der::SEQUENCE, "not a certificate (SEQUENCE expected)")?;
         outer.finish("trailing bytes after the certificate")?;
         let mut cert = Reader::new(cert);
-        let tbs = cert.expect(der::SEQUENCE, "TBSCertificate is not a SEQUENCE")?;
+        let tbs_tlv = cert.expect_tlv(der::SEQUENCE, "TBSCertificate is not a SEQUENCE")?;
+        let tbs = tbs_tlv.content;
         let signature_algorithm = cert
             .expect_tlv(der::SEQUENCE, "signatureAlgorithm is not a SEQUENCE")?
             .raw;
-        cert.expect(der::BIT_STRING, "signatureValue is not a BIT STRING")?;
+        let signature =
+            der::bit_string(cert.expect(der::BIT_STRING, "signatureValue is not a BIT STRING")?)?;
         cert.finish("trailing fields after signatureValue")?;
 
         let mut tbs = Reader::new(tbs);
@@ -168,7 +192,8 @@ impl<'a> Cert<'a> {
         let not_after = der::time(&validity.read()?)?;
         validity.finish("trailing fields in validity")?;
         let subject = Name::parse(tbs.expect_tlv(der::SEQUENCE, "subject is not a Name")?)?;
-        let public_key = parse_spki(tbs.expect(der::SEQUENCE, "subjectPublicKeyInfo expected")?)?;
+        let spki = tbs.expect(der::SEQUENCE, "subjectPublicKeyInfo expected")?;
+        let public_key = parse_spki(spki)?;
         // issuerUniqueID [1] and subjectUniqueID [2]: BIT STRINGs nobody reads.
         for n in [1, 2] {
             if let Some(id) = tbs.optional(der::context(n))? {
@@ -189,11 +214,14 @@ impl<'a> Cert<'a> {
             serial,
             tbs_signature,
             signature_algorithm,
+            tbs: tbs_tlv.raw,
+            signature,
             issuer,
             subject,
             not_before,
             not_after,
             public_key,
+            spki,
             extensions,
         })
     }
@@ -261,6 +289,19 @@ impl<'a> Extensions<'a> {
             if !seen.insert(oid) {
                 out.duplicate.get_or_insert(oid);
             }
+            let webpki_processes = matches!(
+                oid,
+                [
+                    0x55,
+                    0x1d,
+                    CE_KEY_USAGE | CE_SUBJECT_ALT_NAME | CE_BASIC_CONSTRAINTS
+                ] | [
+                    0x55,
+                    0x1d,
+                    CE_NAME_CONSTRAINTS | CE_CRL_DISTRIBUTION_POINTS | CE_EXT_KEY_USAGE
+                ]
+            );
+            out.critical_beyond_webpki |= critical && !webpki_processes;
             if let Err(e) = out.record(oid, critical, value) {
                 out.malformed.get_or_insert((oid, e));
             }
@@ -303,6 +344,11 @@ impl<'a> Extensions<'a> {
                     critical,
                     value: any,
                 });
+                self.ext_key_usage_oids.get_or_insert(der::single(
+                    value,
+                    der::SEQUENCE,
+                    "extKeyUsage",
+                )?);
             }
             CE_SUBJECT_ALT_NAME => {
                 let names = GeneralNames::parse(value)?;
@@ -339,9 +385,12 @@ impl<'a> Extensions<'a> {
             CE_ISSUER_ALT_NAME => {
                 GeneralNames::parse(value)?;
             }
+            CE_CRL_DISTRIBUTION_POINTS => {
+                well_formed(value)?;
+                self.crl_distribution_points.get_or_insert(value);
+            }
             CE_CERTIFICATE_POLICIES
             | CE_POLICY_MAPPINGS
-            | CE_CRL_DISTRIBUTION_POINTS
             | CE_INHIBIT_ANY_POLICY
             | CE_CRL_NUMBER
             | CE_REASON_CODE
@@ -441,15 +490,29 @@ fn authority_key_id(value: &[u8]) -> DerResult<AuthorityKeyId<'_>> {
 }
 
 fn name_constraints(value: &[u8]) -> DerResult<NameConstraints<'_>> {
-    let mut r = Reader::new(der::single(value, der::SEQUENCE, "nameConstraints")?);
+    name_constraints_content(der::single(value, der::SEQUENCE, "nameConstraints")?)
+}
+
+/// A NameConstraints SEQUENCE's value bytes (what a webpki trust anchor holds).
+pub(crate) fn name_constraints_content(content: &[u8]) -> DerResult<NameConstraints<'_>> {
+    let mut r = Reader::new(content);
     let mut out = NameConstraints {
         subtrees: 0,
         dotted_dns: None,
+        permitted: None,
+        excluded: None,
+        beyond_webpki: false,
+        forms: 0,
     };
     for n in [0, 1] {
         let Some(trees) = r.optional(der::context_constructed(n))? else {
             continue;
         };
+        if n == 0 {
+            out.permitted = Some(trees.content);
+        } else {
+            out.excluded = Some(trees.content);
+        }
         let mut trees = Reader::new(trees.content);
         while !trees.is_empty() {
             let mut subtree = Reader::new(trees.expect(der::SEQUENCE, "GeneralSubtree")?);
@@ -461,10 +524,15 @@ fn name_constraints(value: &[u8]) -> DerResult<NameConstraints<'_>> {
                 der::small_unsigned(max.content)?;
             }
             subtree.finish("trailing fields in GeneralSubtree")?;
-            if let GeneralName::Dns(d) = base {
-                if d.starts_with('.') {
+            out.forms |= 1 << base.form();
+            match base {
+                GeneralName::Dns(d) if d.starts_with('.') => {
                     out.dotted_dns.get_or_insert(d);
                 }
+                GeneralName::Email(_) | GeneralName::Uri(_) | GeneralName::Directory(_) => {
+                    out.beyond_webpki = true;
+                }
+                _ => {}
             }
             out.subtrees += 1;
         }
@@ -491,11 +559,30 @@ pub(crate) enum GeneralName<'a> {
     Uri(&'a str),
     /// The raw address bytes (4 or 16 for an address; constraints use 8 or 32).
     Ip(&'a [u8]),
-    /// otherName, x400Address, directoryName, ediPartyName, registeredID.
-    Other,
+    /// directoryName.
+    Directory(Name<'a>),
+    /// otherName, x400Address, ediPartyName, registeredID: the context tag number.
+    Other(u8),
 }
 
 impl<'a> GeneralName<'a> {
+    /// The name form: the GeneralName's context tag number.
+    pub(crate) fn form(&self) -> u8 {
+        match self {
+            Self::Email(_) => 1,
+            Self::Dns(_) => 2,
+            Self::Directory(_) => 4,
+            Self::Uri(_) => 6,
+            Self::Ip(_) => 7,
+            Self::Other(tag) => *tag,
+        }
+    }
+
+    /// One GeneralName TLV, checked.
+    pub(crate) fn parse_tlv(tlv: Tlv<'a>) -> DerResult<Self> {
+        Self::parse(tlv)
+    }
+
     fn parse(tlv: Tlv<'a>) -> DerResult<Self> {
         let text = |bytes: &'a [u8]| {
             std::str::from_utf8(bytes).map_err(|_| DerError("GeneralName text is not UTF-8"))
@@ -510,19 +597,19 @@ impl<'a> GeneralName<'a> {
                 der::oid(other.expect(der::OID, "otherName type-id")?)?;
                 other.expect(der::context_constructed(0), "otherName value")?;
                 other.finish("trailing fields in otherName")?;
-                Self::Other
+                Self::Other(0)
             }
             0xa4 => {
                 let mut dir = Reader::new(tlv.content);
-                Name::parse(dir.expect_tlv(der::SEQUENCE, "directoryName")?)?;
+                let name = Name::parse(dir.expect_tlv(der::SEQUENCE, "directoryName")?)?;
                 dir.finish("trailing fields in directoryName")?;
-                Self::Other
+                Self::Directory(name)
             }
             0x88 => {
                 der::oid(tlv.content)?;
-                Self::Other
+                Self::Other(8)
             }
-            0xa3 | 0xa5 => Self::Other,
+            0xa3 | 0xa5 => Self::Other(tlv.tag & 0x1f),
             _ => return Err(DerError("unknown GeneralName form")),
         })
     }
@@ -541,7 +628,7 @@ impl<'a> GeneralNames<'a> {
     }
 
     /// From the SEQUENCE's value bytes; every entry is checked now.
-    fn parse_content(content: &'a [u8]) -> DerResult<Self> {
+    pub(crate) fn parse_content(content: &'a [u8]) -> DerResult<Self> {
         let mut r = Reader::new(content);
         while !r.is_empty() {
             GeneralName::parse(r.read()?)?;
@@ -593,11 +680,12 @@ fn ip(bytes: &[u8]) -> Option<std::net::IpAddr> {
 }
 
 /// An X.501 Name, checked, iterated on demand.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Name<'a> {
     /// The whole encoding (SEQUENCE header included), for byte comparison.
     pub(crate) raw: &'a [u8],
-    content: &'a [u8],
+    /// The SEQUENCE's value bytes (what webpki and CRLs compare).
+    pub(crate) content: &'a [u8],
 }
 
 /// One attribute of a Name.
@@ -878,7 +966,14 @@ mod differential {
                         XName::DNSName(s) => format!("{:?}", GeneralName::Dns(s)),
                         XName::URI(s) => format!("{:?}", GeneralName::Uri(s)),
                         XName::IPAddress(b) => format!("{:?}", GeneralName::Ip(b)),
-                        _ => format!("{:?}", GeneralName::Other),
+                        XName::DirectoryName(n) => format!(
+                            "{:?}",
+                            GeneralName::Directory(Name::parse_der(n.as_raw()).unwrap())
+                        ),
+                        XName::OtherName(..) => format!("{:?}", GeneralName::Other(0)),
+                        XName::X400Address(..) => format!("{:?}", GeneralName::Other(3)),
+                        XName::EDIPartyName(..) => format!("{:?}", GeneralName::Other(5)),
+                        XName::RegisteredID(..) => format!("{:?}", GeneralName::Other(8)),
                     })
                     .collect();
                 assert_eq!(mine, expected, "{who}");

@@ -77,6 +77,8 @@ pub(crate) struct LoadedCrl {
     /// cRLNumber, big-endian without leading zeros (so longer means larger).
     number: Vec<u8>,
     der: Vec<u8>,
+    /// Signed parts and scope, for the RFC 5280 path builder ([`super::pkix`]).
+    pub(crate) signed: super::pkix::CrlSigned,
 }
 
 /// The CRLs in force, one per issuer and scope.
@@ -201,6 +203,7 @@ fn parse_one(der: &[u8], signers: &[Vec<u8>]) -> Result<LoadedCrl, CertificateEr
             )));
         }
     }
+    let signed = super::pkix::CrlSigned::parse(der).map_err(|e| refuse(e.to_string()))?;
     Ok(LoadedCrl {
         list: CertRevocationList::from(list),
         info,
@@ -208,6 +211,7 @@ fn parse_one(der: &[u8], signers: &[Vec<u8>]) -> Result<LoadedCrl, CertificateEr
         idp,
         number: number_bytes,
         der: der.to_vec(),
+        signed,
     })
 }
 

@@ -5,11 +5,15 @@
 
 mod cache;
 mod cert;
+mod constraints;
 mod crl;
+mod crl_fetch;
+mod crl_refresh;
 pub mod decode;
 mod der;
 mod dn;
 mod error;
+mod pkix;
 mod profile;
 pub mod source;
 mod store;
@@ -18,10 +22,12 @@ pub mod tls;
 
 pub use crl::CrlInfo;
 pub(crate) use der::rfc3339;
+pub use crl_fetch::{DEFAULT_FETCH_TIMEOUT, DEFAULT_MAX_CRL_BYTES};
+pub use crl_refresh::{CrlRefreshEvent, CrlRefresher};
 pub use dn::{attribute_oid, Attribute, DistinguishedName, DnParseError};
 pub use error::CertificateError;
 pub use store::{
-    TrustStore, TrustStoreBuilder, Usage, DEFAULT_CACHE_CAPACITY, MAX_PRESENTED_CHAIN,
+    TrustStore, TrustStoreBuilder, Usage, DEFAULT_CACHE_CAPACITY, MAX_PRESENTED_CHAIN_BYTES,
 };
 
 use std::net::IpAddr;

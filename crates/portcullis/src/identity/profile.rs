@@ -367,8 +367,72 @@ pub(crate) fn check_cn_consistent(cert: &Cert<'_>) -> Result<(), String> {
                 _ => {}
             }
         }
+        // A host name beside the SANs (`notinsan.example.com` next to `www.example.com`)
+        // names a host the certificate does not authenticate. A CN that is a parent
+        // domain of a DNS SAN (the organisation's domain, `example.com` over
+        // `foo.example.com`) is a common legacy shape and is let through.
+        let host_shaped = value.contains('.')
+            && !ip_shaped
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-'));
+        if host_shaped && san.dns().next().is_some() {
+            let parent_of_a_san = san.dns().any(|d| {
+                let d = d.strip_prefix("*.").unwrap_or(d);
+                d == value
+                    || (d.len() > value.len()
+                        && d.ends_with(value)
+                        && d.as_bytes().get(d.len() - value.len() - 1) == Some(&b'.'))
+            });
+            if !parent_of_a_san {
+                return Err(format!(
+                    "commonName {value:?} names a host that is not among its dNSName SANs"
+                ));
+            }
+        }
     }
     Ok(())
+}
+
+/// Whether `name` (a DNS name) is a public suffix on the Public Suffix List (ICANN and
+/// private sections, as compiled into the `psl` crate); a name outside any listed
+/// suffix is treated as one, as the list's implicit `*` rule says.
+pub(crate) fn is_public_suffix(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    psl::suffix_str(&name) == Some(name.as_str())
+}
+
+/// CA/B 3.2.2.6: a wildcard must not span a registry-controlled or public suffix
+/// (`*.com`, `*.co.uk`, `*.s3.amazonaws.com`). Browsers apply it when matching, and so
+/// does this: `server_name` (already matched by webpki) must be matched by an exact DNS
+/// SAN, or by a wildcard whose base is not a public suffix. A certificate that also
+/// names `s3.amazonaws.com` itself still serves that name.
+pub(crate) fn check_wildcard_match(cert: &Cert<'_>, server_name: &str) -> Result<(), String> {
+    if server_name.parse::<std::net::IpAddr>().is_ok() {
+        return Ok(());
+    }
+    let name = server_name.strip_suffix('.').unwrap_or(server_name);
+    let parent = name.split_once('.').map(|(_, p)| p);
+    let mut refused = None;
+    for d in cert.san().dns() {
+        match d.strip_prefix("*.") {
+            None if d.eq_ignore_ascii_case(name) => return Ok(()),
+            None => {}
+            Some(base) if parent.is_some_and(|p| p.eq_ignore_ascii_case(base)) => {
+                if !is_public_suffix(base) {
+                    return Ok(());
+                }
+                refused.get_or_insert(d);
+            }
+            Some(_) => {}
+        }
+    }
+    match refused {
+        Some(d) => Err(format!(
+            "{server_name:?} matches only the wildcard dNSName SAN {d:?}, which spans a public suffix"
+        )),
+        None => Ok(()),
+    }
 }
 
 /// Checks a leaf (end-entity) certificate. `name` describes it in errors.

@@ -300,10 +300,12 @@ pub struct SourceLimits {
     pub max_certs: usize,
 }
 
-/// The most certificates (leaf included) a source may be configured to accept: the leaf
-/// plus [`MAX_PRESENTED_CHAIN`](super::MAX_PRESENTED_CHAIN), the most a trust store
-/// verifies. More could never verify, and each one costs work per request.
-pub const MAX_CERTS_CAP: usize = 1 + super::MAX_PRESENTED_CHAIN;
+/// The most certificates (leaf included) a source may be configured to accept: 64, room
+/// for the largest cross-signed meshes path-building suites present (35 certificates).
+/// A trust store bounds what it is handed by bytes
+/// ([`MAX_PRESENTED_CHAIN_BYTES`](super::MAX_PRESENTED_CHAIN_BYTES)) and by path-building
+/// work, not by a count; this cap bounds the decoding a header costs per request.
+pub const MAX_CERTS_CAP: usize = 64;
 
 impl SourceLimits {
     /// Checks every cap against its range: `max_certs` 1..=[`MAX_CERTS_CAP`], the byte caps
@@ -335,7 +337,7 @@ impl SourceLimits {
             "max_certs",
             self.max_certs,
             MAX_CERTS_CAP,
-            "a trust store verifies at most the leaf and 16 more certificates",
+            "more certificates than any chain worth building; a trust store bounds chains by bytes and path-building work",
         )?;
         range(
             "max_cert_bytes",
@@ -1166,7 +1168,7 @@ mod tests {
         .check()
         .unwrap_err()
         .to_string();
-        assert!(msg.contains("max_certs") && msg.contains("17"), "{msg}");
+        assert!(msg.contains("max_certs") && msg.contains("64"), "{msg}");
     }
 
     #[test]

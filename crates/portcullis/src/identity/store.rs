@@ -2,15 +2,19 @@
 //! [`TrustStore::verify`] turns a presented chain into an [`Identity`].
 
 use std::cell::RefCell;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::cache::{Presented, VerificationCache};
 use super::cert::Cert;
 use super::crl::{CrlInfo, CrlSet};
+use super::crl_fetch::Fetcher;
+use super::crl_refresh::{CrlNetworkConfig, CrlRefreshEvent, CrlRefresher, CrlSources};
 use super::dn::hex;
+use super::pkix;
 use super::profile::{self, Role};
 use super::{decode, CertificateError, DistinguishedName, Identity};
+use crate::egress::EgressPolicy;
 use ring::digest;
 use rustls_pki_types::{CertificateDer, ServerName, TrustAnchor, UnixTime};
 use webpki::{
@@ -18,9 +22,11 @@ use webpki::{
     UnknownStatusPolicy, VerifiedPath,
 };
 
-/// Most certificates a peer may present besides its leaf. Real chains have one or two
-/// intermediates; the cap bounds path-building work on a hostile chain.
-pub const MAX_PRESENTED_CHAIN: usize = 16;
+/// Most bytes of certificates a peer may present besides its leaf (256 KiB: a
+/// 35-certificate cross-signed mesh of RSA-4096 CAs fits). Path-building work is bounded
+/// separately, by signature checks, candidate paths and name comparisons; a pool that
+/// exhausts them is refused with `cert.chain_too_long`.
+pub const MAX_PRESENTED_CHAIN_BYTES: usize = 256 * 1024;
 
 /// Default number of verified chains remembered by [`TrustStore`]'s cache.
 pub const DEFAULT_CACHE_CAPACITY: usize = 10_000;
@@ -51,6 +57,14 @@ impl Usage {
         }
     }
 
+    /// The extended key usage OID (value bytes) this usage requires, if EKU is present.
+    fn eku_oid(self) -> &'static [u8] {
+        match self {
+            Self::ClientAuth => &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x02],
+            Self::ServerAuth => &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x01],
+        }
+    }
+
     fn tag(self) -> u8 {
         match self {
             Self::ClientAuth => 1,
@@ -77,6 +91,7 @@ pub struct TrustStoreBuilder {
     require_spiffe: bool,
     cache_capacity: Option<usize>,
     max_intermediates: Option<usize>,
+    crl_network: CrlNetworkConfig,
     error: Option<CertificateError>,
 }
 
@@ -186,6 +201,57 @@ impl TrustStoreBuilder {
         self
     }
 
+    /// Fetches CRLs from these distribution points (`http://` URLs) through the
+    /// [`crl_egress`](Self::crl_egress) policy: once when the store is built, then on
+    /// [`TrustStore::refresh_crls`] or in the background
+    /// ([`TrustStore::spawn_crl_refresher`]). They join the CRLs given as bytes.
+    pub fn crl_urls<I: IntoIterator<Item = S>, S: Into<String>>(mut self, urls: I) -> Self {
+        self.crl_network
+            .urls
+            .extend(urls.into_iter().map(Into::into));
+        self
+    }
+
+    /// Also fetch the CRLs named by the cRLDistributionPoints of the configured CAs
+    /// (anchors and intermediates): the CRLs that say whether those CAs are revoked.
+    pub fn crl_from_distribution_points(mut self, enabled: bool) -> Self {
+        self.crl_network.from_distribution_points = enabled;
+        self
+    }
+
+    /// The egress policy CRL fetches must pass (required with CRL URLs; it must allow
+    /// `http` and the distribution points' hosts). Connections go only to the addresses
+    /// it checked.
+    pub fn crl_egress(mut self, policy: Arc<EgressPolicy>) -> Self {
+        self.crl_network.egress = Some(policy);
+        self
+    }
+
+    /// Caps on one CRL fetch: body bytes ([`DEFAULT_MAX_CRL_BYTES`](super::DEFAULT_MAX_CRL_BYTES) by default) and total
+    /// time, redirects included ([`DEFAULT_FETCH_TIMEOUT`](super::DEFAULT_FETCH_TIMEOUT)).
+    pub fn crl_fetch_limits(mut self, max_bytes: usize, timeout: Duration) -> Self {
+        self.crl_network.fetcher = Fetcher { max_bytes, timeout };
+        self
+    }
+
+    /// Bounds on the background refresh: the refresher wakes a quarter of the time before
+    /// the earliest nextUpdate, but no sooner than `min` and no later than `max`; after a
+    /// failed fetch, within `retry`. Defaults: 30 s, 6 h, 5 min.
+    pub fn crl_refresh_schedule(mut self, min: Duration, max: Duration, retry: Duration) -> Self {
+        self.crl_network.schedule = Some((min, max.max(min), retry));
+        self
+    }
+
+    /// Where refresh events go (one per URL per refresh); by default one line each on
+    /// standard error. [`TrustStore::crl_refresh_log`] keeps the recent ones either way.
+    pub fn on_crl_refresh(
+        mut self,
+        log: impl Fn(&CrlRefreshEvent) + Send + Sync + 'static,
+    ) -> Self {
+        self.crl_network.log = Some(Arc::new(log));
+        self
+    }
+
     /// Checks the configuration and builds the store.
     pub fn build(self) -> Result<TrustStore, CertificateError> {
         if let Some(e) = self.error {
@@ -240,7 +306,8 @@ impl TrustStoreBuilder {
             .into_iter()
             .map(CertificateDer::from)
             .collect();
-        Ok(TrustStore {
+        let crl_sources = crl_sources(self.crl_network, &self.crls, crl_signers.iter())?;
+        let store = TrustStore {
             anchors,
             anchor_info,
             intermediates,
@@ -251,8 +318,61 @@ impl TrustStoreBuilder {
             require_spiffe: self.require_spiffe,
             max_intermediates: self.max_intermediates,
             cache: VerificationCache::new(self.cache_capacity.unwrap_or(DEFAULT_CACHE_CAPACITY)),
-        })
+            crl_sources,
+        };
+        if store.crl_sources.is_some() {
+            store.refresh_crls();
+        }
+        Ok(store)
     }
+}
+
+/// The network CRL sources, if any URL is configured (or found in the CAs' distribution
+/// points).
+fn crl_sources<'d>(
+    config: CrlNetworkConfig,
+    fixed: &[Vec<u8>],
+    cas: impl Iterator<Item = &'d Vec<u8>>,
+) -> Result<Option<CrlSources>, CertificateError> {
+    let mut urls = config.urls;
+    if config.from_distribution_points {
+        for der in cas {
+            if let Ok(cert) = Cert::parse(der) {
+                urls.extend(pkix::distribution_point_uris(&cert));
+            }
+        }
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    urls.retain(|u| seen.insert(u.clone()));
+    if urls.is_empty() {
+        return Ok(None);
+    }
+    let Some(egress) = config.egress else {
+        return Err(CertificateError::bad_trust_store(
+            "CRL URLs need an egress policy to fetch them through (crl_egress)",
+        ));
+    };
+    for url in &urls {
+        egress.check_url(url).map_err(|e| {
+            CertificateError::bad_trust_store(format!(
+                "CRL URL {url:?} is refused by the CRL egress policy: {e}"
+            ))
+        })?;
+    }
+    Ok(Some(CrlSources {
+        urls,
+        egress,
+        fetcher: config.fetcher,
+        log: config.log,
+        fixed: fixed.to_vec(),
+        last_good: Mutex::new(std::collections::BTreeMap::new()),
+        events: Mutex::new(Vec::new()),
+        running: Mutex::new(()),
+        last_failed: Mutex::new(false),
+        schedule: config
+            .schedule
+            .unwrap_or(super::crl_refresh::DEFAULT_SCHEDULE),
+    }))
 }
 
 #[derive(Debug)]
@@ -292,6 +412,7 @@ pub struct TrustStore {
     require_spiffe: bool,
     max_intermediates: Option<usize>,
     cache: VerificationCache,
+    crl_sources: Option<CrlSources>,
 }
 
 impl std::fmt::Debug for TrustStore {
@@ -371,6 +492,157 @@ impl TrustStore {
         // its generation number before this, so its late insert is refused.
         self.cache.clear();
         Ok(())
+    }
+
+    /// Fetches every CRL URL now (through the egress policy), keeps the last good copy of
+    /// any that fails, and swaps the CRL set (clearing the cache) if anything changed.
+    /// Returns this refresh's events (also logged, see
+    /// [`TrustStoreBuilder::on_crl_refresh`]); empty without CRL URLs.
+    ///
+    /// A fetched CRL replaces the previous copy only if it decodes as exactly one CRL,
+    /// passes the store's CRL rules, verifies under the configured CA that issued it (when
+    /// one is configured) and does not go back in cRLNumber.
+    pub fn refresh_crls(&self) -> Vec<CrlRefreshEvent> {
+        let Some(src) = &self.crl_sources else {
+            return Vec::new();
+        };
+        let _one_at_a_time = src.running.lock().unwrap_or_else(|p| p.into_inner());
+        let previous = src
+            .last_good
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let mut good = previous.clone();
+        let mut events = Vec::with_capacity(src.urls.len());
+        for url in &src.urls {
+            let at = super::crl_refresh::now_secs();
+            let outcome = src.fetcher.fetch(&src.egress, url).and_then(|body| {
+                self.crl_candidate(&body, good.get(url))
+                    .map(|der| (der, body.len()))
+            });
+            events.push(match outcome {
+                Ok((der, bytes)) => {
+                    good.insert(url.clone(), der);
+                    CrlRefreshEvent {
+                        url: url.clone(),
+                        at,
+                        error: None,
+                        kept_previous: false,
+                        bytes,
+                    }
+                }
+                Err(error) => CrlRefreshEvent {
+                    url: url.clone(),
+                    at,
+                    error: Some(error),
+                    kept_previous: good.contains_key(url),
+                    bytes: 0,
+                },
+            });
+        }
+        if good != previous || self.crl_snapshot().crls.is_empty() && !good.is_empty() {
+            let all: Vec<&[u8]> = src
+                .fixed
+                .iter()
+                .chain(good.values())
+                .map(Vec::as_slice)
+                .collect();
+            match self.reload_crls(&all) {
+                Ok(()) => *src.last_good.lock().unwrap_or_else(|p| p.into_inner()) = good,
+                Err(e) => {
+                    // The new set as a whole is refused (two CRLs contradict each other):
+                    // everything stays as it was.
+                    for event in &mut events {
+                        if event.error.is_none() {
+                            event.error = Some(format!("the CRL set was refused: {e}"));
+                            event.kept_previous = previous.contains_key(&event.url);
+                        }
+                    }
+                }
+            }
+        }
+        *src.last_failed.lock().unwrap_or_else(|p| p.into_inner()) =
+            events.iter().any(|e| e.error.is_some());
+        for event in &events {
+            src.record(event.clone());
+        }
+        events
+    }
+
+    /// The recent CRL refresh events, oldest first (at most 64).
+    pub fn crl_refresh_log(&self) -> Vec<CrlRefreshEvent> {
+        self.crl_sources.as_ref().map_or_else(Vec::new, |s| {
+            s.events.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        })
+    }
+
+    /// The CRL URLs this store fetches (configured plus distribution points).
+    pub fn crl_urls(&self) -> &[String] {
+        self.crl_sources.as_ref().map_or(&[], |s| s.urls.as_slice())
+    }
+
+    /// Starts refreshing the CRLs in the background, before their nextUpdate (see
+    /// [`TrustStoreBuilder::crl_refresh_schedule`]). The thread holds the store weakly;
+    /// dropping the returned handle stops it. Without CRL URLs: `cert.bad_trust_store`.
+    pub fn spawn_crl_refresher(self: &Arc<Self>) -> Result<CrlRefresher, CertificateError> {
+        let Some(src) = &self.crl_sources else {
+            return Err(CertificateError::bad_trust_store(
+                "this store has no CRL URLs to refresh",
+            ));
+        };
+        CrlRefresher::spawn(self, src.schedule).map_err(|e| {
+            CertificateError::bad_trust_store(format!("could not start the CRL refresher: {e}"))
+        })
+    }
+
+    pub(crate) fn earliest_next_update(&self) -> Option<i64> {
+        self.crl_snapshot()
+            .crls
+            .iter()
+            .map(|c| c.info.next_update)
+            .min()
+    }
+
+    pub(crate) fn last_crl_refresh_failed(&self) -> bool {
+        self.crl_sources
+            .as_ref()
+            .is_some_and(|s| *s.last_failed.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Checks one fetched response: one CRL, acceptable to the store, signed by the
+    /// configured CA it names (if any), not older than `previous`.
+    fn crl_candidate(&self, body: &[u8], previous: Option<&Vec<u8>>) -> Result<Vec<u8>, String> {
+        let mut ders = decode::decode_crls(body).map_err(|e| format!("not a CRL: {e}"))?;
+        if ders.len() != 1 {
+            return Err(format!("{} CRLs in one response; expected one", ders.len()));
+        }
+        let der = ders.pop().unwrap_or_default();
+        CrlSet::load(std::slice::from_ref(&der), &self.crl_signers).map_err(|e| e.to_string())?;
+        let signed = pkix::CrlSigned::parse(&der).map_err(|e| format!("not a CRL: {e}"))?;
+        let issuers: Vec<Cert<'_>> = self
+            .crl_signers
+            .iter()
+            .filter_map(|d| Cert::parse(d).ok())
+            .filter(|c| c.subject.content == signed.issuer.as_slice())
+            .collect();
+        if !issuers.is_empty() && !issuers.iter().any(|c| signed.signed_by(c.spki)) {
+            return Err(
+                "its signature does not verify under the configured CA it names as issuer"
+                    .to_owned(),
+            );
+        }
+        if let Some(prev) = previous.and_then(|p| pkix::CrlSigned::parse(p).ok()) {
+            let older = match (&prev.crl_number, &signed.crl_number) {
+                (Some(a), Some(b)) => pkix::integer_less(b, a),
+                _ => false,
+            };
+            if older {
+                return Err(
+                    "its cRLNumber is lower than the copy in force (a replayed CRL)".to_owned(),
+                );
+            }
+        }
+        Ok(der)
     }
 
     /// The trust anchors' subjects: each Name's DER contents, without the outer SEQUENCE
@@ -458,14 +730,15 @@ impl TrustStore {
                 ),
             ));
         }
-        // Bound the work before hashing anything: at most MAX_PRESENTED_CHAIN certificates
-        // of at most MAX_CERT_BYTES each.
-        if chain.len() > MAX_PRESENTED_CHAIN {
+        // Bound the work before hashing anything: at most MAX_PRESENTED_CHAIN_BYTES.
+        let presented: usize = chain.iter().map(|c| c.len()).sum();
+        if presented > MAX_PRESENTED_CHAIN_BYTES {
             let fp = fingerprint(leaf_der);
             return Err(CertificateError::ChainTooLong {
                 cert: format!("certificate (sha256 {}…)", fp.get(..16).unwrap_or(&fp)),
                 reason: format!(
-                    "{} certificates presented, at most {MAX_PRESENTED_CHAIN} are accepted",
+                    "{} certificates of {presented} bytes presented, at most \
+                     {MAX_PRESENTED_CHAIN_BYTES} bytes are accepted",
                     chain.len()
                 ),
             });
@@ -566,10 +839,22 @@ impl TrustStore {
         );
 
         let crls = self.crl_snapshot();
+        if crls.crls.is_empty() && self.deny_unknown_revocation && self.crl_sources.is_some() {
+            // CRLs are configured by URL and none has been fetched yet: every status is
+            // unknown, and webpki (given no CRL at all) would check nothing.
+            return Err(CertificateError::RevocationUnknown {
+                cert: format!("{name} (or a CA in its chain)"),
+                reason: format!(
+                    "no CRL has been fetched from {} yet; see the CRL refresh log",
+                    self.crl_urls().join(", ")
+                ),
+            });
+        }
         let crl_refs = crls.lists();
         let time =
             UnixTime::since_unix_epoch(Duration::from_secs(u64::try_from(at_secs).unwrap_or(0)));
-        // One path-building run; `expiration` says whether a lapsed CRL is an error.
+        // One path-building run; `expiration` says whether a lapsed CRL is an error. The
+        // path is webpki's, or (where webpki gives up) the RFC 5280 builder's.
         let attempt = |expiration: ExpirationPolicy| {
             let revocation = RevocationOptionsBuilder::new(&crl_refs).ok().map(|b| {
                 b.with_depth(RevocationCheckDepth::Chain)
@@ -585,12 +870,13 @@ impl TrustStore {
             // webpki try the next candidate, and the last refusal explains a final failure.
             let path_refusal: RefCell<Option<CertificateError>> = RefCell::new(None);
             let window: RefCell<(i64, i64)> = RefCell::new((leaf_nb, leaf_na));
-            let anchor_index: RefCell<Option<usize>> = RefCell::new(None);
             let check_path = |path: &VerifiedPath<'_>| -> Result<(), webpki::Error> {
-                match self.check_path(path, &name, at_secs, &crls) {
-                    Ok((from, until, idx)) => {
+                let anchor = path.anchor();
+                let index = self.anchors.iter().position(|a| std::ptr::eq(a, anchor));
+                let certs = PathCerts::Webpki(path);
+                match self.check_path(&leaf, &certs, index, &name, at_secs, &crls) {
+                    Ok((from, until)) => {
                         *window.borrow_mut() = (leaf_nb.max(from), leaf_na.min(until));
-                        *anchor_index.borrow_mut() = idx;
                         Ok(())
                     }
                     Err(e) => {
@@ -611,23 +897,47 @@ impl TrustStore {
             );
             // The error says whether a lapsed CRL caused it.
             match verified {
-                Ok(path) => Ok((path, window.into_inner(), anchor_index.into_inner())),
-                Err(e) => Err(match (e, path_refusal.into_inner()) {
-                    (webpki::Error::UnknownIssuer, Some(refusal)) => (false, refusal),
-                    (e, _) if is_crl_signature_error(&e) => (false, crls.signature_failure(chain)),
-                    (webpki::Error::CrlExpired { next_update, .. }, _) => (
-                        true,
-                        CertificateError::RevocationUnknown {
-                            cert: format!("{name} (or a CA in its chain)"),
-                            reason: lapse_reason(&crls, at_secs, next_update, leaf.issuer.raw),
-                        },
-                    ),
-                    (e, _) => (false, map_webpki(e, &name, &issuer_dn, usage)),
-                }),
+                Ok(path) => {
+                    let fps: Vec<String> = path
+                        .intermediate_certificates()
+                        .map(|c| fingerprint(c.der().as_ref()))
+                        .collect();
+                    let anchor = path.anchor();
+                    let index = self.anchors.iter().position(|a| std::ptr::eq(a, anchor));
+                    Ok((fps, window.into_inner(), index))
+                }
+                Err(e) => {
+                    let pool: Vec<&[u8]> = intermediates.iter().map(|c| c.as_ref()).collect();
+                    let enforce = expiration == ExpirationPolicy::Enforce;
+                    let refusal = path_refusal.into_inner();
+                    match self.fallback(&leaf, &name, &pool, &e, at_secs, usage, &crls, enforce) {
+                        Some(Ok(found)) => {
+                            let fps = found.intermediates.iter().map(|d| fingerprint(d)).collect();
+                            let window = (leaf_nb.max(found.from), leaf_na.min(found.until));
+                            return Ok((fps, window, Some(found.anchor)));
+                        }
+                        Some(Err(refused)) => return Err(refused),
+                        None => {}
+                    }
+                    Err(match (e, refusal) {
+                        (webpki::Error::UnknownIssuer, Some(refusal)) => (false, refusal),
+                        (e, _) if is_crl_signature_error(&e) => {
+                            (false, crls.signature_failure(chain))
+                        }
+                        (webpki::Error::CrlExpired { next_update, .. }, _) => (
+                            true,
+                            CertificateError::RevocationUnknown {
+                                cert: format!("{name} (or a CA in its chain)"),
+                                reason: lapse_reason(&crls, at_secs, next_update, leaf.issuer.raw),
+                            },
+                        ),
+                        (e, _) => (false, map_webpki(e, &name, &issuer_dn, usage)),
+                    })
+                }
             }
         };
         let mut revocation_warning = None;
-        let (path, window, anchor_index) = match attempt(ExpirationPolicy::Enforce) {
+        let (intermediate_fps, window, anchor_index) = match attempt(ExpirationPolicy::Enforce) {
             Ok(found) => found,
             Err((true, lapsed)) => {
                 // A covering CRL lapsed. Judge again with it: what it lists stays revoked.
@@ -657,13 +967,17 @@ impl TrustStore {
                     name: server_name.to_owned(),
                 }
             })?;
+            profile::check_wildcard_match(&leaf, server_name).map_err(|reason| {
+                CertificateError::Invalid {
+                    cert: name.to_string(),
+                    reason,
+                }
+            })?;
         }
 
-        let mut chain_fingerprints = Vec::with_capacity(4);
+        let mut chain_fingerprints = Vec::with_capacity(intermediate_fps.len() + 2);
         chain_fingerprints.push(leaf_fp.clone());
-        for cert in path.intermediate_certificates() {
-            chain_fingerprints.push(fingerprint(cert.der().as_ref()));
-        }
+        chain_fingerprints.extend(intermediate_fps);
         if let Some(info) = anchor_index.and_then(|i| self.anchor_info.get(i)) {
             chain_fingerprints.push(info.fingerprint.clone());
         }
@@ -685,38 +999,139 @@ impl TrustStore {
         })
     }
 
-    /// Checks one candidate path: the profile of each intermediate and of the anchor.
-    /// Returns the validity window of the intermediates and the anchor's index.
+    /// webpki refused the chain with `err`. When the problem holds something webpki does
+    /// not implement (name constraints of other forms, a self-issued intermediate, more
+    /// work than its fixed budget), the path is built by [`pkix`] instead, and that verdict
+    /// is final. `None`: webpki's refusal stands.
+    #[allow(clippy::too_many_arguments)]
+    fn fallback(
+        &self,
+        leaf: &Cert<'_>,
+        leaf_name: &dyn std::fmt::Display,
+        pool_ders: &[&[u8]],
+        err: &webpki::Error,
+        at_secs: i64,
+        usage: Usage,
+        crls: &CrlSet,
+        enforce_next_update: bool,
+    ) -> Option<Result<FallbackPath, (bool, CertificateError)>> {
+        use webpki::Error as E;
+        // A certificate that does not parse is on no path (webpki skips it too).
+        let (pool, pool_ders): (Vec<Cert<'_>>, Vec<&[u8]>) = pool_ders
+            .iter()
+            .filter_map(|d| Cert::parse(d).ok().map(|c| (c, *d)))
+            .unzip();
+        let anchors: Vec<pkix::Anchor<'_>> = self
+            .anchors
+            .iter()
+            .map(|a| {
+                let nc = a
+                    .name_constraints
+                    .as_ref()
+                    .map(|nc| super::cert::name_constraints_content(nc.as_ref()));
+                pkix::Anchor {
+                    // An anchor whose constraints do not parse issues nothing.
+                    subject: if matches!(nc, Some(Err(_))) {
+                        &[]
+                    } else {
+                        a.subject.as_ref()
+                    },
+                    spki: a.subject_public_key_info.as_ref(),
+                    name_constraints: nc.and_then(Result::ok),
+                }
+            })
+            .collect();
+        let gave_up = matches!(
+            err,
+            E::MaximumPathDepthExceeded
+                | E::MaximumSignatureChecksExceeded
+                | E::MaximumPathBuildCallsExceeded
+                | E::MaximumNameConstraintComparisonsExceeded
+        );
+        let beyond =
+            |nc: Option<super::cert::NameConstraints<'_>>| nc.is_some_and(|n| n.beyond_webpki);
+        let unimplemented = pool.iter().any(|c| {
+            beyond(c.extensions.name_constraints.map(|n| n.value)) || pkix::is_rollover(c)
+        }) || anchors.iter().any(|a| beyond(a.name_constraints));
+        if !gave_up && !unimplemented {
+            return None;
+        }
+        let revocation = (!crls.crls.is_empty()).then(|| pkix::Revocation {
+            crls: crls.crls.iter().map(|c| (&c.list, &c.signed)).collect(),
+            deny_unknown: self.deny_unknown_revocation,
+            enforce_next_update,
+        });
+        let problem = pkix::Problem {
+            leaf,
+            pool: &pool,
+            anchors: &anchors,
+            eku: usage.eku_oid(),
+            time: at_secs,
+            revocation,
+            limits: pkix::LIMITS,
+            lapsed: std::cell::Cell::new(false),
+        };
+        let mut window = (i64::MIN, i64::MAX);
+        let mut accept = |inters: &[usize], anchor: usize| {
+            let ders: Vec<&[u8]> = inters
+                .iter()
+                .map(|i| pool_ders.get(*i).copied().unwrap_or(&[]))
+                .collect();
+            let certs = PathCerts::Pool(&ders);
+            let (from, until) =
+                self.check_path(leaf, &certs, Some(anchor), leaf_name, at_secs, crls)?;
+            window = (from, until);
+            Ok(())
+        };
+        let found =
+            pkix::build(&problem, leaf_name, &mut accept).map_err(|e| (problem.lapsed.get(), e));
+        Some(found.map(|f| {
+            let ders = f
+                .intermediates
+                .iter()
+                .map(|i| pool_ders.get(*i).map_or_else(Vec::new, |d| d.to_vec()))
+                .collect();
+            FallbackPath {
+                intermediates: ders,
+                anchor: f.anchor,
+                from: window.0,
+                until: window.1,
+            }
+        }))
+    }
+
+    /// Checks one candidate path: the profile of each intermediate and of the anchor, and
+    /// (for a path webpki built) the name constraints webpki does not process. Returns the
+    /// validity window of the intermediates and the anchor.
     fn check_path(
         &self,
-        path: &VerifiedPath<'_>,
+        leaf: &Cert<'_>,
+        certs: &PathCerts<'_>,
+        index: Option<usize>,
         leaf_name: &dyn std::fmt::Display,
         at_secs: i64,
         crls: &CrlSet,
-    ) -> Result<(i64, i64, Option<usize>), CertificateError> {
+    ) -> Result<(i64, i64), CertificateError> {
         // RFC 5280 4.2.1.3: a CA that issued a loaded CRL must be allowed to sign CRLs.
         let crl_signer_ok = |subject: &[u8], may_sign: bool| may_sign || !crls.issued_by(subject);
         let mut from = i64::MIN;
         let mut until = i64::MAX;
         let mut logical_intermediates = 0usize;
-        for cert in path.intermediate_certificates() {
-            let der = cert.der();
-            let parsed = Cert::parse(der.as_ref()).map_err(|e| CertificateError::Invalid {
-                cert: format!(
-                    "intermediate (sha256 {}) of {leaf_name}",
-                    fingerprint(der.as_ref())
-                ),
+        let mut constrained = false;
+        certs.each(&mut |der: &[u8]| {
+            let parsed = Cert::parse(der).map_err(|e| CertificateError::Invalid {
+                cert: format!("intermediate (sha256 {}) of {leaf_name}", fingerprint(der)),
                 reason: format!("does not parse ({e})"),
             })?;
             profile::check_issuer(&parsed, Role::Intermediate).map_err(|reason| {
                 CertificateError::Invalid {
-                    cert: profile::describe(&parsed, &fingerprint(der.as_ref())),
+                    cert: profile::describe(&parsed, &fingerprint(der)),
                     reason,
                 }
             })?;
             if !crl_signer_ok(parsed.subject.raw, profile::may_sign_crls(&parsed)) {
                 return Err(CertificateError::Invalid {
-                    cert: profile::describe(&parsed, &fingerprint(der.as_ref())),
+                    cert: profile::describe(&parsed, &fingerprint(der)),
                     reason: "issued a loaded CRL but its keyUsage lacks cRLSign".to_owned(),
                 });
             }
@@ -731,11 +1146,44 @@ impl TrustStore {
                     });
                 }
             }
+            constrained |= parsed
+                .extensions
+                .name_constraints
+                .is_some_and(|n| n.value.beyond_webpki);
             from = from.max(parsed.not_before);
             until = until.min(parsed.not_after);
+            Ok(())
+        })?;
+        let anchor = index.and_then(|i| self.anchors.get(i));
+        if let PathCerts::Webpki(_) = certs {
+            // webpki checked dNSName and iPAddress constraints and refused paths on which
+            // the other forms meet a name; what it never looks at (a subject emailAddress
+            // under an rfc822Name constraint, say) is checked here. Rare: copies are fine.
+            let anchor_nc = anchor
+                .and_then(|a| a.name_constraints.as_ref())
+                .and_then(|nc| super::cert::name_constraints_content(nc.as_ref()).ok());
+            if constrained || anchor_nc.is_some_and(|n| n.beyond_webpki) {
+                let mut ders: Vec<Vec<u8>> = Vec::new();
+                certs.each(&mut |der: &[u8]| {
+                    ders.push(der.to_vec());
+                    Ok(())
+                })?;
+                let parsed: Vec<Cert<'_>> =
+                    ders.iter().filter_map(|d| Cert::parse(d).ok()).collect();
+                let mut chain: Vec<&Cert<'_>> = vec![leaf];
+                chain.extend(parsed.iter());
+                let mut budget = super::constraints::Budget(pkix::LIMITS.name_comparisons);
+                pkix::check_name_constraints(&chain, anchor_nc, &mut budget).map_err(
+                    |(at, _)| CertificateError::NameConstraint {
+                        cert: if at == 0 {
+                            leaf_name.to_string()
+                        } else {
+                            format!("an intermediate in the chain of {leaf_name}")
+                        },
+                    },
+                )?;
+            }
         }
-        let anchor = path.anchor();
-        let index = self.anchors.iter().position(|a| std::ptr::eq(a, anchor));
         if let Some(info) = index.and_then(|i| self.anchor_info.get(i)) {
             let anchor_name =
                 || format!("trust anchor (sha256 {}) for {leaf_name}", info.fingerprint);
@@ -769,7 +1217,45 @@ impl TrustStore {
             from = from.max(info.not_before);
             until = until.min(info.not_after);
         }
-        Ok((from, until, index))
+        Ok((from, until))
+    }
+}
+
+/// A path [`pkix`] built: its intermediates (leaf side first), anchor index and the
+/// validity window of intermediates and anchor.
+struct FallbackPath {
+    intermediates: Vec<Vec<u8>>,
+    anchor: usize,
+    from: i64,
+    until: i64,
+}
+
+/// The intermediates of a candidate path: one webpki built, or one [`pkix`] built.
+enum PathCerts<'c> {
+    Webpki(&'c VerifiedPath<'c>),
+    Pool(&'c [&'c [u8]]),
+}
+
+impl PathCerts<'_> {
+    /// Calls `f` with each intermediate's DER, leaf side first; stops at an error.
+    fn each(
+        &self,
+        f: &mut dyn FnMut(&[u8]) -> Result<(), CertificateError>,
+    ) -> Result<(), CertificateError> {
+        match self {
+            Self::Webpki(path) => {
+                for cert in path.intermediate_certificates() {
+                    let der = cert.der();
+                    f(der.as_ref())?;
+                }
+            }
+            Self::Pool(ders) => {
+                for der in *ders {
+                    f(der)?;
+                }
+            }
+        }
+        Ok(())
     }
 }
 
