@@ -8,6 +8,11 @@ require "rbconfig"
 # Real lockdowns, each in a forked child (a fork has one thread: the forking one). The
 # child reports through a pipe; the parent asserts.
 RSpec.describe Portcullis::Lockdown do
+  # Ruby 3.3 runs a native timer thread from boot (and again in every fork), so an in-process
+  # lockdown can never be the only thread there: it refuses (lockdown.threads) unless told
+  # `calling_thread_only: true`, which these specs then use and check. Ruby 3.1 has none.
+  VM_THREAD = IO.popen([RbConfig.ruby, "-e", "print Dir.children('/proc/self/task').size"], &:read).to_i > 1
+
   def in_fork
     reader, writer = IO.pipe
     pid = fork do
@@ -37,10 +42,16 @@ RSpec.describe Portcullis::Lockdown do
   let(:dir) { Dir.mktmpdir("portcullis-lockdown") }
   after { FileUtils.remove_entry(dir) }
 
+  it "refuses, on a Ruby with its own native thread, unless calling_thread_only says so", if: VM_THREAD do
+    result = in_fork { described_class.apply!(read: [dir]) }
+    expect(result[:code]).to eq("lockdown.threads")
+    expect(result[:message]).to include("portcullis exec")
+  end
+
   it "restricts files and syscalls, keeps threads working, and reports its status" do
     File.write(File.join(dir, "ok.txt"), "yes")
     result = in_fork do
-      status = described_class.apply!(read: [dir], logger: Struct.new(:lines) { def info(l) = (self.lines ||= []) << l }.new)
+      status = described_class.apply!(read: [dir], calling_thread_only: VM_THREAD, logger: Struct.new(:lines) { def info(l) = (self.lines ||= []) << l }.new)
       {
         status: status,
         allowed: File.read(File.join(dir, "ok.txt")),
@@ -58,6 +69,8 @@ RSpec.describe Portcullis::Lockdown do
     expect(result[:thread]).to eq(42)
     status = result[:status]
     expect(status[:landlock]).to eq(:full)
+    expect(status[:unrestricted_threads]).to eq(VM_THREAD ? 1 : 0)
+    expect(status[:log_line]).to include("calling thread only") if VM_THREAD
     expect(status[:seccomp]).to eq(:full)
     expect(status[:no_new_privs]).to be(true)
     expect(status[:capabilities]).to eq([])
@@ -95,8 +108,8 @@ RSpec.describe Portcullis::Lockdown do
 
   it "says a second lockdown in the same process is refused" do
     result = in_fork do
-      described_class.apply!(read: [dir], logger: Object.new.tap { |o| def o.info(_) = nil })
-      described_class.apply!(read: [dir])
+      described_class.apply!(read: [dir], calling_thread_only: VM_THREAD, logger: Object.new.tap { |o| def o.info(_) = nil })
+      described_class.apply!(read: [dir], calling_thread_only: VM_THREAD)
     rescue Portcullis::LockdownError => e
       e.code
     end
@@ -129,7 +142,9 @@ RSpec.describe Portcullis::Lockdown do
 
     it "boots Ruby libraries under the lockdown and keeps the rest out" do
       result = in_fork do
-        config.lockdown(:web).apply!(logger: Object.new.tap { |o| def o.info(_) = nil })
+        lockdown = config.lockdown(:web)
+        lockdown = lockdown.send(:_with_calling_thread_only) if VM_THREAD
+        lockdown.apply!(logger: Object.new.tap { |o| def o.info(_) = nil })
         require "erb"
         require "set"
         {
@@ -160,7 +175,7 @@ RSpec.describe Portcullis::Lockdown do
         Portcullis.config = Portcullis.load(#{File.join(dir, 'config', 'portcullis.toml').inspect})
         workers 2
         bind "tcp://127.0.0.1:#{port}"
-        before_fork { Portcullis::Lockdown.puma_before_fork(:web) }
+        before_fork { Portcullis::Lockdown.puma_before_fork(:web, calling_thread_only: #{VM_THREAD}) }
       RUBY
       File.write(File.join(dir, "config.ru"), <<~RUBY)
         run lambda { |_env|
@@ -187,6 +202,35 @@ RSpec.describe Portcullis::Lockdown do
         Process.kill("TERM", pid)
         Process.wait(pid)
       end
+    end
+
+    it "stops the master instead of serving unprotected when the lockdown is refused", if: system("which puma > /dev/null 2>&1") do
+      FileUtils.mkdir_p(File.join(dir, "config"))
+      port = TCPServer.open("127.0.0.1", 0) { |s| s.addr[1] }
+      File.write(File.join(dir, "config", "portcullis.toml"), "[lockdown.web]\npreset = \"ruby\"\n")
+      File.write(File.join(dir, "config", "puma.rb"), <<~RUBY)
+        $LOAD_PATH.unshift #{File.expand_path('../lib', __dir__).inspect}
+        require "portcullis"
+        Portcullis.config = Portcullis.load(#{File.join(dir, 'config', 'portcullis.toml').inspect})
+        workers 2
+        bind "tcp://127.0.0.1:#{port}"
+        Thread.new { sleep } # a gem's thread in the master: the lockdown must refuse
+        before_fork { Portcullis::Lockdown.puma_before_fork(:web) }
+      RUBY
+      File.write(File.join(dir, "config.ru"), "run ->(_env) { [200, {}, [\"served\"]] }\n")
+      log = File.join(dir, "puma.log")
+      pid = Process.spawn("puma", "-C", "config/puma.rb", "config.ru", chdir: dir, out: log, err: log)
+      status = nil
+      deadline = Time.now + 20
+      while status.nil? && Time.now < deadline
+        status = Process.wait2(pid, Process::WNOHANG)&.last
+        sleep 0.1
+      end
+      Process.kill("KILL", pid) && Process.wait(pid) unless status
+      expect(status).not_to be_nil, "puma kept running: #{File.read(log)}"
+      expect(status.success?).to be(false)
+      expect(File.read(log)).to include("lockdown.threads").and include("not serving unprotected")
+      expect { Net::HTTP.get(URI("http://127.0.0.1:#{port}/")) }.to raise_error(SystemCallError)
     end
   end
 end

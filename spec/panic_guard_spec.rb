@@ -81,7 +81,7 @@ RSpec.describe "the panic guard" do
       uses = text.scan(/\b(method|function)!\(/).size
       next if uses.zero? || File.basename(file) == "errors.rs"
 
-      expect(text).to include("use crate::errors::{function, method}").or include("use crate::errors::{self, function}")
+      expect(text).to match(/use crate::errors::\{[^}]*\b(function|method)\b[^}]*\}/), "#{file} must import the guarded macros"
     end
   end
 end

@@ -102,11 +102,20 @@ module Portcullis
   # unrestricted by Landlock (seccomp, no_new_privs and capabilities still cover them).
   # The listening sockets are already bound, so `bind_tcp` need not name them.
   # `portcullis exec` covers the master's threads too and is the recommended way.
+  # A refused lockdown stops the master (SystemExit): Puma would otherwise log the hook's
+  # error and serve unprotected. Ruby 3.3 keeps a native timer thread in every process, so
+  # there this needs `calling_thread_only: true` (and says so in its status).
   def Lockdown.puma_before_fork(name, config: Portcullis.config, logger: nil, calling_thread_only: false)
     raise LockdownError.new("no configuration loaded; set Portcullis.config = Portcullis.load(path)", code: "lockdown.no_config") unless config
 
     lockdown = config.lockdown(name)
     lockdown = lockdown.send(:_with_calling_thread_only) if calling_thread_only
-    lockdown.apply!(logger: logger)
+    begin
+      lockdown.apply!(logger: logger)
+    rescue LockdownError => e
+      # Puma logs a StandardError raised by a hook and boots the workers anyway: that would
+      # serve unprotected. SystemExit is not rescued there, so the master stops instead.
+      abort "portcullis: lockdown #{name} refused (#{e.code}): #{e.message}; not serving unprotected"
+    end
   end
 end
