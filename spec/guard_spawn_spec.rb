@@ -12,7 +12,7 @@ RSpec.describe "Portcullis.guard! spawn rule" do
     alphabet = ["z", "q", " ", "\t", "=", "/", "."] + "*?{}[]<>()~&|\\$;'`\"\n#%!:,+-@^".chars
     prefixes = ["", "zzq", "zzq=1", "  zzq=1", "z/q=1", "./zzq", "/zzq", "exec", "if", "!", ".", ":", "done",
                 "readonly", "whilez", "for", "in", "export", "zzq exec"]
-    corpus = prefixes.flat_map { |p| [p, "#{p} zq"] }
+    corpus = prefixes.flat_map { |p| [p, "#{p} zq"] } + ["\n", " \n", "\n\t ", " \r\n", "\v\n", "\nzq"]
     corpus += Array.new(300) { prefixes.sample(random: rng) + Array.new(rng.rand(0..6)) { alphabet.sample(random: rng) }.join }
     disagreements = []
     Dir.mktmpdir do |dir|
