@@ -23,7 +23,7 @@ use crate::{errors, gvl};
 pub(crate) struct RbEgressPolicy(Arc<EgressPolicy>);
 
 impl RbEgressPolicy {
-    /// The policy itself, shared (a trust store fetches CRLs through it).
+    /// The policy itself, shared (a trust store fetches CRLs through it; the guard keeps it).
     pub(crate) fn shared(&self) -> Arc<EgressPolicy> {
         Arc::clone(&self.0)
     }
@@ -31,11 +31,6 @@ impl RbEgressPolicy {
     /// Wraps a policy built elsewhere (the configuration file).
     pub(crate) fn from_shared(policy: Arc<EgressPolicy>) -> Self {
         Self(policy)
-    }
-
-    /// The policy, shared (the runtime guard keeps it).
-    pub(crate) fn shared(&self) -> Arc<EgressPolicy> {
-        Arc::clone(&self.0)
     }
 }
 

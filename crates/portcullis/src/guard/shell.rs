@@ -173,7 +173,7 @@ mod tests {
             assert_eq!(shell_reason(blank), None, "{blank:?}");
         }
         // any other byte next to the newline makes it a metacharacter again
-        for shell in [" \r\n", "\v\n", "\f\n", "\nzq", "zq\n"] {
+        for shell in [" \r\n", "\x0b\n", "\x0c\n", "\nzq", "zq\n"] {
             assert!(shell_reason(shell).is_some(), "{shell:?}");
         }
     }
