@@ -21,9 +21,9 @@ mod store;
 pub mod tls;
 
 pub use crl::CrlInfo;
-pub(crate) use der::rfc3339;
 pub use crl_fetch::{DEFAULT_FETCH_TIMEOUT, DEFAULT_MAX_CRL_BYTES};
 pub use crl_refresh::{CrlRefreshEvent, CrlRefresher};
+pub(crate) use der::rfc3339;
 pub use dn::{attribute_oid, Attribute, DistinguishedName, DnParseError};
 pub use error::CertificateError;
 pub use store::{
