@@ -72,6 +72,15 @@ struct World {
 
 impl World {
     fn new(extra: &str) -> Self {
+        Self::build(extra, &[])
+    }
+
+    fn with_ports(ports: &[u16]) -> Self {
+        Self::build("", ports)
+    }
+
+    fn build(extra: &str, ports: &[u16]) -> Self {
+        let more: String = ports.iter().map(|p| format!(", {p}")).collect();
         let dir = tempfile::tempdir().unwrap();
         let (allowed_port, allowed) = serve_tcp("127.0.0.2");
         let (denied_port, denied) = serve_tcp("127.0.0.1");
@@ -82,7 +91,7 @@ impl World {
         let exe = std::env::current_exe().unwrap();
         let exe_dir = exe.parent().unwrap().to_path_buf();
         let toml = format!(
-            "[egress.local]\nallow_cidrs = [\"127.0.0.2/32\"]\n\n[lockdown.t]\nread = [\"/usr\", \"/lib\", \"/lib64\", \"/etc\", \"/var/lib\", \"/dev/urandom\", {dir:?}, {exe_dir:?}]\nwrite = [\"/dev/null\"]\nexec = [\"/usr/bin\", {exe:?}]\nconnect_tcp = [{allowed_port}, {denied_port}]\negress = \"local\"\nunix_sockets = [{ok:?}]\n{extra}",
+            "[egress.local]\nallow_cidrs = [\"127.0.0.2/32\"]\n\n[lockdown.t]\nread = [\"/usr\", \"/lib\", \"/lib64\", \"/etc\", \"/var/lib\", \"/dev/urandom\", {dir:?}, {exe_dir:?}]\nwrite = [\"/dev/null\"]\nexec = [\"/usr/bin\", {exe:?}]\nconnect_tcp = [{allowed_port}, {denied_port}{more}]\negress = \"local\"\nunix_sockets = [{ok:?}]\n{extra}",
             dir = dir.path(),
             ok = ok_sock,
         );
@@ -170,6 +179,7 @@ fn probe() {
                 }
             }
             "race" => race(arg),
+            "stall" => stall(arg),
             "tfo" => tfo(arg),
             "wait" => {
                 println!("READY");
@@ -445,6 +455,18 @@ when "fastopen"
       s.read[-2..]
     }
   end
+when "udp"
+  # a, d are UDP ports here; sendto, sendmsg with an address, connect + sendmsg, send_io
+  u = Socket.new(:INET, :DGRAM)
+  puts try { u.send("x", 0, Socket.sockaddr_in(d, "127.0.0.1")) }
+  puts try { u.send("x", 0, Socket.sockaddr_in(a, "127.0.0.2")) }
+  puts try { u.sendmsg("x", 0, Socket.sockaddr_in(d, "127.0.0.1")) }
+  puts try { u.sendmsg("xy", 0, Socket.sockaddr_in(a, "127.0.0.2")) }
+  c = Socket.new(:INET, :DGRAM)
+  puts try { c.connect(Socket.sockaddr_in(a, "127.0.0.2")); c.sendmsg("xyz") }
+  puts try { UDPSocket.new.send("x", 0, "::ffff:127.0.0.1", d) }
+  l, r = UNIXSocket.pair
+  puts try { l.send_io(File.open("/dev/null")); r.recv_io.class }
 when "resolv"
   require "resolv"
   puts try { Resolv::DNS.new.getaddress(a).to_s }
@@ -513,6 +535,206 @@ fn connect_nonblock_and_tcp_fast_open_are_judged_and_performed() {
     w.assert_nothing_denied_reached();
 }
 
+fn serve_udp(ip: &str) -> (u16, Arc<std::sync::Mutex<Vec<Vec<u8>>>>) {
+    let u = UdpSocket::bind((ip, 0)).unwrap();
+    let port = u.local_addr().unwrap().port();
+    let got = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let g = Arc::clone(&got);
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        while let Ok((n, _)) = u.recv_from(&mut buf) {
+            g.lock().unwrap().push(buf[..n].to_vec());
+        }
+    });
+    (port, got)
+}
+
+#[test]
+fn udp_sendto_sendmsg_and_fd_passing() {
+    if !have_ruby("socket") {
+        return;
+    }
+    let w = World::new("");
+    let (a, allowed) = serve_udp("127.0.0.2");
+    let (d, denied) = serve_udp("127.0.0.1");
+    let script = w.dir.path().join("clients.rb");
+    std::fs::write(&script, RUBY_CLIENTS).unwrap();
+    let o = w.run(&["/usr/bin/ruby", script.to_str().unwrap(), "udp", &a.to_string(), &d.to_string()]);
+    let got: Vec<String> = stdout(&o).lines().map(str::to_owned).collect();
+    assert_eq!(
+        got,
+        ["Errno::EACCES", "1", "Errno::EACCES", "2", "3", "Errno::EACCES", "IO"],
+        "{}",
+        stderr(&o)
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(denied.lock().unwrap().is_empty());
+    let mut seen = allowed.lock().unwrap().clone();
+    seen.sort();
+    assert_eq!(seen, [b"x".to_vec(), b"xy".to_vec(), b"xyz".to_vec()]);
+    let o = w.probe(&format!("udp 127.0.0.1:{d}\nudp 127.0.0.2:{a}\n"));
+    let r = results(&o);
+    assert!(r[0].ends_with(EACCES) && r[1].ends_with("=> ok 1"), "{r:?}");
+}
+
+/// A UDP DNS server answering every A query with 127.0.0.2 (and no AAAA).
+fn dns_stub(ip: &str) -> Arc<AtomicUsize> {
+    let u = UdpSocket::bind((ip, 53)).unwrap();
+    let queries = Arc::new(AtomicUsize::new(0));
+    let q = Arc::clone(&queries);
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 512];
+        while let Ok((n, from)) = u.recv_from(&mut buf) {
+            q.fetch_add(1, Ordering::SeqCst);
+            let req = &buf[..n];
+            if n < 17 {
+                continue;
+            }
+            // the question ends after the name's zero byte, then type and class
+            let mut i = 12;
+            while i < n && req[i] != 0 {
+                i += 1 + req[i] as usize;
+            }
+            let qend = i + 5;
+            if qend > n {
+                continue;
+            }
+            let qtype = u16::from_be_bytes([req[i + 1], req[i + 2]]);
+            let mut resp = req[..qend].to_vec();
+            resp[2] = 0x81;
+            resp[3] = 0x80;
+            resp[6] = 0;
+            resp[7] = u8::from(qtype == 1);
+            resp[8..12].fill(0);
+            if qtype == 1 {
+                resp.extend([0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 127, 0, 0, 2]);
+            }
+            let _ = u.send_to(&resp, from);
+        }
+    });
+    queries
+}
+
+fn have_unshare() -> bool {
+    Command::new("unshare")
+        .args(["-m", "true"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn dns_to_the_resolv_conf_nameserver_still_works() {
+    if !have_unshare() {
+        eprintln!("unshare -m not permitted here; DNS test skipped");
+        return;
+    }
+    let w = World::new("");
+    let queries = dns_stub("127.0.0.77");
+    let resolv = w.dir.path().join("resolv.conf");
+    std::fs::write(&resolv, "nameserver 127.0.0.77\noptions timeout:2 attempts:1\n").unwrap();
+    let exe = std::env::current_exe().unwrap();
+    let script = w.dir.path().join("clients.rb");
+    std::fs::write(&script, RUBY_CLIENTS).unwrap();
+    let inner = |cmd: &str| {
+        Command::new("unshare")
+            .args(["-m", "sh", "-c"])
+            .arg(format!(
+                "mount --bind {} /etc/resolv.conf && exec {} exec --config {} -- {cmd}",
+                resolv.display(),
+                env!("CARGO_BIN_EXE_portcullis"),
+                w.config().display()
+            ))
+            .env("PROBE_OPS", "resolve portcullis-test.example\nudp 127.0.0.77:54\n")
+            .output()
+            .unwrap()
+    };
+    // getaddrinfo (glibc: connect, then sendmmsg for A and AAAA in parallel)
+    let o = inner(&format!("{} --exact probe --nocapture", exe.display()));
+    let r = results(&o);
+    assert_eq!(r.len(), 2, "{}", stderr(&o));
+    assert!(r[0].ends_with("=> ok 127.0.0.2"), "{r:?} {}", stderr(&o));
+    // the nameserver is exempt on port 53 only
+    assert!(r[1].ends_with(EACCES), "{r:?}");
+    // Ruby's Resolv (sendto with the address) and Addrinfo.getaddrinfo
+    let o = inner(&format!("/usr/bin/ruby {} resolv portcullis-test.example", script.display()));
+    let got: Vec<String> = stdout(&o).lines().map(str::to_owned).collect();
+    assert_eq!(got, ["127.0.0.2", "127.0.0.2"], "{}", stderr(&o));
+    assert!(queries.load(Ordering::SeqCst) >= 3);
+}
+
+/// A listener on 127.0.0.2 whose accept queue is full: SYNs to it are dropped, so a
+/// blocking connect to it waits (until SO_SNDTIMEO).
+fn full_listener() -> (u16, Vec<TcpStream>, i32) {
+    // SAFETY: socket/bind/listen on a descriptor owned here; the sockaddr is a local.
+    let (fd, port) = unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+        let sa = sockaddr_in([127, 0, 0, 2], 0);
+        assert_eq!(libc::bind(fd, std::ptr::addr_of!(sa).cast(), std::mem::size_of_val(&sa) as u32), 0);
+        assert_eq!(libc::listen(fd, 0), 0);
+        let mut got: libc::sockaddr_in = std::mem::zeroed();
+        let mut len = std::mem::size_of_val(&got) as u32;
+        libc::getsockname(fd, std::ptr::addr_of_mut!(got).cast(), &mut len);
+        (fd, u16::from_be(got.sin_port))
+    };
+    let mut fill = Vec::new();
+    for _ in 0..2 {
+        if let Ok(s) = TcpStream::connect_timeout(&SocketAddr::from(([127, 0, 0, 2], port)), Duration::from_millis(300)) {
+            fill.push(s);
+        }
+    }
+    (port, fill, fd)
+}
+
+/// `stall SLOW FAST`: four threads make blocking connects to SLOW (SO_SNDTIMEO 4 s), then
+/// 32 connects to FAST run one after another; reports how many fast ones succeeded and
+/// how many slow ones had returned by then.
+fn stall(arg: &str) -> String {
+    let mut it = arg.split_whitespace().map(|p| p.parse::<u16>().unwrap());
+    let (slow, fast) = (it.next().unwrap(), it.next().unwrap());
+    let done = Arc::new(AtomicUsize::new(0));
+    let slow_threads: Vec<_> = (0..4)
+        .map(|_| {
+            let done = Arc::clone(&done);
+            std::thread::spawn(move || {
+                // SAFETY: a socket owned here; option and address are locals.
+                unsafe {
+                    let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+                    let tv = libc::timeval { tv_sec: 4, tv_usec: 0 };
+                    libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_SNDTIMEO, std::ptr::addr_of!(tv).cast(), std::mem::size_of_val(&tv) as u32);
+                    let sa = sockaddr_in([127, 0, 0, 2], slow);
+                    libc::connect(fd, std::ptr::addr_of!(sa).cast(), std::mem::size_of_val(&sa) as u32);
+                    libc::close(fd);
+                }
+                done.fetch_add(1, Ordering::SeqCst);
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut ok = 0;
+    for _ in 0..32 {
+        if let Ok(mut s) = TcpStream::connect(("127.0.0.2", fast)) {
+            if http_over(&mut s) == "ok" {
+                ok += 1;
+            }
+        }
+    }
+    let slow_done = done.load(Ordering::SeqCst);
+    for t in slow_threads {
+        let _ = t.join();
+    }
+    format!("fast {ok} slow_done {slow_done}")
+}
+
+#[test]
+fn a_slow_connect_does_not_stall_the_others() {
+    let (slow, _fill, _fd) = full_listener();
+    let w = World::with_ports(&[slow]);
+    let o = w.probe(&format!("stall {slow} {}\n", w.allowed_port));
+    let r = results(&o);
+    // every fast connect was served while the four slow ones were still waiting
+    assert!(r.first().is_some_and(|l| l.ends_with("=> fast 32 slow_done 0")), "{r:?} {}", stderr(&o));
+}
+
 #[test]
 fn a_thread_rewriting_the_sockaddr_never_reaches_the_refused_address() {
     let w = World::new("");
@@ -532,7 +754,15 @@ fn a_thread_rewriting_the_sockaddr_never_reaches_the_refused_address() {
     assert!(ok > 0 && refused > 0 && flips > 1000, "the race did not race: {}", r[0]);
     // the decisive check: the refused listener never saw a connection
     w.assert_nothing_denied_reached();
+    // every successful connect reached the allowed listener (its accept loop may lag)
+    for _ in 0..100 {
+        if w.allowed.hits.load(Ordering::SeqCst) as u64 >= ok {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert_eq!(w.allowed.hits.load(Ordering::SeqCst) as u64, ok);
+    w.assert_nothing_denied_reached();
 }
 
 #[test]
