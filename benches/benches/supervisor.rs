@@ -109,7 +109,7 @@ fn main() {
         drop(supervised);
         let egress = EgressPolicy::builder().allow_cidrs(["127.0.0.0/8"]).build().unwrap();
         let policy = ConnectPolicy::new(egress);
-        let (exit, counts) = supervisor::run(policy, move || serve(c2, &listener)).unwrap();
+        let (exit, counts) = supervisor::run(policy, None, move || serve(c2, &listener)).unwrap();
         eprintln!("supervised side ended: {exit:?}, {} judged, {} refused", counts.judged, counts.refused);
         // SAFETY: leaving the forked child.
         unsafe { libc::_exit(0) };

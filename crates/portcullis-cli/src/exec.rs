@@ -144,7 +144,8 @@ pub(crate) fn exec(args: &ExecArgs) -> Result<Outcome, Failure> {
             },
             if policy.is_report() { "; REPORT MODE: refusals logged and allowed (metadata and runtime sockets still refused)" } else { "" }
         );
-        let run = portcullis::lockdown::supervisor::run(policy, || {
+        let ids = lockdown.switch_ids().map_err(|e| lockdown_failure(&e))?;
+        let run = portcullis::lockdown::supervisor::run(policy, ids, || {
             let status = match lockdown.apply() {
                 Ok(s) => s,
                 Err(e) => return format!("portcullis exec: {}: {e}", e.code()),

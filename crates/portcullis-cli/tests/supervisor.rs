@@ -879,3 +879,23 @@ fn explain_and_check_show_the_supervisor_config() {
         assert!(all.contains("p.toml:3:"), "{bad}: {all}");
     }
 }
+
+#[test]
+fn a_user_switch_moves_the_supervisor_too() {
+    let w = World::new("user = \"nobody\"\n");
+    let url = format!("http://127.0.0.2:{}/", w.allowed_port);
+    let o = w.run(&["/usr/bin/curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", &url]);
+    assert_eq!(stdout(&o), "200", "{}", stderr(&o));
+    let o = w.run(&["/usr/bin/curl", "-sS", &format!("http://127.0.0.1:{}/", w.denied_port)]);
+    assert_eq!(o.status.code(), Some(7), "{}", stderr(&o));
+    let mut child = w.exec(&[], &["/usr/bin/sleep", "5"]).stderr(Stdio::null()).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    let uid = status.lines().find(|l| l.starts_with("Uid:")).unwrap().to_owned();
+    let caps = status.lines().find(|l| l.starts_with("CapEff:")).unwrap().to_owned();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(uid.split_whitespace().skip(1).all(|u| u == "65534"), "{uid}");
+    assert!(caps.ends_with("0000000000000000"), "{caps}");
+    w.assert_nothing_denied_reached();
+}

@@ -611,6 +611,15 @@ impl Lockdown {
             .report(b.log_only)
     }
 
+    /// The `(uid, gid)` [`apply`](Self::apply) will switch to (`None`: no switch, or a dry
+    /// run). `portcullis exec` switches its supervisor to them too, so that it reads the
+    /// program's memory as its own user (no `CAP_SYS_PTRACE` needed) and connects UNIX
+    /// sockets with the program's permissions, not root's.
+    #[cfg(target_os = "linux")]
+    pub fn switch_ids(&self) -> Result<Option<(u32, u32)>, LockdownError> {
+        switch_ids(&self.builder)
+    }
+
     /// The `egress` policy's name, if the lockdown names one.
     pub fn egress_name(&self) -> Option<&str> {
         self.builder.egress.as_ref().map(|(n, _)| n.as_str())
@@ -786,6 +795,49 @@ fn apply_impl(_: &Lockdown) -> Result<Status, LockdownError> {
 }
 
 #[cfg(target_os = "linux")]
+fn switch_ids(b: &LockdownBuilder) -> Result<Option<(u32, u32)>, LockdownError> {
+    Ok(if b.log_only {
+        None
+    } else {
+        match &b.user {
+            Some(user) => {
+                let (uid, mut gid) =
+                    sys::lookup_user(user).map_err(|reason| LockdownError::BadUser {
+                        kind: "user",
+                        name: user.clone(),
+                        reason,
+                    })?;
+                if let Some(g) = &b.group {
+                    gid = sys::lookup_group(g).map_err(|reason| LockdownError::BadUser {
+                        kind: "group",
+                        name: g.clone(),
+                        reason,
+                    })?;
+                }
+                if sys::uid() != 0 && sys::uid() != uid {
+                    return Err(LockdownError::BadUser {
+                        kind: "user",
+                        name: user.clone(),
+                        reason:
+                            "switching users needs root; start the process as root or drop `user`"
+                                .to_owned(),
+                    });
+                }
+                Some((uid, gid))
+            }
+            None if b.group.is_some() => {
+                return Err(LockdownError::BadUser {
+                    kind: "group",
+                    name: b.group.clone().unwrap_or_default(),
+                    reason: "a group switch needs a `user` too".to_owned(),
+                })
+            }
+            None => None,
+        }
+    })
+}
+
+#[cfg(target_os = "linux")]
 fn apply_impl(lockdown: &Lockdown) -> Result<Status, LockdownError> {
     let b = &lockdown.builder;
     if APPLIED.load(Ordering::SeqCst) {
@@ -837,45 +889,7 @@ fn apply_impl(lockdown: &Lockdown) -> Result<Status, LockdownError> {
         });
     }
     // Everything that can fail for a reason in the policy, before any change.
-    let switch = if b.log_only {
-        None
-    } else {
-        match &b.user {
-            Some(user) => {
-                let (uid, mut gid) =
-                    sys::lookup_user(user).map_err(|reason| LockdownError::BadUser {
-                        kind: "user",
-                        name: user.clone(),
-                        reason,
-                    })?;
-                if let Some(g) = &b.group {
-                    gid = sys::lookup_group(g).map_err(|reason| LockdownError::BadUser {
-                        kind: "group",
-                        name: g.clone(),
-                        reason,
-                    })?;
-                }
-                if sys::uid() != 0 && sys::uid() != uid {
-                    return Err(LockdownError::BadUser {
-                        kind: "user",
-                        name: user.clone(),
-                        reason:
-                            "switching users needs root; start the process as root or drop `user`"
-                                .to_owned(),
-                    });
-                }
-                Some((uid, gid))
-            }
-            None if b.group.is_some() => {
-                return Err(LockdownError::BadUser {
-                    kind: "group",
-                    name: b.group.clone().unwrap_or_default(),
-                    reason: "a group switch needs a `user` too".to_owned(),
-                })
-            }
-            None => None,
-        }
-    };
+    let switch = switch_ids(b)?;
     let ruleset = if b.log_only || abi < 1 {
         None
     } else {

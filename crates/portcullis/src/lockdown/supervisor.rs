@@ -877,10 +877,19 @@ fn read_exact(fd: &OwnedFd, buf: &mut [u8]) -> bool {
 /// `child` (which applies the lockdown and execs, returning a message only on failure);
 /// the parent supervises until the child exits, then returns how it ended and the counts.
 ///
+/// `ids`: the `(uid, gid)` the child's lockdown switches to ([`super::Lockdown::switch_ids`]);
+/// the supervisor switches to them too once it holds the listener (all its capabilities go
+/// with root), so it needs no `CAP_SYS_PTRACE` to read the child's memory and lends no
+/// privilege when it connects for the child.
+///
 /// Call it from a single-threaded process (`portcullis exec` before anything else).
 /// Refuses with `lockdown.threads` otherwise, and with `lockdown.unsupported` when the
 /// kernel lacks seccomp user notification or `pidfd_getfd`.
-pub fn run<F: FnOnce() -> String>(policy: ConnectPolicy, child: F) -> Result<(Exit, Counts), LockdownError> {
+pub fn run<F: FnOnce() -> String>(
+    policy: ConnectPolicy,
+    ids: Option<(u32, u32)>,
+    child: F,
+) -> Result<(Exit, Counts), LockdownError> {
     let threads = super::sys::thread_count().unwrap_or(0);
     if threads != 1 {
         return Err(LockdownError::Threads {
@@ -976,6 +985,19 @@ pub fn run<F: FnOnce() -> String>(policy: ConnectPolicy, child: F) -> Result<(Ex
             SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP,
         )
     };
+    if let Some((uid, gid)) = ids.filter(|&(u, _)| u != super::sys::uid()) {
+        if let Err(source) = super::sys::switch_user(uid, gid) {
+            // SAFETY: integer arguments only; reaps the child we made.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, std::ptr::null_mut(), 0);
+            }
+            return Err(LockdownError::Failed {
+                step: "supervisor user switch",
+                source,
+            });
+        }
+    }
     let _ = write_all(&ack_w, b"k");
     drop(ack_w);
     // SAFETY: integer arguments only. Orphans of the program are reparented to us and reaped.
