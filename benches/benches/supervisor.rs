@@ -11,7 +11,8 @@
 //! address: the BPF program allows it from its registers, no notification).
 //!
 //! Harness-less (criterion cannot interleave two processes): `cargo bench -p
-//! portcullis-benches --bench supervisor [-- ROUNDS]`.
+//! portcullis-benches --bench supervisor [-- ROUNDS]`, connects per round from
+//! `SUPERVISOR_BENCH_CONNECTS` (default 2000).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // bench setup: failing fast is right
 #![allow(unsafe_code)] // fork/_exit/waitpid and the raw getpid of the measured loop
 
@@ -23,21 +24,24 @@ use std::time::Instant;
 use portcullis::egress::EgressPolicy;
 use portcullis::lockdown::{supervisor, ConnectPolicy};
 
-const CONNECTS: u64 = 2000;
 const CALLS: u64 = 100_000;
+
+fn connects() -> u64 {
+    std::env::var("SUPERVISOR_BENCH_CONNECTS").ok().and_then(|v| v.parse().ok()).unwrap_or(2000)
+}
 
 fn measure(cmd: u8, listener: &TcpListener, udp: &(UdpSocket, UdpSocket)) -> u64 {
     let addr = listener.local_addr().unwrap();
     let start = Instant::now();
     let n = match cmd {
         b'c' => {
-            for _ in 0..CONNECTS {
+            for _ in 0..connects() {
                 let s = TcpStream::connect(addr).unwrap();
                 let (a, _) = listener.accept().unwrap();
                 drop(s);
                 drop(a);
             }
-            CONNECTS
+            connects()
         }
         b'g' => {
             for _ in 0..CALLS {
@@ -115,7 +119,7 @@ fn main() {
         unsafe { libc::_exit(0) };
     }
     drop(c2);
-    println!("supervisor bench: {rounds} interleaved rounds; {CONNECTS} connects / {CALLS} calls per round");
+    println!("supervisor bench: {rounds} interleaved rounds; {} connects / {CALLS} calls per round", connects());
     for (cmd, name) in [(b'c', "connect+accept+close"), (b'g', "getpid"), (b's', "send+recv (UDP, connected)")] {
         let (mut a, mut b, mut d, mut r) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         // a warm-up round each
