@@ -27,7 +27,10 @@ use portcullis::lockdown::{supervisor, ConnectPolicy};
 const CALLS: u64 = 100_000;
 
 fn connects() -> u64 {
-    std::env::var("SUPERVISOR_BENCH_CONNECTS").ok().and_then(|v| v.parse().ok()).unwrap_or(2000)
+    std::env::var("SUPERVISOR_BENCH_CONNECTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000)
 }
 
 fn measure(cmd: u8, listener: &TcpListener, udp: &(UdpSocket, UdpSocket)) -> u64 {
@@ -111,16 +114,29 @@ fn main() {
     if p2 == 0 {
         drop(plain);
         drop(supervised);
-        let egress = EgressPolicy::builder().allow_cidrs(["127.0.0.0/8"]).build().unwrap();
+        let egress = EgressPolicy::builder()
+            .allow_cidrs(["127.0.0.0/8"])
+            .build()
+            .unwrap();
         let policy = ConnectPolicy::new(egress);
         let (exit, counts) = supervisor::run(policy, None, move || serve(c2, &listener)).unwrap();
-        eprintln!("supervised side ended: {exit:?}, {} judged, {} refused", counts.judged, counts.refused);
+        eprintln!(
+            "supervised side ended: {exit:?}, {} judged, {} refused",
+            counts.judged, counts.refused
+        );
         // SAFETY: leaving the forked child.
         unsafe { libc::_exit(0) };
     }
     drop(c2);
-    println!("supervisor bench: {rounds} interleaved rounds; {} connects / {CALLS} calls per round", connects());
-    for (cmd, name) in [(b'c', "connect+accept+close"), (b'g', "getpid"), (b's', "send+recv (UDP, connected)")] {
+    println!(
+        "supervisor bench: {rounds} interleaved rounds; {} connects / {CALLS} calls per round",
+        connects()
+    );
+    for (cmd, name) in [
+        (b'c', "connect+accept+close"),
+        (b'g', "getpid"),
+        (b's', "send+recv (UDP, connected)"),
+    ] {
         let (mut a, mut b, mut d, mut r) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         // a warm-up round each
         ask(&mut plain, cmd);

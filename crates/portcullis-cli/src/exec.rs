@@ -170,7 +170,11 @@ pub(crate) fn exec(args: &ExecArgs) -> Result<Outcome, Failure> {
             },
             counts.judged,
             counts.refused,
-            if counts.reported > 0 { format!(", {} allowed by report mode", counts.reported) } else { String::new() }
+            if counts.reported > 0 {
+                format!(", {} allowed by report mode", counts.reported)
+            } else {
+                String::new()
+            }
         );
         portcullis::lockdown::supervisor::exit_like(exit)
     }

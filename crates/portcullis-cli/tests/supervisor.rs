@@ -127,15 +127,32 @@ impl World {
     /// This test binary as the client: `probe` reads PROBE_OPS.
     fn probe(&self, ops: &str) -> Output {
         let exe = std::env::current_exe().unwrap();
-        self.exec(&[], &[exe.to_str().unwrap(), "--exact", "probe", "--nocapture", "--test-threads=1"])
-            .env("PROBE_OPS", ops)
-            .output()
-            .unwrap()
+        self.exec(
+            &[],
+            &[
+                exe.to_str().unwrap(),
+                "--exact",
+                "probe",
+                "--nocapture",
+                "--test-threads=1",
+            ],
+        )
+        .env("PROBE_OPS", ops)
+        .output()
+        .unwrap()
     }
 
     fn assert_nothing_denied_reached(&self) {
-        assert_eq!(self.denied.hits.load(Ordering::SeqCst), 0, "a refused TCP listener was reached");
-        assert_eq!(self.bad_unix.hits.load(Ordering::SeqCst), 0, "a refused UNIX socket was reached");
+        assert_eq!(
+            self.denied.hits.load(Ordering::SeqCst),
+            0,
+            "a refused TCP listener was reached"
+        );
+        assert_eq!(
+            self.bad_unix.hits.load(Ordering::SeqCst),
+            0,
+            "a refused UNIX socket was reached"
+        );
     }
 }
 
@@ -156,10 +173,12 @@ fn probe() {
     for op in ops.lines().filter(|l| !l.trim().is_empty()) {
         let (kind, arg) = op.split_once(' ').unwrap_or((op, ""));
         let outcome = match kind {
-            "tcp" => match TcpStream::connect_timeout(&arg.parse().unwrap(), Duration::from_secs(5)) {
-                Ok(mut s) => http_over(&mut s),
-                Err(e) => format!("err {}", e.raw_os_error().unwrap_or(0)),
-            },
+            "tcp" => {
+                match TcpStream::connect_timeout(&arg.parse().unwrap(), Duration::from_secs(5)) {
+                    Ok(mut s) => http_over(&mut s),
+                    Err(e) => format!("err {}", e.raw_os_error().unwrap_or(0)),
+                }
+            }
             "unix" => match UnixStream::connect(arg) {
                 Ok(mut s) => http_over(&mut s),
                 Err(e) => format!("err {}", e.raw_os_error().unwrap_or(0)),
@@ -167,7 +186,10 @@ fn probe() {
             "resolve" => {
                 use std::net::ToSocketAddrs;
                 match (arg, 80).to_socket_addrs() {
-                    Ok(a) => format!("ok {}", a.map(|a| a.ip().to_string()).collect::<Vec<_>>().join(",")),
+                    Ok(a) => format!(
+                        "ok {}",
+                        a.map(|a| a.ip().to_string()).collect::<Vec<_>>().join(",")
+                    ),
                     Err(e) => format!("err {e}"),
                 }
             }
@@ -250,11 +272,15 @@ fn race(arg: &str) -> String {
         // the sockaddr pointer stays valid (leaked).
         unsafe {
             let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
-            let r = libc::connect(fd, ptr as *const libc::sockaddr, std::mem::size_of::<libc::sockaddr_in>() as u32);
+            let r = libc::connect(
+                fd,
+                ptr as *const libc::sockaddr,
+                size_of::<libc::sockaddr_in>() as u32,
+            );
             if r == 0 {
                 ok += 1;
                 let mut peer: libc::sockaddr_in = std::mem::zeroed();
-                let mut len = std::mem::size_of::<libc::sockaddr_in>() as u32;
+                let mut len = size_of::<libc::sockaddr_in>() as u32;
                 libc::getpeername(fd, std::ptr::addr_of_mut!(peer).cast(), &mut len);
                 if peer.sin_addr.s_addr != u32::from_ne_bytes([127, 0, 0, 2]) {
                     wrong_peer += 1;
@@ -289,7 +315,7 @@ fn tfo(arg: &str) -> String {
             req.len(),
             libc::MSG_FASTOPEN,
             std::ptr::addr_of!(addr).cast(),
-            std::mem::size_of::<libc::sockaddr_in>() as u32,
+            size_of::<libc::sockaddr_in>() as u32,
         );
         if n < 0 {
             let e = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
@@ -338,13 +364,16 @@ fn rust_connect_calls_are_judged_by_address_and_unix_path() {
     let want = [
         EACCES, "ok", EACCES,
         // ::ffff:127.0.0.2 is 127.0.0.2, allowed (the embedded IPv4 is what is judged)
-        "ok",
-        // metadata: refused before any packet
+        "ok", // metadata: refused before any packet
         EACCES, EACCES, "ok",
     ];
     assert_eq!(r.len(), want.len(), "{r:?}\n{}", stderr(&o));
     for (got, want) in r.iter().zip(want) {
-        assert!(got.ends_with(&format!("=> {want}")), "{got} (want {want})\n{}", stderr(&o));
+        assert!(
+            got.ends_with(&format!("=> {want}")),
+            "{got} (want {want})\n{}",
+            stderr(&o)
+        );
     }
     w.assert_nothing_denied_reached();
     assert_eq!(w.allowed.hits.load(Ordering::SeqCst), 2);
@@ -357,7 +386,10 @@ fn rust_connect_calls_are_judged_by_address_and_unix_path() {
         .unwrap_or_else(|| panic!("{err}"));
     assert!(line.contains("(AF_INET) by pid "), "{line}");
     assert!(line.contains("egress.reserved_address"), "{line}");
-    assert!(err.contains("(AF_INET6)") && err.contains("egress.metadata"), "{err}");
+    assert!(
+        err.contains("(AF_INET6)") && err.contains("egress.metadata"),
+        "{err}"
+    );
     assert!(err.contains("supervisor.unix_socket"), "{err}");
     assert!(err.contains("calls judged, 4 refused"), "{err}");
 }
@@ -366,7 +398,16 @@ fn rust_connect_calls_are_judged_by_address_and_unix_path() {
 fn curl_is_judged() {
     let w = World::new("");
     let code = |args: &[&str]| {
-        let mut cmd = vec!["/usr/bin/curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5"];
+        let mut cmd = vec![
+            "/usr/bin/curl",
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "5",
+        ];
         cmd.extend_from_slice(args);
         let o = w.run(&cmd);
         (stdout(&o), o.status.code(), stderr(&o))
@@ -379,7 +420,10 @@ fn curl_is_judged() {
     ] {
         let (out, status, err) = code(&[&url]);
         assert_eq!((out.as_str(), status), ("000", Some(7)), "{url}: {err}");
-        assert!(err.contains("portcullis supervisor: refused connect to"), "{err}");
+        assert!(
+            err.contains("portcullis supervisor: refused connect to"),
+            "{err}"
+        );
         assert!(err.contains("(curl)"), "{err}");
     }
     let (out, status, err) = code(&["--unix-socket", w.ok_sock.to_str().unwrap(), "http://x/"]);
@@ -497,7 +541,17 @@ fn ruby_net_http_is_judged() {
     }
     let w = World::new("");
     let (got, err) = ruby_clients(&w, "net_http");
-    assert_eq!(got, ["Errno::EACCES", "200", "Errno::EACCES", "Errno::EACCES", "ok"], "{err}");
+    assert_eq!(
+        got,
+        [
+            "Errno::EACCES",
+            "200",
+            "Errno::EACCES",
+            "Errno::EACCES",
+            "ok"
+        ],
+        "{err}"
+    );
     w.assert_nothing_denied_reached();
 }
 
@@ -511,7 +565,13 @@ fn typhoeus_libcurl_in_process_is_judged() {
     let (got, err) = ruby_clients(&w, "typhoeus");
     assert_eq!(
         got,
-        ["code 0 couldnt_connect", "200", "code 0 couldnt_connect", "code 0 couldnt_connect", "200"],
+        [
+            "code 0 couldnt_connect",
+            "200",
+            "code 0 couldnt_connect",
+            "code 0 couldnt_connect",
+            "200"
+        ],
         "{err}"
     );
     w.assert_nothing_denied_reached();
@@ -528,7 +588,10 @@ fn connect_nonblock_and_tcp_fast_open_are_judged_and_performed() {
     let (got, err) = ruby_clients(&w, "fastopen");
     assert_eq!(got, ["Errno::EACCES", "ok"], "{err}");
     assert!(err.contains("refused sendto to 127.0.0.1 port"), "{err}");
-    let o = w.probe(&format!("tfo 127.0.0.1:{}\ntfo 127.0.0.2:{}\n", w.denied_port, w.allowed_port));
+    let o = w.probe(&format!(
+        "tfo 127.0.0.1:{}\ntfo 127.0.0.2:{}\n",
+        w.denied_port, w.allowed_port
+    ));
     let r = results(&o);
     assert!(r[0].ends_with(EACCES), "{r:?} {}", stderr(&o));
     assert!(r[1].contains("=> ok sent"), "{r:?} {}", stderr(&o));
@@ -559,11 +622,25 @@ fn udp_sendto_sendmsg_and_fd_passing() {
     let (d, denied) = serve_udp("127.0.0.1");
     let script = w.dir.path().join("clients.rb");
     std::fs::write(&script, RUBY_CLIENTS).unwrap();
-    let o = w.run(&["/usr/bin/ruby", script.to_str().unwrap(), "udp", &a.to_string(), &d.to_string()]);
+    let o = w.run(&[
+        "/usr/bin/ruby",
+        script.to_str().unwrap(),
+        "udp",
+        &a.to_string(),
+        &d.to_string(),
+    ]);
     let got: Vec<String> = stdout(&o).lines().map(str::to_owned).collect();
     assert_eq!(
         got,
-        ["Errno::EACCES", "1", "Errno::EACCES", "2", "3", "Errno::EACCES", "IO"],
+        [
+            "Errno::EACCES",
+            "1",
+            "Errno::EACCES",
+            "2",
+            "3",
+            "Errno::EACCES",
+            "IO"
+        ],
         "{}",
         stderr(&o)
     );
@@ -631,7 +708,11 @@ fn dns_to_the_resolv_conf_nameserver_still_works() {
     let w = World::new("");
     let queries = dns_stub("127.0.0.77");
     let resolv = w.dir.path().join("resolv.conf");
-    std::fs::write(&resolv, "nameserver 127.0.0.77\noptions timeout:2 attempts:1\n").unwrap();
+    std::fs::write(
+        &resolv,
+        "nameserver 127.0.0.77\noptions timeout:2 attempts:1\n",
+    )
+    .unwrap();
     let exe = std::env::current_exe().unwrap();
     let script = w.dir.path().join("clients.rb");
     std::fs::write(&script, RUBY_CLIENTS).unwrap();
@@ -644,7 +725,10 @@ fn dns_to_the_resolv_conf_nameserver_still_works() {
                 env!("CARGO_BIN_EXE_portcullis"),
                 w.config().display()
             ))
-            .env("PROBE_OPS", "resolve portcullis-test.example\nudp 127.0.0.77:54\n")
+            .env(
+                "PROBE_OPS",
+                "resolve portcullis-test.example\nudp 127.0.0.77:54\n",
+            )
             .output()
             .unwrap()
     };
@@ -656,7 +740,10 @@ fn dns_to_the_resolv_conf_nameserver_still_works() {
     // the nameserver is exempt on port 53 only
     assert!(r[1].ends_with(EACCES), "{r:?}");
     // Ruby's Resolv (sendto with the address) and Addrinfo.getaddrinfo
-    let o = inner(&format!("/usr/bin/ruby {} resolv portcullis-test.example", script.display()));
+    let o = inner(&format!(
+        "/usr/bin/ruby {} resolv portcullis-test.example",
+        script.display()
+    ));
     let got: Vec<String> = stdout(&o).lines().map(str::to_owned).collect();
     assert_eq!(got, ["127.0.0.2", "127.0.0.2"], "{}", stderr(&o));
     assert!(queries.load(Ordering::SeqCst) >= 3);
@@ -669,16 +756,26 @@ fn full_listener() -> (u16, Vec<TcpStream>, i32) {
     let (fd, port) = unsafe {
         let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
         let sa = sockaddr_in([127, 0, 0, 2], 0);
-        assert_eq!(libc::bind(fd, std::ptr::addr_of!(sa).cast(), std::mem::size_of_val(&sa) as u32), 0);
+        assert_eq!(
+            libc::bind(
+                fd,
+                std::ptr::addr_of!(sa).cast(),
+                size_of_val(&sa) as u32
+            ),
+            0
+        );
         assert_eq!(libc::listen(fd, 0), 0);
         let mut got: libc::sockaddr_in = std::mem::zeroed();
-        let mut len = std::mem::size_of_val(&got) as u32;
+        let mut len = size_of_val(&got) as u32;
         libc::getsockname(fd, std::ptr::addr_of_mut!(got).cast(), &mut len);
         (fd, u16::from_be(got.sin_port))
     };
     let mut fill = Vec::new();
     for _ in 0..2 {
-        if let Ok(s) = TcpStream::connect_timeout(&SocketAddr::from(([127, 0, 0, 2], port)), Duration::from_millis(300)) {
+        if let Ok(s) = TcpStream::connect_timeout(
+            &SocketAddr::from(([127, 0, 0, 2], port)),
+            Duration::from_millis(300),
+        ) {
             fill.push(s);
         }
     }
@@ -699,10 +796,23 @@ fn stall(arg: &str) -> String {
                 // SAFETY: a socket owned here; option and address are locals.
                 unsafe {
                     let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
-                    let tv = libc::timeval { tv_sec: 4, tv_usec: 0 };
-                    libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_SNDTIMEO, std::ptr::addr_of!(tv).cast(), std::mem::size_of_val(&tv) as u32);
+                    let tv = libc::timeval {
+                        tv_sec: 4,
+                        tv_usec: 0,
+                    };
+                    libc::setsockopt(
+                        fd,
+                        libc::SOL_SOCKET,
+                        libc::SO_SNDTIMEO,
+                        std::ptr::addr_of!(tv).cast(),
+                        size_of_val(&tv) as u32,
+                    );
                     let sa = sockaddr_in([127, 0, 0, 2], slow);
-                    libc::connect(fd, std::ptr::addr_of!(sa).cast(), std::mem::size_of_val(&sa) as u32);
+                    libc::connect(
+                        fd,
+                        std::ptr::addr_of!(sa).cast(),
+                        size_of_val(&sa) as u32,
+                    );
                     libc::close(fd);
                 }
                 done.fetch_add(1, Ordering::SeqCst);
@@ -732,7 +842,12 @@ fn a_slow_connect_does_not_stall_the_others() {
     let o = w.probe(&format!("stall {slow} {}\n", w.allowed_port));
     let r = results(&o);
     // every fast connect was served while the four slow ones were still waiting
-    assert!(r.first().is_some_and(|l| l.ends_with("=> fast 32 slow_done 0")), "{r:?} {}", stderr(&o));
+    assert!(
+        r.first()
+            .is_some_and(|l| l.ends_with("=> fast 32 slow_done 0")),
+        "{r:?} {}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -751,7 +866,11 @@ fn a_thread_rewriting_the_sockaddr_never_reaches_the_refused_address() {
     let (ok, refused, other, wrong_peer, flips) = (nums[0], nums[1], nums[2], nums[3], nums[4]);
     assert_eq!(wrong_peer, 0, "{}", r[0]);
     assert_eq!(other, 0, "{}", r[0]);
-    assert!(ok > 0 && refused > 0 && flips > 1000, "the race did not race: {}", r[0]);
+    assert!(
+        ok > 0 && refused > 0 && flips > 1000,
+        "the race did not race: {}",
+        r[0]
+    );
     // the decisive check: the refused listener never saw a connection
     w.assert_nothing_denied_reached();
     // every successful connect reached the allowed listener (its accept loop may lag)
@@ -772,14 +891,21 @@ fn symlinks_cannot_point_an_allowed_name_elsewhere() {
     std::os::unix::fs::symlink(&w.bad_sock, &link).unwrap();
     let link_ok = w.dir.path().join("link-ok.sock");
     std::os::unix::fs::symlink(&w.ok_sock, &link_ok).unwrap();
-    let o = w.probe(&format!("unix {}\nunix {}\nunix ok.sock\n", link.display(), link_ok.display()));
+    let o = w.probe(&format!(
+        "unix {}\nunix {}\nunix ok.sock\n",
+        link.display(),
+        link_ok.display()
+    ));
     let r = results(&o);
     assert!(r[0].ends_with(EACCES), "{r:?}");
     // a symlink to the allowed socket reaches it: what is judged is where the name leads
     assert!(r[1].ends_with("=> ok"), "{r:?} {}", stderr(&o));
     // relative to the program's working directory (not in the sandbox's cwd: ENOENT)
     assert!(r[2].contains("=> err"), "{r:?}");
-    assert!(stderr(&o).contains(&format!("refused connect to {} (AF_UNIX)", w.bad_sock.display())));
+    assert!(stderr(&o).contains(&format!(
+        "refused connect to {} (AF_UNIX)",
+        w.bad_sock.display()
+    )));
     w.assert_nothing_denied_reached();
 }
 
@@ -788,7 +914,10 @@ fn report_mode_logs_and_allows_but_keeps_the_metadata_floor() {
     let w = World::new("");
     let exe = std::env::current_exe().unwrap();
     let o = w
-        .exec(&["--report"], &[exe.to_str().unwrap(), "--exact", "probe", "--nocapture"])
+        .exec(
+            &["--report"],
+            &[exe.to_str().unwrap(), "--exact", "probe", "--nocapture"],
+        )
         .env(
             "PROBE_OPS",
             format!("tcp 127.0.0.1:{}\ntcp 169.254.169.254:80\n", w.denied_port),
@@ -799,8 +928,14 @@ fn report_mode_logs_and_allows_but_keeps_the_metadata_floor() {
     let err = stderr(&o);
     assert!(r[0].ends_with("=> ok"), "{r:?} {err}");
     assert!(r[1].ends_with(EACCES), "{r:?} {err}");
-    assert!(err.contains("would refuse (report mode, allowed) connect to 127.0.0.1"), "{err}");
-    assert!(err.contains("refused connect to 169.254.169.254 port 80"), "{err}");
+    assert!(
+        err.contains("would refuse (report mode, allowed) connect to 127.0.0.1"),
+        "{err}"
+    );
+    assert!(
+        err.contains("refused connect to 169.254.169.254 port 80"),
+        "{err}"
+    );
     assert_eq!(w.denied.hits.load(Ordering::SeqCst), 1);
 }
 
@@ -810,10 +945,17 @@ fn killing_the_supervisor_fails_the_next_connect() {
     let flag = w.dir.path().join("go");
     let exe = std::env::current_exe().unwrap();
     let mut child = w
-        .exec(&[], &[exe.to_str().unwrap(), "--exact", "probe", "--nocapture"])
+        .exec(
+            &[],
+            &[exe.to_str().unwrap(), "--exact", "probe", "--nocapture"],
+        )
         .env(
             "PROBE_OPS",
-            format!("wait {}\ntcp 127.0.0.2:{}\n", flag.display(), w.allowed_port),
+            format!(
+                "wait {}\ntcp 127.0.0.2:{}\n",
+                flag.display(),
+                w.allowed_port
+            ),
         )
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -829,7 +971,10 @@ fn killing_the_supervisor_fails_the_next_connect() {
     child.kill().unwrap(); // SIGKILL to `portcullis exec`, the supervisor
     child.wait().unwrap();
     std::fs::write(&flag, "").unwrap();
-    let rest: Vec<String> = lines.map_while(Result::ok).filter(|l| l.contains("RESULT")).collect();
+    let rest: Vec<String> = lines
+        .map_while(Result::ok)
+        .filter(|l| l.contains("RESULT"))
+        .collect();
     assert_eq!(rest.len(), 2, "{rest:?}");
     // the kernel answers ENOSYS once the listener is gone: fail closed
     assert!(rest[1].ends_with("=> err 38"), "{rest:?}");
@@ -841,7 +986,12 @@ fn exit_status_and_signals_pass_through() {
     let w = World::new("");
     let o = w.run(&["/bin/sh", "-c", "exit 3"]);
     // /bin/sh is not in exec here: 126 from the child (cannot execute) or 3
-    assert!(matches!(o.status.code(), Some(3)), "{:?} {}", o.status, stderr(&o));
+    assert!(
+        matches!(o.status.code(), Some(3)),
+        "{:?} {}",
+        o.status,
+        stderr(&o)
+    );
     let mut child = w
         .exec(&[], &["/usr/bin/sleep", "30"])
         .stderr(Stdio::piped())
@@ -859,13 +1009,20 @@ fn exit_status_and_signals_pass_through() {
 #[test]
 fn explain_and_check_show_the_supervisor_config() {
     let w = World::new("");
-    let o = bin().args(["lockdown", "explain", "--config"]).arg(w.config()).output().unwrap();
+    let o = bin()
+        .args(["lockdown", "explain", "--config"])
+        .arg(w.config())
+        .output()
+        .unwrap();
     let text = stdout(&o);
     assert!(text.contains("connect supervisor"), "{text}");
     assert!(text.contains("[egress.local]"), "{text}");
     assert!(text.contains(w.ok_sock.to_str().unwrap()), "{text}");
     for (bad, want) in [
-        ("egress = \"nope\"", "egress names no egress policy \"nope\""),
+        (
+            "egress = \"nope\"",
+            "egress names no egress policy \"nope\"",
+        ),
         ("unix_sockets = [\"rel/x.sock\"]", "is not absolute"),
         ("unix_sockets = [\"/run/../x\"]", "contains '..'"),
     ] {
@@ -884,18 +1041,45 @@ fn explain_and_check_show_the_supervisor_config() {
 fn a_user_switch_moves_the_supervisor_too() {
     let w = World::new("user = \"nobody\"\n");
     let url = format!("http://127.0.0.2:{}/", w.allowed_port);
-    let o = w.run(&["/usr/bin/curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", &url]);
+    let o = w.run(&[
+        "/usr/bin/curl",
+        "-sS",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        &url,
+    ]);
     assert_eq!(stdout(&o), "200", "{}", stderr(&o));
-    let o = w.run(&["/usr/bin/curl", "-sS", &format!("http://127.0.0.1:{}/", w.denied_port)]);
+    let o = w.run(&[
+        "/usr/bin/curl",
+        "-sS",
+        &format!("http://127.0.0.1:{}/", w.denied_port),
+    ]);
     assert_eq!(o.status.code(), Some(7), "{}", stderr(&o));
-    let mut child = w.exec(&[], &["/usr/bin/sleep", "5"]).stderr(Stdio::null()).spawn().unwrap();
+    let mut child = w
+        .exec(&[], &["/usr/bin/sleep", "5"])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     std::thread::sleep(Duration::from_millis(500));
     let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
-    let uid = status.lines().find(|l| l.starts_with("Uid:")).unwrap().to_owned();
-    let caps = status.lines().find(|l| l.starts_with("CapEff:")).unwrap().to_owned();
+    let uid = status
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .unwrap()
+        .to_owned();
+    let caps = status
+        .lines()
+        .find(|l| l.starts_with("CapEff:"))
+        .unwrap()
+        .to_owned();
     let _ = child.kill();
     let _ = child.wait();
-    assert!(uid.split_whitespace().skip(1).all(|u| u == "65534"), "{uid}");
+    assert!(
+        uid.split_whitespace().skip(1).all(|u| u == "65534"),
+        "{uid}"
+    );
     assert!(caps.ends_with("0000000000000000"), "{caps}");
     w.assert_nothing_denied_reached();
 }

@@ -261,7 +261,11 @@ pub(super) fn build_one(
                     "egress names no egress policy {:?}; define [egress.{}] or use one of: {}",
                     e.get_ref(),
                     e.get_ref(),
-                    if defined.is_empty() { "(none defined)".to_owned() } else { defined.join(", ") }
+                    if defined.is_empty() {
+                        "(none defined)".to_owned()
+                    } else {
+                        defined.join(", ")
+                    }
                 ),
             });
         };
@@ -278,7 +282,11 @@ pub(super) fn build_one(
     if !s.unix_sockets.is_empty() {
         details.push(format!(
             "unix_sockets {}",
-            s.unix_sockets.iter().map(|s| s.get_ref().as_str()).collect::<Vec<_>>().join(", ")
+            s.unix_sockets
+                .iter()
+                .map(|s| s.get_ref().as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
     }
     for cap in &s.keep_caps {

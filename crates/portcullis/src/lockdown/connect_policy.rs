@@ -68,9 +68,13 @@ impl fmt::Display for Destination {
                 write!(f, "[{}] port {} (AF_INET6)", a.ip(), a.port())
             }
             Self::UnixPath(p) => write!(f, "{} (AF_UNIX)", p.display()),
-            Self::UnixAbstract(n) => write!(f, "@{} (AF_UNIX abstract)", String::from_utf8_lossy(n)),
+            Self::UnixAbstract(n) => {
+                write!(f, "@{} (AF_UNIX abstract)", String::from_utf8_lossy(n))
+            }
             Self::Unspec => f.write_str("AF_UNSPEC"),
-            Self::Netlink { pid, groups } => write!(f, "netlink pid {pid} groups {groups:#x} (AF_NETLINK)"),
+            Self::Netlink { pid, groups } => {
+                write!(f, "netlink pid {pid} groups {groups:#x} (AF_NETLINK)")
+            }
             Self::Other(family) => write!(f, "address family {family}"),
         }
     }
@@ -418,7 +422,10 @@ pub(crate) fn check_unix_entry(p: &str) -> Result<(), String> {
     }
     let path = Path::new(p);
     if !path.is_absolute() {
-        return Err("is not absolute; name the socket by its full path (or @NAME for an abstract socket)".to_owned());
+        return Err(
+            "is not absolute; name the socket by its full path (or @NAME for an abstract socket)"
+                .to_owned(),
+        );
     }
     if path.components().any(|c| c == Component::ParentDir) {
         return Err("contains '..'; write the path the socket lives at".to_owned());
@@ -513,7 +520,10 @@ mod tests {
         let p = policy();
         let ok = |s: &str| p.judge(&Destination::UnixPath(s.into()), true);
         assert!(ok("/tmp/portcullis-ok.sock").is_ok());
-        assert_eq!(ok("/tmp/other.sock").unwrap_err().code, "supervisor.unix_socket");
+        assert_eq!(
+            ok("/tmp/other.sock").unwrap_err().code,
+            "supervisor.unix_socket"
+        );
         assert!(ok("/srv/sockets/app.sock").is_ok());
         assert!(ok("/srv/sockets/sub/app.sock").is_ok());
         assert_eq!(
@@ -537,7 +547,9 @@ mod tests {
             libc::EPERM
         );
         let abs = ConnectPolicy::new(EgressPolicy::default()).unix_sockets(["@x"]);
-        assert!(abs.judge(&Destination::UnixAbstract(b"x".to_vec()), true).is_ok());
+        assert!(abs
+            .judge(&Destination::UnixAbstract(b"x".to_vec()), true)
+            .is_ok());
     }
 
     #[test]
@@ -562,15 +574,25 @@ mod tests {
         assert_eq!(Destination::parse(&[0, 0]).unwrap(), Destination::Unspec);
         let p = policy();
         assert!(p.judge(&Destination::Other(40), true).is_err());
-        assert!(p.judge(&Destination::Netlink { pid: 0, groups: 0 }, false).is_ok());
-        assert!(p.judge(&Destination::Netlink { pid: 9, groups: 0 }, false).is_err());
+        assert!(p
+            .judge(&Destination::Netlink { pid: 0, groups: 0 }, false)
+            .is_ok());
+        assert!(p
+            .judge(&Destination::Netlink { pid: 9, groups: 0 }, false)
+            .is_err());
     }
 
     #[test]
     fn entries_checked() {
         assert!(check_unix_entry("/run/postgresql/.s.PGSQL.5432").is_ok());
         assert!(check_unix_entry("@name").is_ok());
-        for bad in ["run/x", "/run/../x", "/a\0b", "@", &format!("/{}", "a".repeat(120))] {
+        for bad in [
+            "run/x",
+            "/run/../x",
+            "/a\0b",
+            "@",
+            &format!("/{}", "a".repeat(120)),
+        ] {
             assert!(check_unix_entry(bad).is_err(), "{bad}");
         }
         assert_eq!(

@@ -89,7 +89,9 @@ const FORWARDED: [libc::c_int; 10] = [
 ];
 
 fn errno() -> i32 {
-    io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO)
+    io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::EIO)
 }
 
 fn cvt(ret: libc::c_long) -> Result<libc::c_long, i32> {
@@ -148,7 +150,8 @@ fn program() -> Vec<libc::sock_filter> {
         /* 13 */ stmt(RET_K, notify),
         /* 14 */ stmt(RET_K, eperm),
         // sendto: the address pointer, both halves, must be 0 to pass without asking
-        /* 15 */ stmt(LD_W_ABS, arg4_lo),
+        /* 15 */
+        stmt(LD_W_ABS, arg4_lo),
         /* 16 */ jeq(0, 0, 3),
         /* 17 */ stmt(LD_W_ABS, arg4_lo + 4),
         /* 18 */ jeq(0, 0, 1),
@@ -168,7 +171,8 @@ fn install_listener() -> io::Result<RawFd> {
     if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } < 0 {
         return Err(io::Error::last_os_error());
     }
-    let flags = libc::SECCOMP_FILTER_FLAG_NEW_LISTENER | libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV;
+    let flags =
+        libc::SECCOMP_FILTER_FLAG_NEW_LISTENER | libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV;
     // SAFETY: prog points at `filter`, alive for the call; the kernel copies it.
     let fd = unsafe {
         libc::syscall(
@@ -422,7 +426,13 @@ impl Shared {
     }
 
     /// Judges, logs and counts. `Ok` means go on and perform the call.
-    fn decide(&self, t: &Target<'_>, call: &str, dest: &Destination, stream: bool) -> Result<(), i32> {
+    fn decide(
+        &self,
+        t: &Target<'_>,
+        call: &str,
+        dest: &Destination,
+        stream: bool,
+    ) -> Result<(), i32> {
         self.judged.fetch_add(1, Ordering::Relaxed);
         match self.policy.judge(dest, stream) {
             Ok(()) => Ok(()),
@@ -443,7 +453,11 @@ impl Shared {
     fn log(&self, t: &Target<'_>, call: &str, dest: &Destination, r: &Refusal, report: bool) {
         eprintln!(
             "portcullis supervisor: {} {call} to {dest} by pid {} ({}): {}: {}",
-            if report { "would refuse (report mode, allowed)" } else { "refused" },
+            if report {
+                "would refuse (report mode, allowed)"
+            } else {
+                "refused"
+            },
             t.tid,
             t.comm(),
             r.code,
@@ -524,7 +538,8 @@ impl Shared {
                     // (ENOENT…), unlogged (glibc probes /var/run/nscd/socket in every
                     // process), except a container-runtime name, which is logged.
                     let runtime = p.file_name().is_some_and(|n| {
-                        super::connect_policy::RUNTIME_SOCKETS.contains(&n.to_string_lossy().as_ref())
+                        super::connect_policy::RUNTIME_SOCKETS
+                            .contains(&n.to_string_lossy().as_ref())
                     });
                     if runtime {
                         self.decide(t, call, &dest, stream)?;
@@ -611,7 +626,13 @@ impl Shared {
     /// Reads one msghdr and what it points at; SCM_RIGHTS descriptors are taken from the
     /// child; other SOL_SOCKET control messages (credentials, marks) are refused, as the
     /// kernel would check them against the supervisor's privileges.
-    fn read_msghdr(&self, t: &Target<'_>, pidfd: &OwnedFd, addr: u64, stream: bool) -> Result<Message, i32> {
+    fn read_msghdr(
+        &self,
+        t: &Target<'_>,
+        pidfd: &OwnedFd,
+        addr: u64,
+        stream: bool,
+    ) -> Result<Message, i32> {
         let raw = t.read(addr, size_of::<libc::msghdr>())?;
         // SAFETY: raw holds size_of::<msghdr>() bytes; msghdr is plain data (pointers are
         // only read as numbers, never dereferenced here).
@@ -664,7 +685,13 @@ impl Shared {
         })
     }
 
-    fn judge_message(&self, t: &Target<'_>, call: &str, m: &mut Message, stream: bool) -> Result<(), i32> {
+    fn judge_message(
+        &self,
+        t: &Target<'_>,
+        call: &str,
+        m: &mut Message,
+        stream: bool,
+    ) -> Result<(), i32> {
         if let (Some(bytes), Some(dest)) = (m.name.take(), m.dest.clone()) {
             let (name, keep) = self.judge_name(t, call, bytes, dest, stream)?;
             m.name = Some(name);
@@ -681,7 +708,15 @@ impl Shared {
             .map_err(|e| self.ancillary(t, "sendmsg", e))?;
         t.valid()?;
         self.judge_message(t, "sendmsg", &mut m, stream)?;
-        self.send_one(t, &sock, m.name.as_deref(), &m.data, &m.control, flags, None)
+        self.send_one(
+            t,
+            &sock,
+            m.name.as_deref(),
+            &m.data,
+            &m.control,
+            flags,
+            None,
+        )
     }
 
     fn sendmmsg(self: &Arc<Self>, t: &Target<'_>, args: [u64; 6]) -> Result<Answer, i32> {
@@ -699,9 +734,17 @@ impl Shared {
         t.valid()?;
         let mut sent = 0usize;
         for (i, m) in msgs.iter_mut().enumerate() {
-            let r = self
-                .judge_message(t, "sendmmsg", m, stream)
-                .and_then(|()| self.send_one(t, &sock, m.name.as_deref(), &m.data, &m.control, flags, None));
+            let r = self.judge_message(t, "sendmmsg", m, stream).and_then(|()| {
+                self.send_one(
+                    t,
+                    &sock,
+                    m.name.as_deref(),
+                    &m.data,
+                    &m.control,
+                    flags,
+                    None,
+                )
+            });
             match r {
                 Ok(Answer::Value(n)) => {
                     let at = args[1] + (i * entry + size_of::<libc::msghdr>()) as u64;
@@ -742,7 +785,8 @@ fn translate_control(control: &mut [u8], pidfd: &OwnedFd) -> Result<Vec<OwnedFd>
     let mut off = 0;
     while off + hdr <= control.len() {
         // SAFETY: control holds at least `hdr` bytes at `off`; cmsghdr is plain data.
-        let c: libc::cmsghdr = unsafe { std::ptr::read_unaligned(control.as_ptr().add(off).cast()) };
+        let c: libc::cmsghdr =
+            unsafe { std::ptr::read_unaligned(control.as_ptr().add(off).cast()) };
         let len = c.cmsg_len;
         if len < hdr || off + len > control.len() {
             return Err(libc::EINVAL);
@@ -751,7 +795,12 @@ fn translate_control(control: &mut [u8], pidfd: &OwnedFd) -> Result<Vec<OwnedFd>
             (libc::SOL_SOCKET, libc::SCM_RIGHTS) => {
                 let mut p = off + hdr;
                 while p + 4 <= off + len {
-                    let child_fd = i32::from_ne_bytes([control[p], control[p + 1], control[p + 2], control[p + 3]]);
+                    let child_fd = i32::from_ne_bytes([
+                        control[p],
+                        control[p + 1],
+                        control[p + 2],
+                        control[p + 3],
+                    ]);
                     let mine = pidfd_getfd(pidfd, child_fd)?;
                     control[p..p + 4].copy_from_slice(&mine.as_raw_fd().to_ne_bytes());
                     fds.push(mine);
@@ -760,7 +809,10 @@ fn translate_control(control: &mut [u8], pidfd: &OwnedFd) -> Result<Vec<OwnedFd>
                 true
             }
             (libc::SOL_IP, libc::IP_PKTINFO | libc::IP_TTL | libc::IP_TOS) => true,
-            (libc::SOL_IPV6, libc::IPV6_PKTINFO | libc::IPV6_HOPLIMIT | libc::IPV6_TCLASS | libc::IPV6_DONTFRAG) => true,
+            (
+                libc::SOL_IPV6,
+                libc::IPV6_PKTINFO | libc::IPV6_HOPLIMIT | libc::IPV6_TCLASS | libc::IPV6_DONTFRAG,
+            ) => true,
             (libc::SOL_UDP, libc::UDP_SEGMENT) => true,
             _ => false,
         };
@@ -897,12 +949,16 @@ pub fn run<F: FnOnce() -> String>(
             abi: super::sys::landlock_abi(),
         });
     }
-    let failed = |step: &'static str| move |e: rustix::io::Errno| LockdownError::Failed {
-        step,
-        source: io::Error::from_raw_os_error(e.raw_os_error()),
+    let failed = |step: &'static str| {
+        move |e: rustix::io::Errno| LockdownError::Failed {
+            step,
+            source: io::Error::from_raw_os_error(e.raw_os_error()),
+        }
     };
-    let (up_r, up_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(failed("pipe"))?;
-    let (ack_r, ack_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(failed("pipe"))?;
+    let (up_r, up_w) =
+        rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(failed("pipe"))?;
+    let (ack_r, ack_w) =
+        rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(failed("pipe"))?;
     let mut wait = FORWARDED.to_vec();
     wait.push(libc::SIGCHLD);
     let blocked = sigset(&wait);
@@ -1101,7 +1157,10 @@ mod tests {
             (*h).cmsg_level = libc::SOL_SOCKET;
             (*h).cmsg_type = libc::SCM_CREDENTIALS;
         }
-        assert_eq!(translate_control(&mut c, &pidfd).unwrap_err(), libc::EOPNOTSUPP);
+        assert_eq!(
+            translate_control(&mut c, &pidfd).unwrap_err(),
+            libc::EOPNOTSUPP
+        );
         // SCM_RIGHTS of fd 0: replaced by our own copy
         let mut r = vec![0u8; hdr + 4];
         // SAFETY: as above.
