@@ -757,11 +757,7 @@ fn full_listener() -> (u16, Vec<TcpStream>, i32) {
         let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
         let sa = sockaddr_in([127, 0, 0, 2], 0);
         assert_eq!(
-            libc::bind(
-                fd,
-                std::ptr::addr_of!(sa).cast(),
-                size_of_val(&sa) as u32
-            ),
+            libc::bind(fd, std::ptr::addr_of!(sa).cast(), size_of_val(&sa) as u32),
             0
         );
         assert_eq!(libc::listen(fd, 0), 0);
@@ -808,11 +804,7 @@ fn stall(arg: &str) -> String {
                         size_of_val(&tv) as u32,
                     );
                     let sa = sockaddr_in([127, 0, 0, 2], slow);
-                    libc::connect(
-                        fd,
-                        std::ptr::addr_of!(sa).cast(),
-                        size_of_val(&sa) as u32,
-                    );
+                    libc::connect(fd, std::ptr::addr_of!(sa).cast(), size_of_val(&sa) as u32);
                     libc::close(fd);
                 }
                 done.fetch_add(1, Ordering::SeqCst);
