@@ -202,6 +202,7 @@ fn probe() {
             }
             "race" => race(arg),
             "stall" => stall(arg),
+            "mmsg" => mmsg(arg),
             "tfo" => tfo(arg),
             "wait" => {
                 println!("READY");
@@ -296,6 +297,47 @@ fn race(arg: &str) -> String {
     stop.store(true, Ordering::Relaxed);
     let flips = flipper.join().unwrap();
     format!("ok {ok} refused {refused} other {other} wrong_peer {wrong_peer} flips {flips}")
+}
+
+/// `mmsg A1 A2`: one `sendmmsg` of two datagrams ("one", "three!") from an unconnected UDP
+/// socket, to A1 then A2; reports the count returned (or the errno) and each `msg_len`.
+fn mmsg(arg: &str) -> String {
+    let addrs: Vec<SocketAddr> = arg.split_whitespace().map(|a| a.parse().unwrap()).collect();
+    let sas: Vec<libc::sockaddr_in> = addrs
+        .iter()
+        .map(|a| match a {
+            SocketAddr::V4(v4) => sockaddr_in(v4.ip().octets(), v4.port()),
+            SocketAddr::V6(_) => panic!("v4 only"),
+        })
+        .collect();
+    let bodies: [&[u8]; 2] = [b"one", b"three!"];
+    let mut iovs: Vec<libc::iovec> = bodies
+        .iter()
+        .map(|b| libc::iovec {
+            iov_base: b.as_ptr() as *mut libc::c_void,
+            iov_len: b.len(),
+        })
+        .collect();
+    // SAFETY: mmsghdr is plain data; every pointer set below refers to a live local.
+    let mut msgs: Vec<libc::mmsghdr> = (0..2).map(|_| unsafe { std::mem::zeroed() }).collect();
+    for (i, m) in msgs.iter_mut().enumerate() {
+        m.msg_hdr.msg_name = std::ptr::addr_of!(sas[i]) as *mut libc::c_void;
+        m.msg_hdr.msg_namelen = size_of::<libc::sockaddr_in>() as u32;
+        m.msg_hdr.msg_iov = &mut iovs[i];
+        m.msg_hdr.msg_iovlen = 1;
+    }
+    // SAFETY: a socket owned here; msgs and what they point at live across the call.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0);
+        let n = libc::sendmmsg(fd, msgs.as_mut_ptr(), 2, 0);
+        let e = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
+        libc::close(fd);
+        if n < 0 {
+            format!("err {e}")
+        } else {
+            format!("sent {n} lens {} {}", msgs[0].msg_len, msgs[1].msg_len)
+        }
+    }
 }
 
 /// `tfo ADDR`: TCP Fast Open, connect and data in one `sendto(MSG_FASTOPEN)`.
@@ -649,9 +691,19 @@ fn udp_sendto_sendmsg_and_fd_passing() {
     let mut seen = allowed.lock().unwrap().clone();
     seen.sort();
     assert_eq!(seen, [b"x".to_vec(), b"xy".to_vec(), b"xyz".to_vec()]);
-    let o = w.probe(&format!("udp 127.0.0.1:{d}\nudp 127.0.0.2:{a}\n"));
+    let o = w.probe(&format!(
+        "udp 127.0.0.1:{d}\nudp 127.0.0.2:{a}\nmmsg 127.0.0.2:{a} 127.0.0.2:{a}\nmmsg 127.0.0.2:{a} 127.0.0.1:{d}\nmmsg 127.0.0.1:{d} 127.0.0.2:{a}\n"
+    ));
     let r = results(&o);
     assert!(r[0].ends_with(EACCES) && r[1].ends_with("=> ok 1"), "{r:?}");
+    // sendmmsg: performed message by message, msg_len written back, stops at a refusal
+    assert!(r[2].ends_with("=> sent 2 lens 3 6"), "{r:?} {}", stderr(&o));
+    assert!(r[3].ends_with("=> sent 1 lens 3 0"), "{r:?}");
+    assert!(r[4].ends_with(EACCES), "{r:?}");
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(denied.lock().unwrap().is_empty());
+    let n = allowed.lock().unwrap().len();
+    assert_eq!(n, 3 + 1 + 3, "{:?}", allowed.lock().unwrap());
 }
 
 /// A UDP DNS server answering every A query with 127.0.0.2 (and no AAAA).
