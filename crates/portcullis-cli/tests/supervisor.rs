@@ -203,6 +203,40 @@ fn probe() {
             "race" => race(arg),
             "stall" => stall(arg),
             "mmsg" => mmsg(arg),
+            "burst" => {
+                let mut it = arg
+                    .split_whitespace()
+                    .map(|a| a.parse::<SocketAddr>().unwrap());
+                let (good, bad) = (it.next().unwrap(), it.next().unwrap());
+                let threads: Vec<_> = (0..32)
+                    .map(|_| {
+                        std::thread::spawn(move || {
+                            let (mut ok, mut refused) = (0, 0);
+                            for i in 0..20 {
+                                let to = if i % 2 == 0 { good } else { bad };
+                                match TcpStream::connect(to) {
+                                    Ok(mut s) => {
+                                        if to == good && http_over(&mut s) == "ok" {
+                                            ok += 1;
+                                        }
+                                    }
+                                    Err(e) => {
+                                        if to == bad && e.raw_os_error() == Some(13) {
+                                            refused += 1;
+                                        }
+                                    }
+                                }
+                            }
+                            (ok, refused)
+                        })
+                    })
+                    .collect();
+                let (ok, refused) = threads
+                    .into_iter()
+                    .map(|t| t.join().unwrap())
+                    .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+                format!("ok {ok} refused {refused}")
+            }
             "tfo" => tfo(arg),
             "wait" => {
                 println!("READY");
@@ -890,6 +924,28 @@ fn a_slow_connect_does_not_stall_the_others() {
         r.first()
             .is_some_and(|l| l.ends_with("=> fast 32 slow_done 0")),
         "{r:?} {}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn many_threads_connect_at_once() {
+    let w = World::new("");
+    let o = w.probe(&format!(
+        "burst 127.0.0.2:{} 127.0.0.1:{}\n",
+        w.allowed_port, w.denied_port
+    ));
+    let r = results(&o);
+    assert!(
+        r.first()
+            .is_some_and(|l| l.ends_with("=> ok 320 refused 320")),
+        "{r:?} {}",
+        stderr(&o)
+    );
+    w.assert_nothing_denied_reached();
+    assert!(
+        stderr(&o).contains("640 calls judged, 320 refused"),
+        "{}",
         stderr(&o)
     );
 }
