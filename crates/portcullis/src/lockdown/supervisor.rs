@@ -937,6 +937,22 @@ fn read_exact(fd: &OwnedFd, buf: &mut [u8]) -> bool {
 /// Call it from a single-threaded process (`portcullis exec` before anything else).
 /// Refuses with `lockdown.threads` otherwise, and with `lockdown.unsupported` when the
 /// kernel lacks seccomp user notification or `pidfd_getfd`.
+///
+/// ```no_run
+/// use std::os::unix::process::CommandExt;
+/// use portcullis::lockdown::{supervisor, Lockdown};
+/// let lockdown = Lockdown::builder().read(["/usr", "/etc"]).exec(["/usr/bin/curl"]).build()?;
+/// let ids = lockdown.switch_ids()?;
+/// let (exit, counts) = supervisor::run(lockdown.connect_policy(), ids, || {
+///     if let Err(e) = lockdown.apply() {
+///         return e.to_string();
+///     }
+///     std::process::Command::new("/usr/bin/curl").arg("https://example.com/").exec().to_string()
+/// })?;
+/// eprintln!("{} refused", counts.refused);
+/// supervisor::exit_like(exit);
+/// # Ok::<(), portcullis::lockdown::LockdownError>(())
+/// ```
 pub fn run<F: FnOnce() -> String>(
     policy: ConnectPolicy,
     ids: Option<(u32, u32)>,
