@@ -1183,3 +1183,57 @@ fn a_user_switch_moves_the_supervisor_too() {
     assert!(caps.ends_with("0000000000000000"), "{caps}");
     w.assert_nothing_denied_reached();
 }
+
+fn children_states(pid: u32) -> Vec<String> {
+    let mut out = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let p = task.unwrap().path().join("children");
+        for k in std::fs::read_to_string(p)
+            .unwrap_or_default()
+            .split_whitespace()
+        {
+            let stat = std::fs::read_to_string(format!("/proc/{k}/stat")).unwrap_or_default();
+            out.push(
+                stat.rsplit(") ")
+                    .next()
+                    .unwrap_or("")
+                    .chars()
+                    .take(1)
+                    .collect(),
+            );
+        }
+    }
+    out
+}
+
+#[test]
+fn orphans_of_the_program_are_reaped() {
+    let w = World::new("");
+    // the subshell starts `sleep 1` and exits: the sleep is orphaned and reparented to
+    // `portcullis exec` (a subreaper), which must reap it when it ends
+    let mut child = w
+        .exec(
+            &[],
+            &[
+                "/bin/sh",
+                "-c",
+                "(/usr/bin/sleep 1 &); exec /usr/bin/sleep 4",
+            ],
+        )
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let during = children_states(child.id());
+    std::thread::sleep(Duration::from_millis(1500));
+    let after = children_states(child.id());
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(
+        during.len(),
+        2,
+        "the orphan was not reparented to portcullis exec: {during:?}"
+    );
+    assert_eq!(after.len(), 1, "the orphan was not reaped: {after:?}");
+    assert_ne!(after[0], "Z");
+}
