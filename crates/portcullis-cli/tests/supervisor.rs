@@ -203,6 +203,7 @@ fn probe() {
             "race" => race(arg),
             "stall" => stall(arg),
             "mmsg" => mmsg(arg),
+            "eintr" => eintr(arg.parse().unwrap()),
             "burst" => {
                 let mut it = arg
                     .split_whitespace()
@@ -331,6 +332,42 @@ fn race(arg: &str) -> String {
     stop.store(true, Ordering::Relaxed);
     let flips = flipper.join().unwrap();
     format!("ok {ok} refused {refused} other {other} wrong_peer {wrong_peer} flips {flips}")
+}
+
+extern "C" fn on_usr1(_: libc::c_int) {}
+
+/// `eintr SLOW`: a thread's blocking connect to a listener that never answers is
+/// interrupted by a signal whose handler has no SA_RESTART: it must return EINTR, as
+/// natively (the supervisor's wait does not hold the program's signals back).
+fn eintr(slow: u16) -> String {
+    // SAFETY: installing a handler that does nothing; sigaction is plain data.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_usr1 as usize;
+        libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut());
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let t = std::thread::spawn(move || {
+        // SAFETY: pthread_self of this thread; a socket owned here.
+        unsafe {
+            tx.send(libc::pthread_self() as usize).unwrap();
+            let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+            let sa = sockaddr_in([127, 0, 0, 2], slow);
+            let r = libc::connect(fd, std::ptr::addr_of!(sa).cast(), size_of_val(&sa) as u32);
+            let e = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
+            libc::close(fd);
+            if r == 0 {
+                0
+            } else {
+                e
+            }
+        }
+    });
+    let thread = rx.recv().unwrap();
+    std::thread::sleep(Duration::from_millis(400));
+    // SAFETY: signalling a live thread of this process.
+    unsafe { libc::pthread_kill(thread as libc::pthread_t, libc::SIGUSR1) };
+    format!("errno {}", t.join().unwrap())
 }
 
 /// `mmsg A1 A2`: one `sendmmsg` of two datagrams ("one", "three!") from an unconnected UDP
@@ -926,6 +963,20 @@ fn a_slow_connect_does_not_stall_the_others() {
         "{r:?} {}",
         stderr(&o)
     );
+}
+
+#[test]
+fn a_signal_interrupts_a_blocking_connect_as_natively() {
+    let (slow, _fill, _fd) = full_listener();
+    let w = World::with_ports(&[slow]);
+    let o = w.probe(&format!("eintr {slow}\ntcp 127.0.0.2:{}\n", w.allowed_port));
+    let r = results(&o);
+    assert!(
+        r.first().is_some_and(|l| l.ends_with("=> errno 4")),
+        "{r:?} {}",
+        stderr(&o)
+    );
+    assert!(r.get(1).is_some_and(|l| l.ends_with("=> ok")), "{r:?}");
 }
 
 #[test]

@@ -171,8 +171,10 @@ fn install_listener() -> io::Result<RawFd> {
     if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } < 0 {
         return Err(io::Error::last_os_error());
     }
-    let flags =
-        libc::SECCOMP_FILTER_FLAG_NEW_LISTENER | libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV;
+    // Not SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV: a signal interrupts the program's wait as
+    // it would interrupt the call (Ruby's Timeout relies on it); `blocking_connect` then
+    // notices and frees its thread.
+    let flags = libc::SECCOMP_FILTER_FLAG_NEW_LISTENER;
     // SAFETY: prog points at `filter`, alive for the call; the kernel copies it.
     let fd = unsafe {
         libc::syscall(
@@ -355,6 +357,87 @@ fn sockaddr_un(path: &str) -> Vec<u8> {
     v.extend_from_slice(path.as_bytes());
     v.push(0);
     v
+}
+
+fn raw_connect(sock: &OwnedFd, name: &[u8]) -> Result<(), i32> {
+    // SAFETY: name is a live buffer of the length passed.
+    let r = unsafe {
+        libc::connect(
+            sock.as_raw_fd(),
+            name.as_ptr().cast(),
+            name.len() as libc::socklen_t,
+        )
+    };
+    if r < 0 {
+        Err(errno())
+    } else {
+        Ok(())
+    }
+}
+
+/// A blocking TCP connect, done so that the program's side keeps a blocking socket's
+/// semantics while the supervisor thread can notice the program giving up: the handshake
+/// is started non-blocking (the file's O_NONBLOCK is set for the one call and restored;
+/// another thread of the program using the same descriptor in that instant would see it),
+/// then waited for in slices, checking between them that the notification is still
+/// pending. A program interrupted by a signal (Ruby's `Timeout`, `EINTR`) thus frees the
+/// supervisor thread, and the handshake goes on in the background as it would natively.
+/// `SO_SNDTIMEO` bounds the wait as it bounds a native blocking connect (`EINPROGRESS`).
+fn blocking_connect(t: &Target<'_>, sock: &OwnedFd, name: &[u8]) -> Result<Answer, i32> {
+    let fd = sock.as_raw_fd();
+    // SAFETY: integer arguments only.
+    let fl = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    // SAFETY: integer arguments only.
+    unsafe { libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK) };
+    let r = raw_connect(sock, name);
+    // SAFETY: integer arguments only.
+    unsafe { libc::fcntl(fd, libc::F_SETFL, fl) };
+    match r {
+        Ok(()) => return Ok(Answer::Value(0)),
+        Err(libc::EINPROGRESS) => {}
+        Err(e) => return Err(e),
+    }
+    let mut tv = libc::timeval {
+        tv_sec: 0,
+        tv_usec: 0,
+    };
+    let mut len = size_of::<libc::timeval>() as libc::socklen_t;
+    // SAFETY: tv and len are live locals of the sizes passed.
+    unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_SNDTIMEO,
+            std::ptr::addr_of_mut!(tv).cast(),
+            &mut len,
+        )
+    };
+    let limit = (tv.tv_sec > 0 || tv.tv_usec > 0).then(|| {
+        std::time::Instant::now()
+            + std::time::Duration::from_secs(tv.tv_sec as u64)
+            + std::time::Duration::from_micros(tv.tv_usec as u64)
+    });
+    loop {
+        let mut pfd = libc::pollfd {
+            fd,
+            events: libc::POLLOUT,
+            revents: 0,
+        };
+        // SAFETY: pfd is a live pollfd.
+        let n = unsafe { libc::poll(&mut pfd, 1, 200) };
+        if n > 0 {
+            let err = sockopt_int(sock, libc::SO_ERROR)?;
+            return if err == 0 {
+                Ok(Answer::Value(0))
+            } else {
+                Err(err)
+            };
+        }
+        t.valid()?; // the program gave up (signal) or died: stop waiting
+        if limit.is_some_and(|l| std::time::Instant::now() >= l) {
+            return Err(libc::EINPROGRESS);
+        }
+    }
 }
 
 /// One message to send: the destination (as the supervisor will pass it), data, control.
@@ -557,22 +640,16 @@ impl Shared {
     fn connect(self: &Arc<Self>, t: &Target<'_>, args: [u64; 6]) -> Result<Answer, i32> {
         let (bytes, dest) = Self::name(t, args[1], args[2])?;
         let (sock, stream) = Self::socket(t, args[0])?; // checks the notification is valid
+        let inet_stream = stream && matches!(dest, Destination::Inet(_));
         let (name, _keep) = self.judge_name(t, "connect", bytes, dest, stream)?;
-        if is_blocking(&sock) {
+        let blocking = is_blocking(&sock);
+        if blocking {
             self.before_blocking();
         }
-        // SAFETY: name is a live buffer of the length passed.
-        let r = unsafe {
-            libc::connect(
-                sock.as_raw_fd(),
-                name.as_ptr().cast(),
-                name.len() as libc::socklen_t,
-            )
-        };
-        if r < 0 {
-            return Err(errno());
+        if blocking && inet_stream {
+            return blocking_connect(t, &sock, &name);
         }
-        Ok(Answer::Value(0))
+        raw_connect(&sock, &name).map(|()| Answer::Value(0))
     }
 
     fn sendto(self: &Arc<Self>, t: &Target<'_>, args: [u64; 6]) -> Result<Answer, i32> {
