@@ -343,7 +343,7 @@ fn eintr(slow: u16) -> String {
     // SAFETY: installing a handler that does nothing; sigaction is plain data.
     unsafe {
         let mut sa: libc::sigaction = std::mem::zeroed();
-        sa.sa_sigaction = on_usr1 as usize;
+        sa.sa_sigaction = on_usr1 as *const () as usize;
         libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut());
     }
     let (tx, rx) = std::sync::mpsc::channel();
