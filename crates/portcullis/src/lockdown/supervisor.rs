@@ -383,10 +383,8 @@ fn raw_connect(sock: &OwnedFd, name: &[u8]) -> Result<(), i32> {
 /// pending. A program interrupted by a signal (Ruby's `Timeout`, `EINTR`) thus frees the
 /// supervisor thread, and the handshake goes on in the background as it would natively.
 /// `SO_SNDTIMEO` bounds the wait as it bounds a native blocking connect (`EINPROGRESS`).
-fn blocking_connect(t: &Target<'_>, sock: &OwnedFd, name: &[u8]) -> Result<Answer, i32> {
+fn blocking_connect(t: &Target<'_>, sock: &OwnedFd, name: &[u8], fl: i32) -> Result<Answer, i32> {
     let fd = sock.as_raw_fd();
-    // SAFETY: integer arguments only.
-    let fl = unsafe { libc::fcntl(fd, libc::F_GETFL) };
     // SAFETY: integer arguments only.
     unsafe { libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK) };
     let r = raw_connect(sock, name);
@@ -397,26 +395,7 @@ fn blocking_connect(t: &Target<'_>, sock: &OwnedFd, name: &[u8]) -> Result<Answe
         Err(libc::EINPROGRESS) => {}
         Err(e) => return Err(e),
     }
-    let mut tv = libc::timeval {
-        tv_sec: 0,
-        tv_usec: 0,
-    };
-    let mut len = size_of::<libc::timeval>() as libc::socklen_t;
-    // SAFETY: tv and len are live locals of the sizes passed.
-    unsafe {
-        libc::getsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_SNDTIMEO,
-            std::ptr::addr_of_mut!(tv).cast(),
-            &mut len,
-        )
-    };
-    let limit = (tv.tv_sec > 0 || tv.tv_usec > 0).then(|| {
-        std::time::Instant::now()
-            + std::time::Duration::from_secs(tv.tv_sec as u64)
-            + std::time::Duration::from_micros(tv.tv_usec as u64)
-    });
+    let mut limit: Option<Option<std::time::Instant>> = None; // SO_SNDTIMEO, read lazily
     loop {
         let mut pfd = libc::pollfd {
             fd,
@@ -434,10 +413,36 @@ fn blocking_connect(t: &Target<'_>, sock: &OwnedFd, name: &[u8]) -> Result<Answe
             };
         }
         t.valid()?; // the program gave up (signal) or died: stop waiting
-        if limit.is_some_and(|l| std::time::Instant::now() >= l) {
+        let deadline = *limit.get_or_insert_with(|| send_timeout(fd));
+        if deadline.is_some_and(|l| std::time::Instant::now() >= l) {
             return Err(libc::EINPROGRESS);
         }
     }
+}
+
+/// When `SO_SNDTIMEO` ends a blocking connect started now (`None`: never).
+fn send_timeout(fd: RawFd) -> Option<std::time::Instant> {
+    let mut tv = libc::timeval {
+        tv_sec: 0,
+        tv_usec: 0,
+    };
+    let mut len = size_of::<libc::timeval>() as libc::socklen_t;
+    // SAFETY: tv and len are live locals of the sizes passed.
+    unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_SNDTIMEO,
+            std::ptr::addr_of_mut!(tv).cast(),
+            &mut len,
+        )
+    };
+    // (measured from the first slice: at most 200 ms later than native)
+    (tv.tv_sec > 0 || tv.tv_usec > 0).then(|| {
+        std::time::Instant::now()
+            + std::time::Duration::from_secs(tv.tv_sec as u64)
+            + std::time::Duration::from_micros(tv.tv_usec as u64)
+    })
 }
 
 /// One message to send: the destination (as the supervisor will pass it), data, control.
@@ -642,12 +647,14 @@ impl Shared {
         let (sock, stream) = Self::socket(t, args[0])?; // checks the notification is valid
         let inet_stream = stream && matches!(dest, Destination::Inet(_));
         let (name, _keep) = self.judge_name(t, "connect", bytes, dest, stream)?;
-        let blocking = is_blocking(&sock);
+        // SAFETY: integer arguments only.
+        let fl = unsafe { libc::fcntl(sock.as_raw_fd(), libc::F_GETFL) };
+        let blocking = fl >= 0 && fl & libc::O_NONBLOCK == 0;
         if blocking {
             self.before_blocking();
         }
         if blocking && inet_stream {
-            return blocking_connect(t, &sock, &name);
+            return blocking_connect(t, &sock, &name, fl);
         }
         raw_connect(&sock, &name).map(|()| Answer::Value(0))
     }
