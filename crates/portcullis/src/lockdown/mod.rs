@@ -35,6 +35,7 @@
 //! ```
 
 mod caps;
+#[cfg(target_os = "linux")]
 mod connect_policy;
 mod error;
 mod interp;
@@ -53,6 +54,7 @@ use std::path::{Component, Path, PathBuf};
 #[cfg(target_os = "linux")]
 use std::sync::atomic::{AtomicBool, Ordering};
 
+#[cfg(target_os = "linux")]
 pub use connect_policy::{nameservers_of, ConnectPolicy, Destination, Refusal, RUNTIME_SOCKETS};
 pub use error::LockdownError;
 
@@ -477,6 +479,7 @@ impl LockdownBuilder {
         if self.bind_tcp.contains(&0) {
             return Err(LockdownError::BadPort { list: "bind_tcp" });
         }
+        #[cfg(target_os = "linux")]
         for p in &self.unix_sockets {
             connect_policy::check_unix_entry(p).map_err(|reason| LockdownError::BadPath {
                 path: PathBuf::from(p),
@@ -596,6 +599,7 @@ impl Lockdown {
     /// address rules, `connect_tcp` (the supervisor connects outside the child's Landlock
     /// domain, so it checks the ports itself), the nameservers of `/etc/resolv.conf` on
     /// port 53, and `unix_sockets`. In a dry run, report mode.
+    #[cfg(target_os = "linux")]
     pub fn connect_policy(&self) -> ConnectPolicy {
         let b = &self.builder;
         let mut p = match &b.egress {
