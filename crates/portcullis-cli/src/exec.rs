@@ -24,6 +24,10 @@ pub(crate) struct ExecArgs {
     /// (SECCOMP_RET_LOG) and without Landlock, which has no log-only mode on this kernel.
     #[arg(long)]
     dry_run: bool,
+    /// The connect supervisor logs each refusal and allows it, except cloud metadata
+    /// addresses and container-runtime sockets (the Landlock and seccomp lockdown stays).
+    #[arg(long)]
+    report: bool,
     /// The program and its arguments (after `--`).
     #[arg(required = true, last = true)]
     command: Vec<String>,
@@ -96,6 +100,8 @@ pub(crate) fn explain(cmd: &LockdownCommand) -> Result<Outcome, Failure> {
             "rules": rules,
             "connect_tcp": l.connect_tcp().collect::<Vec<_>>(),
             "bind_tcp": l.bind_tcp().collect::<Vec<_>>(),
+            "egress": l.egress_name(),
+            "unix_sockets": l.unix_sockets(),
             "text": l.explain(),
         }),
     })
@@ -122,18 +128,71 @@ pub(crate) fn exec(args: &ExecArgs) -> Result<Outcome, Failure> {
     if args.dry_run {
         eprintln!("{}", lockdown.explain().trim_end());
     }
-    let status = lockdown.apply().map_err(|e| lockdown_failure(&e))?;
-    eprintln!("{}", status.log_line());
-    let err = std::process::Command::new(Path::new(&found))
-        .arg0(program)
-        .args(rest)
-        .exec();
-    Err(Failure {
-        code: "exec.failed",
-        message: format!(
-            "cannot execute {}: {err} (the lockdown is in force; is the program in `exec` and its libraries in `read`?)",
-            found.display()
-        ),
-        location: None,
-    })
+    #[cfg(target_os = "linux")]
+    {
+        let policy = lockdown.connect_policy();
+        let policy = policy.clone().report(policy.is_report() || args.report);
+        eprintln!(
+            "portcullis supervisor: judging connect/sendto/sendmsg/sendmmsg by {}; unix_sockets {}{}",
+            policy
+                .egress_name()
+                .map_or_else(|| "the default denylist".to_owned(), |n| format!("[egress.{n}]")),
+            if lockdown.unix_sockets().is_empty() {
+                "none".to_owned()
+            } else {
+                lockdown.unix_sockets().join(", ")
+            },
+            if policy.is_report() { "; REPORT MODE: refusals logged and allowed (metadata and runtime sockets still refused)" } else { "" }
+        );
+        let ids = lockdown.switch_ids().map_err(|e| lockdown_failure(&e))?;
+        let run = portcullis::lockdown::supervisor::run(policy, ids, || {
+            let status = match lockdown.apply() {
+                Ok(s) => s,
+                Err(e) => return format!("portcullis exec: {}: {e}", e.code()),
+            };
+            eprintln!("{}", status.log_line());
+            let err = std::process::Command::new(Path::new(&found))
+                .arg0(program)
+                .args(rest)
+                .exec();
+            format!(
+                "portcullis exec: cannot execute {}: {err} (the lockdown is in force; is the program in `exec` and its libraries in `read`?)",
+                found.display()
+            )
+        });
+        let (exit, counts) = run.map_err(|e| lockdown_failure(&e))?;
+        eprintln!(
+            "portcullis supervisor: {program} ended ({}); {} calls judged, {} refused{}",
+            match exit {
+                portcullis::lockdown::supervisor::Exit::Code(c) => format!("exit {c}"),
+                portcullis::lockdown::supervisor::Exit::Signal(s) => format!("signal {s}"),
+                _ => "unknown".to_owned(),
+            },
+            counts.judged,
+            counts.refused,
+            if counts.reported > 0 {
+                format!(", {} allowed by report mode", counts.reported)
+            } else {
+                String::new()
+            }
+        );
+        portcullis::lockdown::supervisor::exit_like(exit)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let status = lockdown.apply().map_err(|e| lockdown_failure(&e))?;
+        eprintln!("{}", status.log_line());
+        let err = std::process::Command::new(Path::new(&found))
+            .arg0(program)
+            .args(rest)
+            .exec();
+        Err(Failure {
+            code: "exec.failed",
+            message: format!(
+                "cannot execute {}: {err} (the lockdown is in force; is the program in `exec` and its libraries in `read`?)",
+                found.display()
+            ),
+            location: None,
+        })
+    }
 }

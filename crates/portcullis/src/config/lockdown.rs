@@ -11,6 +11,8 @@
 //! keep_caps = []                   # e.g. ["NET_BIND_SERVICE"]
 //! user = "app"
 //! best_effort = false              # fail closed (default)
+//! egress = "internal"              # the connect supervisor judges addresses by [egress.internal]
+//! unix_sockets = ["/run/postgresql/.s.PGSQL.5432"]
 //! ```
 
 use std::collections::BTreeMap;
@@ -53,6 +55,11 @@ pub(super) struct LockdownSpec {
     /// Gem directories of the `ruby` preset (default: GEM_HOME, GEM_PATH and the usual
     /// system places; `portcullis exec` and the Ruby binding add `Gem.path`).
     gem_paths: Option<Spanned<PathList>>,
+    /// The `[egress.NAME]` whose address rules the connect supervisor enforces.
+    egress: Option<Spanned<String>>,
+    /// Pathname UNIX sockets the supervisor lets the process connect to.
+    #[serde(default)]
+    unix_sockets: Vec<Spanned<String>>,
 }
 
 #[derive(Debug)]
@@ -244,6 +251,43 @@ pub(super) fn build_one(
             ));
         }
         b = b.bind_tcp([*port.get_ref()]);
+    }
+    if let Some(e) = &s.egress {
+        let Some(found) = egress.get(e.get_ref()) else {
+            let defined: Vec<&str> = egress.keys().map(String::as_str).collect();
+            return Err(ConfigError::Reference {
+                at: ctx.at(&e.span()),
+                message: format!(
+                    "egress names no egress policy {:?}; define [egress.{}] or use one of: {}",
+                    e.get_ref(),
+                    e.get_ref(),
+                    if defined.is_empty() {
+                        "(none defined)".to_owned()
+                    } else {
+                        defined.join(", ")
+                    }
+                ),
+            });
+        };
+        b = b.egress(e.get_ref().clone(), (**found).clone());
+        details.push(format!("supervisor egress {}", e.get_ref()));
+    }
+    for sock in &s.unix_sockets {
+        Lockdown::builder()
+            .unix_sockets([sock.get_ref()])
+            .build()
+            .map_err(|e| refuse(&sock.span(), e))?;
+        b = b.unix_sockets([sock.get_ref()]);
+    }
+    if !s.unix_sockets.is_empty() {
+        details.push(format!(
+            "unix_sockets {}",
+            s.unix_sockets
+                .iter()
+                .map(|s| s.get_ref().as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
     }
     for cap in &s.keep_caps {
         Lockdown::builder()

@@ -35,12 +35,16 @@
 //! ```
 
 mod caps;
+#[cfg(target_os = "linux")]
+mod connect_policy;
 mod error;
 mod interp;
 #[cfg(target_os = "linux")]
 mod landlock_rules;
 #[cfg(target_os = "linux")]
 mod seccomp;
+#[cfg(target_os = "linux")]
+pub mod supervisor;
 #[cfg(target_os = "linux")]
 mod sys;
 
@@ -50,6 +54,8 @@ use std::path::{Component, Path, PathBuf};
 #[cfg(target_os = "linux")]
 use std::sync::atomic::{AtomicBool, Ordering};
 
+#[cfg(target_os = "linux")]
+pub use connect_policy::{nameservers_of, ConnectPolicy, Destination, Refusal, RUNTIME_SOCKETS};
 pub use error::LockdownError;
 
 /// What a path rule lets the process do beneath the path.
@@ -218,6 +224,8 @@ pub struct LockdownBuilder {
     log_only: bool,
     calling_thread_only: bool,
     presets: Vec<&'static str>,
+    egress: Option<(String, crate::egress::EgressPolicy)>,
+    unix_sockets: Vec<String>,
 }
 
 impl Default for LockdownBuilder {
@@ -236,6 +244,8 @@ impl Default for LockdownBuilder {
             log_only: false,
             calling_thread_only: false,
             presets: Vec::new(),
+            egress: None,
+            unix_sockets: Vec::new(),
         }
     }
 }
@@ -408,6 +418,22 @@ impl LockdownBuilder {
         self
     }
 
+    /// The egress policy whose address rules the connect supervisor of `portcullis exec`
+    /// enforces (default: the reserved and metadata denylist, no private range allowed).
+    pub fn egress(mut self, name: impl Into<String>, policy: crate::egress::EgressPolicy) -> Self {
+        self.egress = Some((name.into(), policy));
+        self
+    }
+
+    /// Pathname UNIX sockets the supervisor lets the process connect to (absolute paths;
+    /// `DIR/` for the sockets beneath a directory, container-runtime sockets excepted;
+    /// `@NAME` for an abstract socket). Checked by [`build`](Self::build).
+    pub fn unix_sockets<I: IntoIterator<Item = S>, S: AsRef<str>>(mut self, paths: I) -> Self {
+        self.unix_sockets
+            .extend(paths.into_iter().map(|s| s.as_ref().to_owned()));
+        self
+    }
+
     /// Checks every path and name. Paths must be absolute and exist (optional ones are
     /// skipped when missing); symlinks are resolved; paths naming one process under `/proc`
     /// are refused.
@@ -452,6 +478,13 @@ impl LockdownBuilder {
         }
         if self.bind_tcp.contains(&0) {
             return Err(LockdownError::BadPort { list: "bind_tcp" });
+        }
+        #[cfg(target_os = "linux")]
+        for p in &self.unix_sockets {
+            connect_policy::check_unix_entry(p).map_err(|reason| LockdownError::BadPath {
+                path: PathBuf::from(p),
+                reason: format!("unix_sockets: {reason}"),
+            })?;
         }
         let mut keep = BTreeSet::new();
         for name in &self.keep_caps {
@@ -562,6 +595,45 @@ impl Lockdown {
         &self.builder.presets
     }
 
+    /// What the connect supervisor of `portcullis exec` enforces: the egress policy's
+    /// address rules, `connect_tcp` (the supervisor connects outside the child's Landlock
+    /// domain, so it checks the ports itself), the nameservers of `/etc/resolv.conf` on
+    /// port 53, and `unix_sockets`. In a dry run, report mode.
+    #[cfg(target_os = "linux")]
+    pub fn connect_policy(&self) -> ConnectPolicy {
+        let b = &self.builder;
+        let mut p = match &b.egress {
+            Some((name, policy)) => ConnectPolicy::new(policy.clone()).named(name.clone()),
+            None => ConnectPolicy::new(crate::egress::EgressPolicy::default()),
+        };
+        if !b.log_only {
+            p = p.tcp_ports(b.connect_tcp.iter().copied());
+        }
+        let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        p.nameservers(nameservers_of(&resolv))
+            .unix_sockets(b.unix_sockets.iter())
+            .report(b.log_only)
+    }
+
+    /// The `(uid, gid)` [`apply`](Self::apply) will switch to (`None`: no switch, or a dry
+    /// run). `portcullis exec` switches its supervisor to them too, so that it reads the
+    /// program's memory as its own user (no `CAP_SYS_PTRACE` needed) and connects UNIX
+    /// sockets with the program's permissions, not root's.
+    #[cfg(target_os = "linux")]
+    pub fn switch_ids(&self) -> Result<Option<(u32, u32)>, LockdownError> {
+        switch_ids(&self.builder)
+    }
+
+    /// The `egress` policy's name, if the lockdown names one.
+    pub fn egress_name(&self) -> Option<&str> {
+        self.builder.egress.as_ref().map(|(n, _)| n.as_str())
+    }
+
+    /// The `unix_sockets` allowlist, as given.
+    pub fn unix_sockets(&self) -> &[String] {
+        &self.builder.unix_sockets
+    }
+
     /// Whether this is a dry run ([`LockdownBuilder::log_only`]).
     pub fn is_log_only(&self) -> bool {
         self.builder.log_only
@@ -618,6 +690,7 @@ impl Lockdown {
         } else {
             out.push_str("seccomp floor: off\n");
         }
+        out.push_str(&supervisor_lines(self));
         out.push_str("no_new_privs: set\n");
         let kept: Vec<String> = self.keep_caps.iter().map(|&c| caps::name(c)).collect();
         out.push_str(&format!(
@@ -673,6 +746,32 @@ fn landlock_abi() -> i32 {
     }
 }
 
+fn supervisor_lines(l: &Lockdown) -> String {
+    let b = &l.builder;
+    let mut out = String::from("connect supervisor (portcullis exec), judging connect, sendto with an address, sendmsg, sendmmsg:\n");
+    out.push_str(&format!(
+        "  addresses: {}; host names are not known at this level\n",
+        match &b.egress {
+            Some((n, _)) => format!("the address rules of [egress.{n}] (allow_cidrs, deny_cidrs, reserved and metadata ranges, embedded IPv4)"),
+            None => "the default denylist (reserved and metadata ranges, embedded IPv4; no private range allowed)".to_owned(),
+        }
+    ));
+    out.push_str("  DNS: the nameservers of /etc/resolv.conf on port 53\n");
+    out.push_str(&format!(
+        "  unix_sockets: {}\n",
+        if b.unix_sockets.is_empty() {
+            "none (every pathname UNIX socket refused)".to_owned()
+        } else {
+            b.unix_sockets.join(", ")
+        }
+    ));
+    out.push_str("  container-runtime sockets (docker.sock, containerd.sock, podman.sock, crio.sock, ...): refused unless named exactly; abstract sockets: refused unless named @NAME\n");
+    if b.log_only {
+        out.push_str("  report mode (dry run): refusals logged and allowed, except cloud metadata and runtime sockets\n");
+    }
+    out
+}
+
 #[cfg(target_os = "linux")]
 fn floor_lines() -> String {
     let mut out = String::new();
@@ -696,6 +795,49 @@ fn floor_lines() -> String {
 fn apply_impl(_: &Lockdown) -> Result<Status, LockdownError> {
     Err(LockdownError::Unsupported {
         missing: "Landlock and seccomp exist only on Linux".to_owned(),
+    })
+}
+
+#[cfg(target_os = "linux")]
+fn switch_ids(b: &LockdownBuilder) -> Result<Option<(u32, u32)>, LockdownError> {
+    Ok(if b.log_only {
+        None
+    } else {
+        match &b.user {
+            Some(user) => {
+                let (uid, mut gid) =
+                    sys::lookup_user(user).map_err(|reason| LockdownError::BadUser {
+                        kind: "user",
+                        name: user.clone(),
+                        reason,
+                    })?;
+                if let Some(g) = &b.group {
+                    gid = sys::lookup_group(g).map_err(|reason| LockdownError::BadUser {
+                        kind: "group",
+                        name: g.clone(),
+                        reason,
+                    })?;
+                }
+                if sys::uid() != 0 && sys::uid() != uid {
+                    return Err(LockdownError::BadUser {
+                        kind: "user",
+                        name: user.clone(),
+                        reason:
+                            "switching users needs root; start the process as root or drop `user`"
+                                .to_owned(),
+                    });
+                }
+                Some((uid, gid))
+            }
+            None if b.group.is_some() => {
+                return Err(LockdownError::BadUser {
+                    kind: "group",
+                    name: b.group.clone().unwrap_or_default(),
+                    reason: "a group switch needs a `user` too".to_owned(),
+                })
+            }
+            None => None,
+        }
     })
 }
 
@@ -751,45 +893,7 @@ fn apply_impl(lockdown: &Lockdown) -> Result<Status, LockdownError> {
         });
     }
     // Everything that can fail for a reason in the policy, before any change.
-    let switch = if b.log_only {
-        None
-    } else {
-        match &b.user {
-            Some(user) => {
-                let (uid, mut gid) =
-                    sys::lookup_user(user).map_err(|reason| LockdownError::BadUser {
-                        kind: "user",
-                        name: user.clone(),
-                        reason,
-                    })?;
-                if let Some(g) = &b.group {
-                    gid = sys::lookup_group(g).map_err(|reason| LockdownError::BadUser {
-                        kind: "group",
-                        name: g.clone(),
-                        reason,
-                    })?;
-                }
-                if sys::uid() != 0 && sys::uid() != uid {
-                    return Err(LockdownError::BadUser {
-                        kind: "user",
-                        name: user.clone(),
-                        reason:
-                            "switching users needs root; start the process as root or drop `user`"
-                                .to_owned(),
-                    });
-                }
-                Some((uid, gid))
-            }
-            None if b.group.is_some() => {
-                return Err(LockdownError::BadUser {
-                    kind: "group",
-                    name: b.group.clone().unwrap_or_default(),
-                    reason: "a group switch needs a `user` too".to_owned(),
-                })
-            }
-            None => None,
-        }
-    };
+    let switch = switch_ids(b)?;
     let ruleset = if b.log_only || abi < 1 {
         None
     } else {

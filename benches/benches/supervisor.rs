@@ -1,0 +1,174 @@
+//! The connect supervisor's cost, interleaved: two long-lived processes run the same
+//! measured loops on command, one plain and one under `supervisor::run` (seccomp user
+//! notification for connect/sendto/sendmsg/sendmmsg, judged by a ConnectPolicy and
+//! performed by the supervisor). Rounds alternate between them (and which goes first), so
+//! the load of the shared machine falls on both alike; each round reports ns per call,
+//! and the medians of the per-round values and of the per-round differences are printed.
+//!
+//! Loops: loopback TCP `connect` + `accept` + close of both ends (the connect is
+//! intercepted); `getpid` (not intercepted; the seccomp action cache skips the program);
+//! `send()` on a connected UDP socket plus the `recv` draining it (`sendto` with a NULL
+//! address: the BPF program allows it from its registers, no notification).
+//!
+//! Harness-less (criterion cannot interleave two processes): `cargo bench -p
+//! portcullis-benches --bench supervisor [-- ROUNDS]`, connects per round from
+//! `SUPERVISOR_BENCH_CONNECTS` (default 2000).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // bench setup: failing fast is right
+#![allow(unsafe_code)] // fork/_exit/waitpid and the raw getpid of the measured loop
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::os::unix::net::UnixStream;
+use std::time::Instant;
+
+use portcullis::egress::EgressPolicy;
+use portcullis::lockdown::{supervisor, ConnectPolicy};
+
+const CALLS: u64 = 100_000;
+
+fn connects() -> u64 {
+    std::env::var("SUPERVISOR_BENCH_CONNECTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000)
+}
+
+fn measure(cmd: u8, listener: &TcpListener, udp: &(UdpSocket, UdpSocket)) -> u64 {
+    let addr = listener.local_addr().unwrap();
+    let start = Instant::now();
+    let n = match cmd {
+        b'c' => {
+            for _ in 0..connects() {
+                let s = TcpStream::connect(addr).unwrap();
+                let (a, _) = listener.accept().unwrap();
+                drop(s);
+                drop(a);
+            }
+            connects()
+        }
+        b'g' => {
+            for _ in 0..CALLS {
+                // SAFETY: no arguments.
+                std::hint::black_box(unsafe { libc::syscall(libc::SYS_getpid) });
+            }
+            CALLS
+        }
+        b's' => {
+            let mut buf = [0u8; 8];
+            for _ in 0..CALLS / 10 {
+                udp.0.send(b"x").unwrap();
+                udp.1.recv(&mut buf).unwrap();
+            }
+            CALLS / 10
+        }
+        _ => panic!("unknown command"),
+    };
+    start.elapsed().as_nanos() as u64 / n
+}
+
+fn serve(mut ctl: UnixStream, listener: &TcpListener) -> ! {
+    let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+    a.connect(b.local_addr().unwrap()).unwrap();
+    b.connect(a.local_addr().unwrap()).unwrap();
+    let udp = (a, b);
+    let mut cmd = [0u8; 1];
+    loop {
+        if ctl.read_exact(&mut cmd).is_err() || cmd[0] == b'q' {
+            std::process::exit(0);
+        }
+        let ns = measure(cmd[0], listener, &udp);
+        ctl.write_all(&ns.to_ne_bytes()).unwrap();
+    }
+}
+
+fn ask(ctl: &mut UnixStream, cmd: u8) -> u64 {
+    ctl.write_all(&[cmd]).unwrap();
+    let mut b = [0u8; 8];
+    ctl.read_exact(&mut b).unwrap();
+    u64::from_ne_bytes(b)
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn main() {
+    let rounds: usize = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(15);
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let (mut plain, c1) = UnixStream::pair().unwrap();
+    // SAFETY: the process is single-threaded; the child only runs `serve`.
+    let p1 = unsafe { libc::fork() };
+    if p1 == 0 {
+        drop(plain);
+        serve(c1, &listener);
+    }
+    drop(c1);
+    let (mut supervised, c2) = UnixStream::pair().unwrap();
+    // SAFETY: as above; this child becomes the supervisor, its child runs `serve`.
+    let p2 = unsafe { libc::fork() };
+    if p2 == 0 {
+        drop(plain);
+        drop(supervised);
+        let egress = EgressPolicy::builder()
+            .allow_cidrs(["127.0.0.0/8"])
+            .build()
+            .unwrap();
+        let policy = ConnectPolicy::new(egress);
+        let (exit, counts) = supervisor::run(policy, None, move || serve(c2, &listener)).unwrap();
+        eprintln!(
+            "supervised side ended: {exit:?}, {} judged, {} refused",
+            counts.judged, counts.refused
+        );
+        // SAFETY: leaving the forked child.
+        unsafe { libc::_exit(0) };
+    }
+    drop(c2);
+    println!(
+        "supervisor bench: {rounds} interleaved rounds; {} connects / {CALLS} calls per round",
+        connects()
+    );
+    for (cmd, name) in [
+        (b'c', "connect+accept+close"),
+        (b'g', "getpid"),
+        (b's', "send+recv (UDP, connected)"),
+    ] {
+        let (mut a, mut b, mut d, mut r) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        // a warm-up round each
+        ask(&mut plain, cmd);
+        ask(&mut supervised, cmd);
+        for i in 0..rounds {
+            let (x, y) = if i % 2 == 0 {
+                let x = ask(&mut plain, cmd);
+                (x, ask(&mut supervised, cmd))
+            } else {
+                let y = ask(&mut supervised, cmd);
+                (ask(&mut plain, cmd), y)
+            };
+            a.push(x as f64);
+            b.push(y as f64);
+            d.push(y as f64 - x as f64);
+            r.push(y as f64 / x as f64);
+        }
+        println!(
+            "{name:<28} plain {:>8.0} ns  supervised {:>8.0} ns  difference (median of rounds) {:>+8.0} ns  ratio {:.3}  (differences {:.0}..{:.0})",
+            median(&mut a),
+            median(&mut b),
+            median(&mut d.clone()),
+            median(&mut r),
+            d.iter().cloned().fold(f64::INFINITY, f64::min),
+            d.iter().cloned().fold(f64::NEG_INFINITY, f64::max),
+        );
+    }
+    let _ = plain.write_all(b"q");
+    let _ = supervised.write_all(b"q");
+    for p in [p1, p2] {
+        let mut st = 0;
+        // SAFETY: reaping our own children.
+        unsafe { libc::waitpid(p, &mut st, 0) };
+    }
+}
