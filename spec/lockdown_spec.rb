@@ -58,6 +58,7 @@ RSpec.describe Portcullis::Lockdown do
         passwd: refusal { File.read("/etc/passwd") },
         write: refusal { File.write(File.join(dir, "new"), "x") },
         thread: Thread.new { 6 * 7 }.value,
+        said: described_class.status,
         unshare: refusal { syscall(272, 0x10000000) },
         tcp: refusal { TCPSocket.new("127.0.0.1", 9) }
       }
@@ -67,6 +68,7 @@ RSpec.describe Portcullis::Lockdown do
     expect(result.values_at(:passwd, :write, :tcp)).to eq([Errno::EACCES, Errno::EACCES, Errno::EACCES])
     expect(result[:unshare]).to eq(Errno::EPERM)
     expect(result[:thread]).to eq(42)
+    expect(result[:said]).to start_with("applied in this process (portcullis lockdown: landlock ABI")
     status = result[:status]
     expect(status[:landlock]).to eq(:full)
     expect(status[:unrestricted_threads]).to eq(VM_THREAD ? 1 : 0)

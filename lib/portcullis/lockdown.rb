@@ -72,8 +72,35 @@ module Portcullis
     # one-line summary to `logger` (#info) or $stderr. Raises LockdownError.
     def apply!(logger: nil)
       status = _apply
+      Lockdown.instance_variable_set(:@applied, status[:log_line])
       logger ? logger.info(status[:log_line]) : warn(status[:log_line])
       status
+    end
+
+    # What the kernel says about this process (for the Rails boot line): "off", or the
+    # seccomp filter, no_new_privs and effective capabilities it shows in /proc/self/status,
+    # and whether this process applied a lockdown itself or inherited one (portcullis exec).
+    # Landlock leaves no trace there, so only an in-process apply! can vouch for it.
+    def self.status
+      applied = Lockdown.instance_variable_get(:@applied)
+      return "applied in this process (#{applied})" if applied
+
+      inherited = ENV["PORTCULLIS_LOCKDOWN"]
+      text = begin
+        File.read("/proc/self/status")
+      rescue SystemCallError
+        # Unreadable /proc is itself a sign of a Landlock domain; say what exec reported.
+        return inherited ? "applied by portcullis exec (#{inherited})" : "unknown (/proc/self/status unreadable)"
+      end
+      seccomp = text[/^Seccomp:\s+(\d)/, 1].to_i
+      no_new_privs = text[/^NoNewPrivs:\s+1/] ? true : false
+      return "off" if seccomp.zero? && !no_new_privs
+
+      caps = text[/^CapEff:\s+(\h+)/, 1].to_s.to_i(16)
+      [inherited ? "applied by portcullis exec (#{inherited})" : "inherited (Landlock is not visible from inside)",
+       seccomp == 2 ? "seccomp filter on" : "no seccomp filter",
+       "no_new_privs #{no_new_privs ? 'on' : 'off'}",
+       "effective capabilities #{caps.zero? ? 'none' : format('0x%x', caps)}"].join(", ")
     end
 
     # The path rules: [[:read | :write | :exec, path, origin]].

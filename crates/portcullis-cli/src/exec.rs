@@ -151,9 +151,15 @@ pub(crate) fn exec(args: &ExecArgs) -> Result<Outcome, Failure> {
                 Err(e) => return format!("portcullis exec: {}: {e}", e.code()),
             };
             eprintln!("{}", status.log_line());
+            // What was applied, for the program's own status reports (the Rails boot line):
+            // informational; the kernel, not this variable, enforces it.
             let err = std::process::Command::new(Path::new(&found))
                 .arg0(program)
                 .args(rest)
+                .env(
+                    "PORTCULLIS_LOCKDOWN",
+                    format!("{} + connect supervisor", status.log_line()),
+                )
                 .exec();
             format!(
                 "portcullis exec: cannot execute {}: {err} (the lockdown is in force; is the program in `exec` and its libraries in `read`?)",
