@@ -3,7 +3,7 @@ SHELL := /bin/bash
 DEB_PACKAGES := ruby-dev ruby-rspec ruby-rack ruby-rack-test puma rake ruby-benchmark-ips \
                 ruby-railties ruby-actionpack libclang-dev pkg-config \
                 ruby-faraday ruby-httparty ruby-rest-client ruby-excon ruby-http ruby-httpclient \
-                ruby-net-http-persistent ruby-redis ruby-typhoeus ruby-mail iproute2
+                ruby-net-http-persistent ruby-redis ruby-typhoeus ruby-mail iproute2 curl
 CARGO ?= cargo
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 EXT_SO := lib/portcullis/portcullis.so
