@@ -24,19 +24,22 @@ module Portcullis
       defined?(::ActiveSupport::Notifications) ? true : false
     end
 
+    # Whether anyone subscribed to `event.portcullis`: hot paths ask before building a payload.
+    def listening?(event)
+      enabled? && ::ActiveSupport::Notifications.notifier.listening?("#{event}.portcullis")
+    end
+
     # Publishes `event.portcullis`. A subscriber that raises, or that makes Portcullis publish
     # again (a logger that fetches a URL), never reaches the caller or recurses.
-    # `payload` may be a Proc, called only when someone listens.
     def instrument(event, payload)
       return unless enabled?
       return if Thread.current[:portcullis_instrumenting]
 
-      name = "#{event}.portcullis"
-      return unless ::ActiveSupport::Notifications.notifier.listening?(name)
+      return unless listening?(event)
 
       begin
         Thread.current[:portcullis_instrumenting] = true
-        ::ActiveSupport::Notifications.instrument(name, payload.respond_to?(:call) ? payload.call : payload)
+        ::ActiveSupport::Notifications.instrument("#{event}.portcullis", payload)
       rescue StandardError => e
         warn "portcullis: a #{event}.portcullis subscriber raised #{e.class}: #{e.message}"
       ensure

@@ -102,7 +102,9 @@ module Portcullis
         # A lapsed CRL with deny_unknown_revocation off: accepted, but never silently.
         warning = identity.revocation_warning
         env["rack.logger"]&.warn("portcullis: #{describe(identity)}: #{warning}") if warning
-        Portcullis::Instrumentation.instrument("verify", -> { verified_payload(env, identity, permissions) })
+        if Portcullis::Instrumentation.listening?("verify")
+          Portcullis::Instrumentation.instrument("verify", verified_payload(env, identity, permissions))
+        end
         @app.call(env)
       end
 
@@ -206,9 +208,8 @@ module Portcullis
         rejection = Rejection.new(status: status, code: code, message: message)
         env["rack.logger"]&.warn(rejection.to_s)
         @on_reject&.call(rejection, env)
-        Portcullis::Instrumentation.instrument("reject", lambda {
-          { status: status, code: code, message: message, method: env["REQUEST_METHOD"], path: env["PATH_INFO"] }
-        })
+        Portcullis::Instrumentation.instrument("reject", { status: status, code: code, message: message,
+                                                          method: env["REQUEST_METHOD"], path: env["PATH_INFO"] })
         body = BODIES.fetch(status)
         [status, { "content-type" => "text/plain", "content-length" => body.bytesize.to_s,
                    "cache-control" => "no-store" }, [body]]
