@@ -103,8 +103,28 @@ fn bench_alg(c: &mut Criterion, label: &str, alg: Alg) {
     });
     group.finish();
 
-    paired(label, &cold, &ch, &anchors, &inters, time, now);
-    paired_hit(label, &cached, &ch, now);
+    // NO_PAIRED=1 skips the paired rounds (for profiling the criterion benches alone).
+    if std::env::var_os("NO_PAIRED").is_none() {
+        paired(label, "cold", &cold, &ch, &anchors, &inters, time, now);
+        // A new intermediate too: what the first client under it costs.
+        let fresh = TrustStore::builder()
+            .ca_pem(ch.root_pem.as_bytes())
+            .cache_capacity(0)
+            .intermediate_memo(false)
+            .build()
+            .unwrap();
+        paired(
+            label,
+            "cold, intermediate memo off",
+            &fresh,
+            &ch,
+            &anchors,
+            &inters,
+            time,
+            now,
+        );
+        paired_hit(label, &cached, &ch, now);
+    }
 }
 
 /// A cache hit against what the cache key cost before the hit path stopped hashing with
@@ -153,8 +173,10 @@ fn paired_hit(label: &str, cached: &TrustStore, ch: &Chain, now: std::time::Syst
 
 /// Cold verification against webpki directly, in alternating batches (see
 /// `portcullis_benches::paired`).
+#[allow(clippy::too_many_arguments)]
 fn paired(
     label: &str,
+    what: &str,
     cold: &TrustStore,
     ch: &Chain,
     anchors: &[rustls_pki_types::TrustAnchor<'_>],
@@ -184,7 +206,7 @@ fn paired(
     };
     let p = portcullis_benches::paired(31, 100, &ours, &theirs);
     println!(
-        "paired {label}: portcullis cold {:.1} us, webpki direct {:.1} us, median ratio {:.3}x",
+        "paired {label}: portcullis {what} {:.1} us, webpki direct {:.1} us, median ratio {:.3}x",
         p.ours, p.theirs, p.ratio
     );
 }

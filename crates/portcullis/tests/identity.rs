@@ -821,3 +821,109 @@ fn max_intermediates_limits_the_path() {
         "cert.chain_too_long"
     );
 }
+
+/// The intermediate memo (on by default) remembers what the profile checks found about
+/// recent intermediates. It must never change a verdict: the same chains, verified
+/// repeatedly (so the memo is warm) by a store with it and one without, give the same
+/// identities and the same errors, and a leaf forged under a remembered intermediate is
+/// still refused.
+#[test]
+fn the_intermediate_memo_never_changes_a_verdict() {
+    let pki = pki(Alg::P256, &LeafSpec::client("c"));
+    let build = |memo: bool, crls: &[Vec<u8>]| {
+        let mut b = TrustStore::builder()
+            .ca_pem(pki.root.pem().as_bytes())
+            .cache_capacity(0)
+            .intermediate_memo(memo);
+        for c in crls {
+            b = b.crls(c);
+        }
+        b.build().unwrap()
+    };
+    let outcome = |store: &TrustStore, leaf: &[u8], chain: &[&[u8]], at| {
+        store
+            .verify(leaf, chain, at)
+            .map(|id| {
+                (
+                    id.fingerprint,
+                    id.chain_fingerprints,
+                    id.subject.to_string(),
+                )
+            })
+            .map_err(|e| (e.code(), e.to_string()))
+    };
+    let short = intermediate_with(Alg::P256, &pki.root, "Short", |p| {
+        p.not_after = ymd(2030, 1, 1)
+    });
+    let no_cert_sign = intermediate_with(Alg::P256, &pki.root, "No CertSign", |p| {
+        p.key_usages = vec![KeyUsagePurpose::DigitalSignature]
+    });
+    // Same subject and key as a CRL signer, but without cRLSign: the loaded CRL names it.
+    let crl_signer = intermediate_with(Alg::P256, &pki.root, "CRL Issuer", |_| {});
+    let no_crl_sign = intermediate_with(Alg::P256, &pki.root, "CRL Issuer", |p| {
+        p.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::DigitalSignature,
+        ]
+    });
+    let crls = vec![crl(&crl_signer, &[0x7777])];
+    let mut cases: Vec<(Vec<u8>, Vec<u8>)> = vec![(pki.leaf.der(), pki.inter.der())];
+    for (i, ca) in [&pki.inter, &short, &no_cert_sign, &no_crl_sign]
+        .into_iter()
+        .enumerate()
+    {
+        let mut spec = LeafSpec::client(&format!("memo{i}"));
+        spec.serial = 0x3000 + i as u64;
+        cases.push((leaf(Alg::P256, ca, &spec).der(), ca.der()));
+    }
+    // A leaf claiming pki.inter as issuer but signed by another key.
+    let impostor = intermediate_with(Alg::P256, &pki.root, "Intermediate CA", |_| {});
+    let mut forged_spec = LeafSpec::client("forged");
+    forged_spec.serial = 0x3100;
+    let forged = leaf(Alg::P256, &impostor, &forged_spec);
+    cases.push((forged.der(), pki.inter.der()));
+
+    let with = build(true, &crls);
+    let without = build(false, &crls);
+    let mut refused = Vec::new();
+    for round in 0..3 {
+        for (leaf_der, inter_der) in &cases {
+            for at in [now(), at(2031, 6, 1)] {
+                let chain: &[&[u8]] = &[inter_der];
+                let a = outcome(&with, leaf_der, chain, at);
+                let b = outcome(&without, leaf_der, chain, at);
+                assert_eq!(a, b, "round {round}: memo on and off disagree");
+                if round == 0 {
+                    refused.push(a.err().map(|e| e.0));
+                }
+            }
+        }
+    }
+    // The cases really cover both verdicts (two times per case): the good chains verify,
+    // and each hostile one is refused for its own reason.
+    let ok = None;
+    let no = |code: &'static str| Some(code);
+    assert_eq!(
+        refused,
+        [
+            ok,
+            ok, // pki.inter
+            ok,
+            ok, // pki.inter again, another leaf
+            ok,
+            no("cert.expired"), // the intermediate expires in 2030
+            no("cert.invalid"),
+            no("cert.invalid"), // keyUsage without keyCertSign
+            // the CRL names an issuer without cRLSign, so its signature cannot count
+            no("cert.bad_trust_store"),
+            no("cert.bad_trust_store"),
+            // signed by another key than the remembered intermediate's
+            no("cert.unknown_issuer"),
+            no("cert.unknown_issuer"),
+        ]
+    );
+    // And the good chain still verifies after all that.
+    assert!(with
+        .verify(&pki.leaf.der(), &[&pki.inter.der()], now())
+        .is_ok());
+}

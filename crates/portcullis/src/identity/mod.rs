@@ -13,6 +13,7 @@ pub mod decode;
 mod der;
 mod dn;
 mod error;
+mod memo;
 mod pkix;
 mod profile;
 pub mod source;

@@ -11,6 +11,7 @@ use super::crl::{CrlInfo, CrlSet};
 use super::crl_fetch::Fetcher;
 use super::crl_refresh::{CrlNetworkConfig, CrlRefreshEvent, CrlRefresher, CrlSources};
 use super::dn::hex;
+use super::memo;
 use super::pkix;
 use super::profile::{self, Role};
 use super::{decode, CertificateError, DistinguishedName, Identity};
@@ -91,6 +92,7 @@ pub struct TrustStoreBuilder {
     require_spiffe: bool,
     cache_capacity: Option<usize>,
     max_intermediates: Option<usize>,
+    no_intermediate_memo: bool,
     crl_network: CrlNetworkConfig,
     error: Option<CertificateError>,
 }
@@ -198,6 +200,18 @@ impl TrustStoreBuilder {
     /// `cert.chain_too_long`. Without this, only webpki's own depth limit applies.
     pub fn max_intermediates(mut self, n: usize) -> Self {
         self.max_intermediates = Some(n);
+        self
+    }
+
+    /// Whether to remember what the profile checks found about the intermediates seen
+    /// most recently (default: yes, the last 32). The facts kept (fingerprint, validity,
+    /// subject, profile verdict) depend only on the certificate's bytes, and a hit compares
+    /// the whole DER, so turning this off changes speed, never a verdict: a new leaf under
+    /// a known intermediate then re-parses and re-hashes that intermediate too.
+    /// Signatures, revocation and name constraints are checked on every verification
+    /// either way.
+    pub fn intermediate_memo(mut self, enabled: bool) -> Self {
+        self.no_intermediate_memo = !enabled;
         self
     }
 
@@ -319,6 +333,11 @@ impl TrustStoreBuilder {
             max_intermediates: self.max_intermediates,
             cache: VerificationCache::new(self.cache_capacity.unwrap_or(DEFAULT_CACHE_CAPACITY)),
             crl_sources,
+            memo: memo::IntermediateMemo::new(if self.no_intermediate_memo {
+                0
+            } else {
+                memo::CAPACITY
+            }),
         };
         if store.crl_sources.is_some() {
             store.refresh_crls();
@@ -413,6 +432,7 @@ pub struct TrustStore {
     max_intermediates: Option<usize>,
     cache: VerificationCache,
     crl_sources: Option<CrlSources>,
+    memo: memo::IntermediateMemo,
 }
 
 impl std::fmt::Debug for TrustStore {
@@ -870,13 +890,15 @@ impl TrustStore {
             // webpki try the next candidate, and the last refusal explains a final failure.
             let path_refusal: RefCell<Option<CertificateError>> = RefCell::new(None);
             let window: RefCell<(i64, i64)> = RefCell::new((leaf_nb, leaf_na));
+            let path_fps: RefCell<Vec<String>> = RefCell::new(Vec::new());
             let check_path = |path: &VerifiedPath<'_>| -> Result<(), webpki::Error> {
                 let anchor = path.anchor();
                 let index = self.anchors.iter().position(|a| std::ptr::eq(a, anchor));
                 let certs = PathCerts::Webpki(path);
                 match self.check_path(&leaf, &certs, index, &name, at_secs, &crls) {
-                    Ok((from, until)) => {
-                        *window.borrow_mut() = (leaf_nb.max(from), leaf_na.min(until));
+                    Ok(found) => {
+                        *window.borrow_mut() = (leaf_nb.max(found.from), leaf_na.min(found.until));
+                        *path_fps.borrow_mut() = found.fingerprints;
                         Ok(())
                     }
                     Err(e) => {
@@ -898,13 +920,10 @@ impl TrustStore {
             // The error says whether a lapsed CRL caused it.
             match verified {
                 Ok(path) => {
-                    let fps: Vec<String> = path
-                        .intermediate_certificates()
-                        .map(|c| fingerprint(c.der().as_ref()))
-                        .collect();
+                    // The fingerprints of the path check_path accepted last: this one.
                     let anchor = path.anchor();
                     let index = self.anchors.iter().position(|a| std::ptr::eq(a, anchor));
-                    Ok((fps, window.into_inner(), index))
+                    Ok((path_fps.into_inner(), window.into_inner(), index))
                 }
                 Err(e) => {
                     let pool: Vec<&[u8]> = intermediates.iter().map(|c| c.as_ref()).collect();
@@ -912,9 +931,8 @@ impl TrustStore {
                     let refusal = path_refusal.into_inner();
                     match self.fallback(&leaf, &name, &pool, &e, at_secs, usage, &crls, enforce) {
                         Some(Ok(found)) => {
-                            let fps = found.intermediates.iter().map(|d| fingerprint(d)).collect();
                             let window = (leaf_nb.max(found.from), leaf_na.min(found.until));
-                            return Ok((fps, window, Some(found.anchor)));
+                            return Ok((found.fingerprints, window, Some(found.anchor)));
                         }
                         Some(Err(refused)) => return Err(refused),
                         None => {}
@@ -1071,32 +1089,28 @@ impl TrustStore {
             limits: pkix::LIMITS,
             lapsed: std::cell::Cell::new(false),
         };
-        let mut window = (i64::MIN, i64::MAX);
+        let mut accepted = PathFacts {
+            from: i64::MIN,
+            until: i64::MAX,
+            fingerprints: Vec::new(),
+        };
         let mut accept = |inters: &[usize], anchor: usize| {
             let ders: Vec<&[u8]> = inters
                 .iter()
                 .map(|i| pool_ders.get(*i).copied().unwrap_or(&[]))
                 .collect();
             let certs = PathCerts::Pool(&ders);
-            let (from, until) =
-                self.check_path(leaf, &certs, Some(anchor), leaf_name, at_secs, crls)?;
-            window = (from, until);
+            accepted = self.check_path(leaf, &certs, Some(anchor), leaf_name, at_secs, crls)?;
             Ok(())
         };
         let found =
             pkix::build(&problem, leaf_name, &mut accept).map_err(|e| (problem.lapsed.get(), e));
-        Some(found.map(|f| {
-            let ders = f
-                .intermediates
-                .iter()
-                .map(|i| pool_ders.get(*i).map_or_else(Vec::new, |d| d.to_vec()))
-                .collect();
-            FallbackPath {
-                intermediates: ders,
-                anchor: f.anchor,
-                from: window.0,
-                until: window.1,
-            }
+        // The last path `accept` took is the one pkix::build returns.
+        Some(found.map(|f| FallbackPath {
+            fingerprints: accepted.fingerprints,
+            anchor: f.anchor,
+            from: accepted.from,
+            until: accepted.until,
         }))
     }
 
@@ -1111,31 +1125,27 @@ impl TrustStore {
         leaf_name: &dyn std::fmt::Display,
         at_secs: i64,
         crls: &CrlSet,
-    ) -> Result<(i64, i64), CertificateError> {
+    ) -> Result<PathFacts, CertificateError> {
         // RFC 5280 4.2.1.3: a CA that issued a loaded CRL must be allowed to sign CRLs.
         let crl_signer_ok = |subject: &[u8], may_sign: bool| may_sign || !crls.issued_by(subject);
         let mut from = i64::MIN;
         let mut until = i64::MAX;
         let mut logical_intermediates = 0usize;
         let mut constrained = false;
+        let mut fingerprints = Vec::new();
         certs.each(&mut |der: &[u8]| {
-            let parsed = Cert::parse(der).map_err(|e| CertificateError::Invalid {
-                cert: format!("intermediate (sha256 {}) of {leaf_name}", fingerprint(der)),
-                reason: format!("does not parse ({e})"),
-            })?;
-            profile::check_issuer(&parsed, Role::Intermediate).map_err(|reason| {
-                CertificateError::Invalid {
-                    cert: profile::describe(&parsed, &fingerprint(der)),
-                    reason,
-                }
-            })?;
-            if !crl_signer_ok(parsed.subject.raw, profile::may_sign_crls(&parsed)) {
+            let facts = self.intermediate_facts(der, leaf_name)?;
+            if !crl_signer_ok(&facts.subject_raw, facts.may_sign_crls) {
+                let cert = Cert::parse(der).map_or_else(
+                    |_| format!("intermediate (sha256 {})", facts.fingerprint),
+                    |parsed| profile::describe(&parsed, &facts.fingerprint),
+                );
                 return Err(CertificateError::Invalid {
-                    cert: profile::describe(&parsed, &fingerprint(der)),
+                    cert,
                     reason: "issued a loaded CRL but its keyUsage lacks cRLSign".to_owned(),
                 });
             }
-            if !parsed.is_self_issued() {
+            if !facts.self_issued {
                 logical_intermediates += 1;
             }
             if let Some(max) = self.max_intermediates {
@@ -1146,12 +1156,10 @@ impl TrustStore {
                     });
                 }
             }
-            constrained |= parsed
-                .extensions
-                .name_constraints
-                .is_some_and(|n| n.value.beyond_webpki);
-            from = from.max(parsed.not_before);
-            until = until.min(parsed.not_after);
+            constrained |= facts.beyond_webpki_constraints;
+            from = from.max(facts.not_before);
+            until = until.min(facts.not_after);
+            fingerprints.push(facts.fingerprint.clone());
             Ok(())
         })?;
         let anchor = index.and_then(|i| self.anchors.get(i));
@@ -1217,14 +1225,50 @@ impl TrustStore {
             from = from.max(info.not_before);
             until = until.min(info.not_after);
         }
-        Ok((from, until))
+        Ok(PathFacts {
+            from,
+            until,
+            fingerprints,
+        })
     }
+
+    /// The facts of one intermediate: remembered, or parsed, judged and remembered now.
+    fn intermediate_facts(
+        &self,
+        der: &[u8],
+        leaf_name: &dyn std::fmt::Display,
+    ) -> Result<Arc<memo::Facts>, CertificateError> {
+        if let Some(facts) = self.memo.get(der) {
+            return Ok(facts);
+        }
+        let fp = fingerprint(der);
+        let parsed = Cert::parse(der).map_err(|e| CertificateError::Invalid {
+            cert: format!("intermediate (sha256 {fp}) of {leaf_name}"),
+            reason: format!("does not parse ({e})"),
+        })?;
+        let facts =
+            memo::Facts::judge(&parsed, fp).map_err(|reason| CertificateError::Invalid {
+                cert: profile::describe(&parsed, &fingerprint(der)),
+                reason,
+            })?;
+        let facts = Arc::new(facts);
+        self.memo.insert(der, Arc::clone(&facts));
+        Ok(facts)
+    }
+}
+
+/// What [`TrustStore::check_path`] found on an acceptable path: the validity window of
+/// its intermediates and anchor, and the intermediates' fingerprints (leaf side first).
+struct PathFacts {
+    from: i64,
+    until: i64,
+    fingerprints: Vec<String>,
 }
 
 /// A path [`pkix`] built: its intermediates (leaf side first), anchor index and the
 /// validity window of intermediates and anchor.
 struct FallbackPath {
-    intermediates: Vec<Vec<u8>>,
+    fingerprints: Vec<String>,
     anchor: usize,
     from: i64,
     until: i64,
