@@ -51,7 +51,7 @@ lint: toolchain
 	$(CARGO) clippy -p portcullis-benches --all-targets --features services -- -D warnings
 	$(CARGO) fmt --all --check
 
-rspec: ext
+rspec: ext cli   # spec/demo_spec.rb runs the demo server under target/release/portcullis exec
 	$(RSPEC)
 
 # Build the gem, install it into a scratch GEM_HOME with RubyGems' cargo builder, and
@@ -88,7 +88,7 @@ bench-rust:
 bench-ruby: ext cli   # benches/ruby/lockdown.rb runs Puma under target/release/portcullis
 	@for f in benches/ruby/*.rb; do echo "== $$f"; ruby -Ilib $$f || exit 1; done
 
-demo: ext
+demo: ext cli   # the demo server runs under target/release/portcullis exec
 	ruby -Ilib examples/demo/run.rb
 
 # Every cargo-fuzz target for FUZZ_SECONDS each (stable toolchain with RUSTC_BOOTSTRAP=1).

@@ -63,13 +63,17 @@ copy_tree() {
   (cd "$SRC" && git ls-files -z --cached --others --exclude-standard | tar --null -T - -cf - | tar -xf - -C "$ROOT/src")
 }
 
-# Builds the extension against the root's Ruby 3.3 into /src/lib/portcullis/portcullis.so.
+# Builds the extension against the root's Ruby 3.3 into /src/lib/portcullis/portcullis.so,
+# and the `portcullis` command into /src/target/release (the demo spec runs it).
 build_ext_in_root() {
   in_root bash -euo pipefail -c '
     cd /src
     export CARGO_TARGET_DIR=/var/cache/portcullis-target
     cargo build --release -p portcullis-ext
+    cargo build --release -p portcullis-cli
     cp "$CARGO_TARGET_DIR/release/libportcullis.so" lib/portcullis/portcullis.so
+    mkdir -p target/release
+    cp "$CARGO_TARGET_DIR/release/portcullis" target/release/portcullis
   '
 }
 

@@ -6,8 +6,9 @@ require "digest"
 require "tmpdir"
 require "fileutils"
 
-# `make demo`, end to end: run.rb in its own process (Puma with mTLS, the 127.0.0.2 upstream,
-# the fixture tree), the way a reader runs it. The demo itself exits 1 when a row shows
+# `make demo`, end to end: run.rb in its own process, the way a reader runs it. It starts the
+# demo server (Puma with mTLS, the 127.0.0.2 upstream, the fixture tree) under
+# `portcullis exec` and calls it from outside. The demo itself exits 1 when a row shows
 # anything but its expected outcome; these examples also read the key rows themselves, so a
 # demo that silently dropped its checks would still fail here.
 RSpec.describe "examples/demo (make demo)" do
@@ -19,6 +20,8 @@ RSpec.describe "examples/demo (make demo)" do
     @output, @stderr, @status = Open3.capture3({ "TMPDIR" => @tmpdir }, RbConfig.ruby, "-Ilib",
                                                "examples/demo/run.rb", chdir: root)
     @leftovers = Dir.children(@tmpdir)
+    @run_dir = @output[%r{--config (tmp/demo-[^/ ]+)/portcullis\.toml}, 1]
+    @root = root
     @rows = @output.lines.filter_map do |line|
       cols = line.split(" | ").map(&:strip)
       next unless cols.size >= 6 && cols[1].match?(/\A(GET|POST) /)
@@ -35,10 +38,29 @@ RSpec.describe "examples/demo (make demo)" do
 
   it "exits 0 with every row as expected, and leaves no temp files behind" do
     expect(@status.exitstatus).to eq(0), "demo failed:\n#{@output}\n#{@stderr}"
-    expect(@rows.size).to be >= 28
+    expect(@rows.size).to be >= 47
     expect(@rows.values.map { |r| r[:check] }).to all(eq("ok"))
     expect(@output).to include("All #{@rows.size} rows as expected.")
     expect(@leftovers).to be_empty
+    expect(@run_dir).not_to be_nil, @output
+    expect(File.exist?(File.join(@root, @run_dir))).to be(false)
+  end
+
+  it "serves from under portcullis exec, and the kernel refuses every escape a request tries" do
+    expect(@output).to match(/^portcullis lockdown: landlock ABI \d+ enforced .*seccomp floor enforced/)
+    expect(@output).to include("portcullis supervisor: judging connect/sendto/sendmsg/sendmmsg by [egress.demo]")
+    expect(@output).to match(%r{^portcullis supervisor: /\S*ruby\S* ended \(exit 0\)})
+    escapes = @rows.select { |(client, req), _| client == "viewer" && req.start_with?("GET /escape?try=") }
+    expect(escapes.size).to eq(19)
+    expect(escapes.values.map { |r| r[:status] }).to all(eq("200"))
+    expect(escapes.values.map { |r| r[:outcome] }).to all(match(/\Arefused: Errno::E(ACCES|PERM)\z/))
+    expect(row("viewer", "GET /escape?try=read+%2Fetc%2Fshadow")).to include(outcome: "refused: Errno::EACCES")
+    expect(row("viewer", "GET /escape?try=exec+%2Fbin%2Fsh")).to include(outcome: "refused: Errno::EACCES")
+    expect(row("viewer", "GET /escape?try=unshare%28CLONE_NEWUSER%29")).to include(outcome: "refused: Errno::EPERM")
+    # and the app's own work went on under the same lockdown: /deploy ran its program,
+    # /upload wrote beneath tmp/, /fetch reached the one allowed upstream
+    expect(row("deployer", "GET /deploy?container=worker")).to include(status: "200")
+    expect(row("workload", "POST /upload?name=report.txt")).to include(status: "201")
   end
 
   it "fetches the allowlisted upstream and refuses metadata, IP spellings and redirects inward" do

@@ -15,8 +15,9 @@ require "portcullis"
 #             status: 403, outcome: "egress.metadata"
 #
 # `status:` and `outcome:` are what the row must show; run.rb exits non-zero when a row
-# shows anything else. Fixtures a route file sets up at load time (temp dirs, a local
-# upstream) register their teardown with `Demo.on_stop`.
+# shows anything else. Two processes load these files: run.rb (the clients, for the rows)
+# and server.rb (the app, under `portcullis exec`). Fixtures only the server needs (temp
+# dirs, a local upstream) are set up in `Demo.on_start` and torn down with `Demo.on_stop`.
 module Demo
   Route = Struct.new(:verb, :path, :permission, :handler)
   Call = Struct.new(:client, :verb, :path, :body, :note, :status, :outcome) do
@@ -29,7 +30,13 @@ module Demo
 
   @routes = []
   @calls = []
+  @starts = []
   @stops = []
+
+  # The demo's own reporting: the middleware's 401/403 bodies carry no detail, so the
+  # server copies the rejection code (what on_reject receives) into a response header the
+  # demo's table shows. A real app logs it instead.
+  REJECTION_HEADER = "x-demo-rejection"
 
   class << self
     attr_reader :routes, :calls
@@ -47,6 +54,16 @@ module Demo
       @calls << Call.new(client, verb.upcase, path, body, note, status, outcome)
     end
 
+    # Registers a fixture for the server process (Demo.start!).
+    def on_start(&block)
+      @starts << block
+    end
+
+    # Sets up every fixture once, in the order registered.
+    def start!
+      @starts.shift.call while @starts.any?
+    end
+
     # Registers a teardown (close a socket, remove a temp dir) for Demo.stop!.
     def on_stop(&block)
       @stops << block
@@ -61,9 +78,14 @@ module Demo
     def app(trust_store:, policy:, on_reject: nil)
       requirements = @routes.select(&:permission).to_h { |r| ["#{r.verb} #{r.path}", r.permission] }
       router = method(:dispatch)
+      record = lambda do |rejection, env|
+        env["demo.rejection"] = rejection.code
+        on_reject&.call(rejection, env)
+      end
       Rack::Builder.new do
+        use ShowRejection
         use Portcullis::Rack::ClientCert, trust_store: trust_store, policy: policy,
-                                          require: requirements, skip: ["/up"], on_reject: on_reject
+                                          require: requirements, skip: ["/up"], on_reject: record
         run router
       end.to_app
     end
@@ -75,6 +97,20 @@ module Demo
 
       status, body = route.handler.call(request, env["portcullis.identity"])
       [status, { "content-type" => "text/plain" }, [body.to_s]]
+    end
+  end
+
+  # Copies the rejection code on_reject recorded into REJECTION_HEADER (demo only).
+  class ShowRejection
+    def initialize(app)
+      @app = app
+    end
+
+    def call(env)
+      status, headers, body = @app.call(env)
+      code = env["demo.rejection"]
+      headers = headers.merge(REJECTION_HEADER => code) if code
+      [status, headers, body]
     end
   end
 

@@ -41,11 +41,9 @@ fn app_dir_with(ru: &str, lockdown: &str) -> tempfile::TempDir {
         std::fs::create_dir_all(dir.path().join(d)).unwrap();
     }
     std::fs::copy(data(ru), dir.path().join("config.ru")).unwrap();
-    std::fs::copy(
-        data("lockdown_escapes.rb"),
-        dir.path().join("lockdown_escapes.rb"),
-    )
-    .unwrap();
+    // The escape list `make demo` tries too (one list for both).
+    let escapes = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/demo/escapes.rb");
+    std::fs::copy(escapes, dir.path().join("lockdown_escapes.rb")).unwrap();
     std::fs::write(dir.path().join("config/portcullis.toml"), lockdown).unwrap();
     dir
 }

@@ -8,17 +8,20 @@ require "socket"
 module Demo
   # A tiny HTTP/1.1 upstream on 127.0.0.2 (loopback, but NOT 127.0.0.1: the policy opens
   # 127.0.0.2/32 only, so `http://2130706433/` and `http://[::ffff:127.0.0.1]/`, which ARE
-  # 127.0.0.1, stay refused). One connection at a time is plenty for the demo.
+  # 127.0.0.1, stay refused). One connection at a time is plenty for the demo. Its port is
+  # fixed before either process loads this file (run.rb picks a free one), because the
+  # server's lockdown must name it in `bind_tcp` and `connect_tcp`.
   module Upstream
     HOST = "127.0.0.2"
+    PORT = Integer(ENV.fetch("PORTCULLIS_DEMO_UPSTREAM_PORT", "18081"))
 
     def self.start
-      @server = TCPServer.new(HOST, 0)
+      @server = TCPServer.new(HOST, PORT)
       @thread = Thread.new { serve }
       Demo.on_stop { stop }
     end
 
-    def self.port = @server.addr[1]
+    def self.port = PORT
 
     def self.url(path) = "http://#{HOST}:#{port}#{path}"
 
@@ -56,7 +59,7 @@ module Demo
     end
   end
 
-  Upstream.start
+  on_start { Upstream.start }
 
   EGRESS = Portcullis::EgressPolicy.new(schemes: %w[http https], ports: [80, 443, Upstream.port],
                                         allow_cidrs: ["#{Upstream::HOST}/32"])

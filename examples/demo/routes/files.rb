@@ -13,17 +13,28 @@ module Demo
   #   public2/secret                 a sibling whose path starts with ".../public"
   #   outside/secret.txt             reached only through the symlink
   #   uploads/                       where uploads land, under content-hash names
-  FIXTURES = Dir.mktmpdir("portcullis-demo-files")
-  on_stop { FileUtils.remove_entry(FIXTURES) }
-  %w[public public2 outside uploads].each { |d| Dir.mkdir(File.join(FIXTURES, d)) }
-  File.write(File.join(FIXTURES, "public", "hello.txt"), "hello from public/\n")
-  File.write(File.join(FIXTURES, "public2", "secret"), "public2 secret\n")
-  File.write(File.join(FIXTURES, "outside", "secret.txt"), "outside secret\n")
-  File.symlink("../outside", File.join(FIXTURES, "public", "to_outside"))
+  #
+  # Made by the server (beneath its TMPDIR, which its lockdown lets it write).
+  module Files
+    class << self
+      attr_reader :public_dir, :root, :uploads
 
-  PUBLIC_DIR = File.join(FIXTURES, "public")
-  ROOT = Portcullis::SafeRoot.new(PUBLIC_DIR)
-  UPLOADS = Portcullis::SafeRoot.new(File.join(FIXTURES, "uploads"))
+      def start
+        fixtures = Dir.mktmpdir("portcullis-demo-files")
+        Demo.on_stop { FileUtils.remove_entry(fixtures) }
+        %w[public public2 outside uploads].each { |d| Dir.mkdir(File.join(fixtures, d)) }
+        File.write(File.join(fixtures, "public", "hello.txt"), "hello from public/\n")
+        File.write(File.join(fixtures, "public2", "secret"), "public2 secret\n")
+        File.write(File.join(fixtures, "outside", "secret.txt"), "outside secret\n")
+        File.symlink("../outside", File.join(fixtures, "public", "to_outside"))
+        @public_dir = File.join(fixtures, "public")
+        @root = Portcullis::SafeRoot.new(@public_dir)
+        @uploads = Portcullis::SafeRoot.new(File.join(fixtures, "uploads"))
+      end
+    end
+  end
+  on_start { Files.start }
+
   UPLOAD_EXTENSIONS = %w[.png .jpg .pdf .txt].freeze
   UPLOAD_BODY = "quarterly report\n"
 
@@ -31,19 +42,20 @@ module Demo
   # "inside" for public2/ (a prefix of the string, not a child directory) and for anything
   # reached through a symlink (it never looks at the disk).
   def self.seed_check(name)
-    File.expand_path(name, PUBLIC_DIR).start_with?(PUBLIC_DIR) ? "inside" : "outside"
+    public_dir = Files.public_dir
+    File.expand_path(name, public_dir).start_with?(public_dir) ? "inside" : "outside"
   end
 
   route "GET", "/files", permission: "files:read" do |request, _identity|
     name = request.params["name"].to_s # decoded once, by Rack; SafeRoot never decodes
-    body = ROOT.open(name, "rb", &:read)
+    body = Files.root.open(name, "rb", &:read)
     [200, body.strip]
   rescue Portcullis::PathError => e
     [403, "refused: #{e.code} (seed's start_with?: #{seed_check(name)})"]
   end
 
   route "POST", "/upload", permission: "files:write" do |request, _identity|
-    stored = UPLOADS.store_upload(request.params["name"].to_s, request.body.read, extensions: UPLOAD_EXTENSIONS)
+    stored = Files.uploads.store_upload(request.params["name"].to_s, request.body.read, extensions: UPLOAD_EXTENSIONS)
     [201, "stored as #{stored}"]
   rescue Portcullis::PathError => e
     [403, "refused: #{e.code}"]

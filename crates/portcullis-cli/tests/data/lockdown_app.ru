@@ -1,5 +1,6 @@
 # A Rack app for the lockdown end-to-end test: `/` serves, `/thread` starts a thread,
-# `/escape` tries every escape in lockdown_escapes.rb and reports, as JSON.
+# `/escape` tries every escape in lockdown_escapes.rb (a copy of examples/demo/escapes.rb)
+# and reports, as JSON.
 require "json"
 require_relative "lockdown_escapes"
 
