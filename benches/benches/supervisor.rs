@@ -10,6 +10,13 @@
 //! `send()` on a connected UDP socket plus the `recv` draining it (`sendto` with a NULL
 //! address: the BPF program allows it from its registers, no notification).
 //!
+//! `request`: the syscalls one request to the demo server makes (counted with `perf trace`
+//! on Puma 5.6 serving mTLS keep-alive requests: ppoll, recvfrom, getsockopt, setsockopt
+//! twice, write twice, getpid), on a connected loopback TCP pair, plus the client's
+//! write and read. With `SUPERVISOR_BENCH_LOCKDOWN=1` the supervised side also applies a
+//! Lockdown (Landlock, the seccomp floor, no_new_privs, capabilities) as `portcullis exec`
+//! does, so the difference is the whole syscall-level cost of running under it.
+//!
 //! Harness-less (criterion cannot interleave two processes): `cargo bench -p
 //! portcullis-benches --bench supervisor [-- ROUNDS]`, connects per round from
 //! `SUPERVISOR_BENCH_CONNECTS` (default 2000).
@@ -33,7 +40,70 @@ fn connects() -> u64 {
         .unwrap_or(2000)
 }
 
-fn measure(cmd: u8, listener: &TcpListener, udp: &(UdpSocket, UdpSocket)) -> u64 {
+/// One demo request's syscalls (see the module docs): `client` sends 64 bytes, the server
+/// side polls, reads, checks the socket, corks, writes head and body, uncorks, and the
+/// client reads the 96 bytes.
+fn request(client: &mut TcpStream, server: &TcpStream) {
+    use std::os::fd::AsRawFd;
+    let fd = server.as_raw_fd();
+    let mut buf = [0u8; 256];
+    client.write_all(&[b'r'; 64]).unwrap();
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let on: libc::c_int = 1;
+    let off: libc::c_int = 0;
+    let mut info = [0u8; 232];
+    let mut len = info.len() as libc::socklen_t;
+    let int = size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: valid fd, pointers to live buffers of the lengths given.
+    unsafe {
+        libc::ppoll(&mut pfd, 1, std::ptr::null(), std::ptr::null());
+        let n = libc::recvfrom(
+            fd,
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            0,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+        );
+        assert_eq!(n, 64);
+        libc::getsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            info.as_mut_ptr().cast(),
+            &mut len,
+        );
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_CORK,
+            (&on as *const libc::c_int).cast(),
+            int,
+        );
+        assert_eq!(libc::write(fd, buf.as_ptr().cast(), 48), 48);
+        assert_eq!(libc::write(fd, buf.as_ptr().cast(), 48), 48);
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_CORK,
+            (&off as *const libc::c_int).cast(),
+            int,
+        );
+        std::hint::black_box(libc::syscall(libc::SYS_getpid));
+    }
+    client.read_exact(&mut buf[..96]).unwrap();
+}
+
+fn measure(
+    cmd: u8,
+    listener: &TcpListener,
+    udp: &(UdpSocket, UdpSocket),
+    pair: &mut (TcpStream, TcpStream),
+) -> u64 {
     let addr = listener.local_addr().unwrap();
     let start = Instant::now();
     let n = match cmd {
@@ -52,6 +122,12 @@ fn measure(cmd: u8, listener: &TcpListener, udp: &(UdpSocket, UdpSocket)) -> u64
                 std::hint::black_box(unsafe { libc::syscall(libc::SYS_getpid) });
             }
             CALLS
+        }
+        b'r' => {
+            for _ in 0..CALLS / 10 {
+                request(&mut pair.0, &pair.1);
+            }
+            CALLS / 10
         }
         b's' => {
             let mut buf = [0u8; 8];
@@ -72,12 +148,16 @@ fn serve(mut ctl: UnixStream, listener: &TcpListener) -> ! {
     a.connect(b.local_addr().unwrap()).unwrap();
     b.connect(a.local_addr().unwrap()).unwrap();
     let udp = (a, b);
+    let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    client.set_nodelay(true).unwrap();
+    let (server, _) = listener.accept().unwrap();
+    let mut pair = (client, server);
     let mut cmd = [0u8; 1];
     loop {
         if ctl.read_exact(&mut cmd).is_err() || cmd[0] == b'q' {
             std::process::exit(0);
         }
-        let ns = measure(cmd[0], listener, &udp);
+        let ns = measure(cmd[0], listener, &udp, &mut pair);
         ctl.write_all(&ns.to_ne_bytes()).unwrap();
     }
 }
@@ -119,7 +199,24 @@ fn main() {
             .build()
             .unwrap();
         let policy = ConnectPolicy::new(egress);
-        let (exit, counts) = supervisor::run(policy, None, move || serve(c2, &listener)).unwrap();
+        let lockdown = std::env::var_os("SUPERVISOR_BENCH_LOCKDOWN")
+            .is_some()
+            .then(|| {
+                let port = listener.local_addr().unwrap().port();
+                portcullis::lockdown::Lockdown::builder()
+                    .read(["/"])
+                    .connect_tcp([port])
+                    .build()
+                    .unwrap()
+            });
+        let (exit, counts) = supervisor::run(policy, None, move || {
+            if let Some(l) = &lockdown {
+                let status = l.apply().unwrap();
+                eprintln!("{}", status.log_line());
+            }
+            serve(c2, &listener)
+        })
+        .unwrap();
         eprintln!(
             "supervised side ended: {exit:?}, {} judged, {} refused",
             counts.judged, counts.refused
@@ -135,6 +232,7 @@ fn main() {
     for (cmd, name) in [
         (b'c', "connect+accept+close"),
         (b'g', "getpid"),
+        (b'r', "a demo request's syscalls"),
         (b's', "send+recv (UDP, connected)"),
     ] {
         let (mut a, mut b, mut d, mut r) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
