@@ -3,10 +3,12 @@
 //! kernel's refusals.
 #![cfg(target_os = "linux")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(unsafe_code)] // kill(2) of the process group a test made: no safe wrapper
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -61,10 +63,21 @@ fn body(response: &str) -> &str {
     response.split_once("\r\n\r\n").map_or("", |(_, b)| b)
 }
 
+/// `portcullis exec` and everything under it, in its own process group: dropping it
+/// stops the server (SIGTERM, which the supervisor forwards), then kills the whole group,
+/// so no Puma outlives its test.
 struct Server(Child);
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.0.kill();
+        let group = -(self.0.id() as libc::pid_t);
+        // SAFETY: signalling the process group this test made.
+        unsafe { libc::kill(self.0.id() as libc::pid_t, libc::SIGTERM) };
+        let start = Instant::now();
+        while self.0.try_wait().ok().flatten().is_none() && start.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // SAFETY: as above; whatever is left of the group.
+        unsafe { libc::kill(group, libc::SIGKILL) };
         let _ = self.0.wait();
     }
 }
@@ -101,7 +114,8 @@ fn serve(dir: &Path, port: u16, extra: &[&str], env: &[(&str, String)]) -> Serve
         .args(extra)
         .arg("config.ru")
         .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+        .stderr(Stdio::piped())
+        .process_group(0);
     for (k, v) in env {
         cmd.env(k, v);
     }
