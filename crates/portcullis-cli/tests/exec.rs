@@ -7,8 +7,8 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
 use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -73,7 +73,8 @@ impl Drop for Server {
         // SAFETY: signalling the process group this test made.
         unsafe { libc::kill(self.0.id() as libc::pid_t, libc::SIGTERM) };
         let start = Instant::now();
-        while self.0.try_wait().ok().flatten().is_none() && start.elapsed() < Duration::from_secs(5) {
+        while self.0.try_wait().ok().flatten().is_none() && start.elapsed() < Duration::from_secs(5)
+        {
             std::thread::sleep(Duration::from_millis(20));
         }
         // SAFETY: as above; whatever is left of the group.
