@@ -183,7 +183,8 @@ RSpec.describe "Portcullis::Railtie at boot" do
     toml(toml_rack.sub('skip = ["/up"]', 'skip = ["/up", "/file"]'))
     result = boot(after: <<~RUBY)
       File.write(Rails.root.join("files/a.txt"), "a")
-      { "a.txt" => nil, "../etc/passwd" => nil, "x\\u0000y" => nil, "missing.txt" => nil }.each_key do |name|
+      Dir.mkdir(Rails.root.join("files/sub"))
+      { "a.txt" => nil, "../etc/passwd" => nil, "x\\u0000y" => nil, "missing.txt" => nil, "sub" => nil }.each_key do |name|
         response = get("/file?name=\#{Rack::Utils.escape(name)}")
         puts "FILE \#{name.inspect} \#{response.status} \#{response.body.inspect}"
       end
@@ -192,6 +193,7 @@ RSpec.describe "Portcullis::Railtie at boot" do
     expect(result[:out]).to include('FILE "../etc/passwd" 403 "forbidden\n"')
     expect(result[:out]).to include('FILE "x\u0000y" 400 "bad request\n"')
     expect(result[:out]).to include('FILE "missing.txt" 404 "not found\n"')
+    expect(result[:out]).to include('FILE "sub" 404 "not found\n"') # path.not_a_file: nothing to read there
   end
 
   it "rails g portcullis:install writes a file that boots (fail closed until the CA exists) and portcullis:check validates it" do

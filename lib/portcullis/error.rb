@@ -10,6 +10,15 @@ module Portcullis
       super(message)
       @code = code
     end
+
+    # The HTTP status a web app should answer with, from the core's one table
+    # (Portcullis::Answer): 400 for a malformed value, 401 for no or a bad certificate, 403
+    # for a policy refusal (and any code the table does not know), 404 for nothing there,
+    # 409 for a file that exists, 500 for the server's own failure, 502 and 504 for an
+    # upstream that failed or ran out of time. 500 when there is no code.
+    def http_status
+      code ? Portcullis._http_status(code.to_s) : 500
+    end
   end
 
   # A client certificate (or chain) failed to decode or verify. Codes: "cert.*".

@@ -22,6 +22,7 @@
 // prctl/capset/setuid calls no safe wrapper offers; fs is safe via rustix openat2
 #![warn(missing_docs)]
 
+mod answer;
 pub mod authz;
 pub mod command;
 pub mod config;
@@ -32,6 +33,8 @@ pub mod identity;
 pub mod lockdown;
 #[cfg(feature = "tower")]
 pub mod tower;
+
+pub use answer::Answer;
 
 /// A stable, machine-readable code carried by every Portcullis error
 /// (`cert.expired`, `egress.reserved_address`, `path.escape`, …).
@@ -45,4 +48,9 @@ pub mod tower;
 pub trait ErrorCode: std::error::Error {
     /// The stable code, `capability.reason`.
     fn code(&self) -> &'static str;
+
+    /// How a web app should answer the request this error stopped ([`Answer::for_code`]).
+    fn answer(&self) -> Answer {
+        Answer::for_code(self.code())
+    }
 }

@@ -284,3 +284,15 @@ pub(crate) fn to_ruby<E: ErrorCode>(ruby: &Ruby, class_name: &str, err: &E) -> E
 pub(crate) fn arg_error(ruby: &Ruby, message: impl Into<String>) -> Error {
     Error::new(ruby.exception_arg_error(), message.into())
 }
+
+/// `Portcullis._http_status(code)`: the core's answer for an error code (400, 401, 403,
+/// 404, 409, 500, 502 or 504; unknown codes are 403). Ruby's `Portcullis::Error#http_status`.
+fn http_status(code: String) -> u16 {
+    portcullis::Answer::for_code(&code).status()
+}
+
+pub(crate) fn init(module: RModule) -> Result<(), Error> {
+    use magnus::prelude::*;
+    module.define_singleton_method("_http_status", guarded_function!(http_status, 1))?;
+    Ok(())
+}

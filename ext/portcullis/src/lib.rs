@@ -37,5 +37,6 @@ fn define(ruby: &Ruby) -> Result<(), Error> {
     test_hooks::init(ruby, module)?;
     guard::init(ruby, module)?;
     lockdown::init(ruby, module)?;
+    errors::init(module)?;
     Ok(())
 }

@@ -80,7 +80,8 @@ module Portcullis
           identity = verify(env)
         rescue Portcullis::CertificateError => e
           # Only verification failures are ours to answer; the app's own errors pass through.
-          return reject(env, e.code == "cert.untrusted_proxy" ? 403 : 401, e.code || "cert.invalid", e.message)
+          # 401, or 403 for a header from a peer that is no trusted proxy (the core's table).
+          return reject(env, e.code ? e.http_status : 401, e.code || "cert.invalid", e.message)
         end
         permissions = permissions_for(identity)
         begin
@@ -88,7 +89,7 @@ module Portcullis
         rescue Portcullis::Forbidden => e
           raise unless e.code == "authz.bad_method"
 
-          return reject(env, 400, e.code, e.message)
+          return reject(env, e.http_status, e.code, e.message) # 400
         end
         unless missing.empty?
           return reject(env, 403, "authz.forbidden",

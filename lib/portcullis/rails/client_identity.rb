@@ -16,17 +16,12 @@ module Portcullis
     #
     # Including it answers Portcullis refusals with detail-free plain-text bodies (the code
     # and message go to the log, never to the client): Forbidden, EgressDenied, PathError and
-    # CommandError are 403, except the refusals that only say the input was malformed
-    # (BAD_INPUT), which are 400, and `path.not_found`, which is 404. Define your own `rescue_from` after the include to change it.
+    # CommandError get the status of their code (`Portcullis::Error#http_status`, the core's
+    # one table): 403 for a refusal, 400 for a malformed value, 404 for nothing there, 409
+    # for a file that exists, 500 for the server's own failure, 502/504 for an upstream.
+    # Define your own `rescue_from` after the include to change it.
     module ClientIdentity
       extend ActiveSupport::Concern
-
-      # Codes that mean "this value is not well-formed", not "this is not allowed".
-      BAD_INPUT = %w[
-        path.absolute path.backslash path.control path.drive path.empty path.nul path.too_long
-        command.control_char command.invalid_value command.missing_param command.too_long command.unknown_param
-        egress.bad_url egress.backslash egress.control_char
-      ].freeze
 
       included do
         if respond_to?(:rescue_from)
@@ -72,12 +67,9 @@ module Portcullis
       private
 
       def portcullis_refused(error)
-        status, body = if BAD_INPUT.include?(error.code) then [400, "bad request\n"]
-                       elsif error.code == "path.not_found" then [404, "not found\n"]
-                       else [403, "forbidden\n"]
-                       end
+        status = error.http_status
         logger&.warn("portcullis: #{status} #{error.code}: #{error.message}")
-        render plain: body, status: status
+        render plain: "#{::Rack::Utils::HTTP_STATUS_CODES.fetch(status, 'error').downcase}\n", status: status
       end
     end
   end
