@@ -357,11 +357,10 @@ struct Refusal {
 
 impl Refusal {
     fn cert(err: &dyn ErrorCode) -> Self {
-        let status = if err.code() == "cert.untrusted_proxy" {
-            StatusCode::FORBIDDEN
-        } else {
-            StatusCode::UNAUTHORIZED
-        };
+        // 401, or 403 for a header from a peer that is no trusted proxy: the core's table
+        // (`crate::Answer`), the same the Ruby middleware answers by.
+        let status =
+            StatusCode::from_u16(err.answer().status()).unwrap_or(StatusCode::UNAUTHORIZED);
         Self {
             status,
             code: err.code(),
