@@ -85,22 +85,9 @@ module Portcullis
       applied = Lockdown.instance_variable_get(:@applied)
       return "applied in this process (#{applied})" if applied
 
-      inherited = ENV["PORTCULLIS_LOCKDOWN"]
-      text = begin
-        File.read("/proc/self/status")
-      rescue SystemCallError
-        # Unreadable /proc is itself a sign of a Landlock domain; say what exec reported.
-        return inherited ? "applied by portcullis exec (#{inherited})" : "unknown (/proc/self/status unreadable)"
-      end
-      seccomp = text[/^Seccomp:\s+(\d)/, 1].to_i
-      no_new_privs = text[/^NoNewPrivs:\s+1/] ? true : false
-      return "off" if seccomp.zero? && !no_new_privs
-
-      caps = text[/^CapEff:\s+(\h+)/, 1].to_s.to_i(16)
-      [inherited ? "applied by portcullis exec (#{inherited})" : "inherited (Landlock is not visible from inside)",
-       seccomp == 2 ? "seccomp filter on" : "no seccomp filter",
-       "no_new_privs #{no_new_privs ? 'on' : 'off'}",
-       "effective capabilities #{caps.zero? ? 'none' : format('0x%x', caps)}"].join(", ")
+      # Read by the core (Portcullis::Lockdown::Observed in Rust): seccomp, no_new_privs
+      # and capabilities from /proc/self/status, with what `portcullis exec` said.
+      _observed(ENV["PORTCULLIS_LOCKDOWN"])
     end
 
     # The path rules: [[:read | :write | :exec, path, origin]].

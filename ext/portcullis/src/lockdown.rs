@@ -169,5 +169,18 @@ pub(crate) fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
         method!(RbLockdown::with_calling_thread_only, 0),
     )?;
     class.define_method("_rules", method!(RbLockdown::rules, 0))?;
+    class.define_singleton_method("_observed", function!(observed, 1))?;
     Ok(())
+}
+
+/// `Lockdown._observed(exec_said)`: the core's reading of `/proc/self/status` (seccomp,
+/// no_new_privs, effective capabilities), with what `portcullis exec` said, if anything.
+fn observed(exec_said: Option<String>) -> String {
+    #[cfg(target_os = "linux")]
+    return portcullis::lockdown::Observed::describe_current(exec_said.as_deref());
+    #[cfg(not(target_os = "linux"))]
+    return exec_said.map_or_else(
+        || "unsupported (not Linux)".to_owned(),
+        |s| format!("applied by portcullis exec ({s})"),
+    );
 }

@@ -42,6 +42,8 @@ mod interp;
 #[cfg(target_os = "linux")]
 mod landlock_rules;
 #[cfg(target_os = "linux")]
+mod observed;
+#[cfg(target_os = "linux")]
 mod seccomp;
 #[cfg(target_os = "linux")]
 pub mod supervisor;
@@ -57,6 +59,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 #[cfg(target_os = "linux")]
 pub use connect_policy::{nameservers_of, ConnectPolicy, Destination, Refusal, RUNTIME_SOCKETS};
 pub use error::LockdownError;
+#[cfg(target_os = "linux")]
+pub use observed::Observed;
 
 /// What a path rule lets the process do beneath the path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
