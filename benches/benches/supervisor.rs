@@ -142,15 +142,17 @@ fn measure(
     start.elapsed().as_nanos() as u64 / n
 }
 
-fn serve(mut ctl: UnixStream, listener: &TcpListener) -> ! {
+/// `pair`: this process's own listener for the request pair (the shared `listener` would
+/// let the two processes accept each other's connections).
+fn serve(mut ctl: UnixStream, listener: &TcpListener, pair: &TcpListener) -> ! {
     let a = UdpSocket::bind("127.0.0.1:0").unwrap();
     let b = UdpSocket::bind("127.0.0.1:0").unwrap();
     a.connect(b.local_addr().unwrap()).unwrap();
     b.connect(a.local_addr().unwrap()).unwrap();
     let udp = (a, b);
-    let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let client = TcpStream::connect(pair.local_addr().unwrap()).unwrap();
     client.set_nodelay(true).unwrap();
-    let (server, _) = listener.accept().unwrap();
+    let (server, _) = pair.accept().unwrap();
     let mut pair = (client, server);
     let mut cmd = [0u8; 1];
     loop {
@@ -180,12 +182,14 @@ fn main() {
         .find_map(|a| a.parse().ok())
         .unwrap_or(15);
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let pair_plain = TcpListener::bind("127.0.0.1:0").unwrap();
+    let pair_supervised = TcpListener::bind("127.0.0.1:0").unwrap();
     let (mut plain, c1) = UnixStream::pair().unwrap();
     // SAFETY: the process is single-threaded; the child only runs `serve`.
     let p1 = unsafe { libc::fork() };
     if p1 == 0 {
         drop(plain);
-        serve(c1, &listener);
+        serve(c1, &listener, &pair_plain);
     }
     drop(c1);
     let (mut supervised, c2) = UnixStream::pair().unwrap();
@@ -203,9 +207,10 @@ fn main() {
             .is_some()
             .then(|| {
                 let port = listener.local_addr().unwrap().port();
+                let pair_port = pair_supervised.local_addr().unwrap().port();
                 portcullis::lockdown::Lockdown::builder()
                     .read(["/"])
-                    .connect_tcp([port])
+                    .connect_tcp([port, pair_port])
                     .build()
                     .unwrap()
             });
@@ -214,7 +219,7 @@ fn main() {
                 let status = l.apply().unwrap();
                 eprintln!("{}", status.log_line());
             }
-            serve(c2, &listener)
+            serve(c2, &listener, &pair_supervised)
         })
         .unwrap();
         eprintln!(
