@@ -219,14 +219,7 @@ impl RbAccessPolicy {
 
     fn permissions(ruby: &Ruby, rb_self: &Self, identity: Value) -> Result<RArray, Error> {
         let perms = with_identity(ruby, identity, |id| rb_self.0.permissions(id))?;
-        let out = ruby.ary_new_capa(perms.len());
-        for p in perms {
-            let s = ruby.str_new(&p);
-            s.freeze();
-            out.push(s)?;
-        }
-        out.freeze();
-        Ok(out)
+        frozen_strings(ruby, perms.iter().map(String::as_str))
     }
 
     fn rule_count(&self) -> usize {
@@ -356,14 +349,7 @@ impl RbRouteRequirements {
             .0
             .required_for(&method, &path, method_override)
             .map_err(|e| errors::to_ruby(ruby, "Forbidden", &e))?;
-        let out = ruby.ary_new_capa(perms.len());
-        for p in perms {
-            let s = ruby.str_new(p);
-            s.freeze();
-            out.push(s)?;
-        }
-        out.freeze();
-        Ok(out)
+        frozen_strings(ruby, perms.iter().map(|p| p.as_ref()))
     }
 
     fn is_empty(&self) -> bool {
@@ -425,4 +411,19 @@ pub(crate) fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     class.define_method("permissions", method!(RbAccessPolicy::permissions, 1))?;
     class.define_method("size", method!(RbAccessPolicy::rule_count, 0))?;
     Ok(())
+}
+
+/// A frozen Array of frozen Strings (permission lists handed to Ruby).
+fn frozen_strings<'a>(
+    ruby: &Ruby,
+    items: impl ExactSizeIterator<Item = &'a str>,
+) -> Result<RArray, Error> {
+    let out = ruby.ary_new_capa(items.len());
+    for item in items {
+        let s = ruby.str_new(item);
+        s.freeze();
+        out.push(s)?;
+    }
+    out.freeze();
+    Ok(out)
 }
