@@ -16,15 +16,20 @@ RSpec.describe "Portcullis.guard! spawn rule" do
     corpus += Array.new(300) { prefixes.sample(random: rng) + Array.new(rng.rand(0..6)) { alphabet.sample(random: rng) }.join }
     disagreements = []
     Dir.mktmpdir do |dir|
-      corpus.uniq.each do |cmd|
+      corpus.uniq.each_with_index do |cmd, i|
         next if cmd.include?("\0")
 
+        # Each command in an empty directory of its own: a shell command before it may have
+        # created files ("zq > z"), which would turn a later direct exec of "z/q=1" into
+        # ENOTDIR instead of ENOENT.
+        cwd = File.join(dir, i.to_s)
+        Dir.mkdir(cwd)
         ruby_shell = begin
-          pid = Process.spawn({ "PATH" => dir }, cmd, chdir: dir, in: File::NULL, out: File::NULL, err: File::NULL,
+          pid = Process.spawn({ "PATH" => cwd }, cmd, chdir: cwd, in: File::NULL, out: File::NULL, err: File::NULL,
                                                       unsetenv_others: true)
           Process.wait(pid)
           true
-        rescue Errno::ENOENT, Errno::EACCES
+        rescue Errno::ENOENT, Errno::EACCES, Errno::ENOTDIR # Ruby exec'd it directly, and that failed
           false
         end
         guard_shell = !Portcullis::Guard.shell_reason(cmd).nil?
