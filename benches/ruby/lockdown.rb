@@ -15,7 +15,7 @@ require "etc"
 
 if !ENV["LOCKDOWN_BENCH_PINNED"] && Etc.nprocessors >= 2 && system("command -v taskset > /dev/null 2>&1")
   ENV["LOCKDOWN_BENCH_PINNED"] = "1"
-  exec("taskset", "-c", "0", RbConfig.ruby, *$LOAD_PATH.grep(%r{/lib\z}).map { |p| "-I#{p}" }, __FILE__)
+  exec("taskset", "-c", "0", RbConfig.ruby, "-I#{File.expand_path('../../lib', __dir__)}", __FILE__)
 end
 
 require_relative "../../examples/demo/launcher"

@@ -55,14 +55,14 @@ abstract_name = "portcullis-demo-#{Process.pid}"
 abstract = Socket.new(:UNIX, :STREAM)
 abstract.bind(Socket.sockaddr_un("\0#{abstract_name}"))
 abstract.listen(1)
-begin
-  server = Demo::Launcher.new(pki, locked: LOCKED, upstream_port: upstream_port,
-                                   env: { "OUTSIDE_FILE" => secret, "CLOSED_PORT" => closed.addr[1].to_s,
-                                          "OUTSIDE_PID" => Process.pid.to_s, "ABSTRACT_NAME" => abstract_name })
-rescue ArgumentError => e
-  abort "demo: #{e.message} (or PORTCULLIS_DEMO_LOCKDOWN=off to run it without the lockdown)"
-end
-begin
+begin # the ensure below removes the outside fixtures whatever happens (abort included)
+  begin
+    server = Demo::Launcher.new(pki, locked: LOCKED, upstream_port: upstream_port,
+                                     env: { "OUTSIDE_FILE" => secret, "CLOSED_PORT" => closed.addr[1].to_s,
+                                            "OUTSIDE_PID" => Process.pid.to_s, "ABSTRACT_NAME" => abstract_name })
+  rescue ArgumentError => e
+    abort "demo: #{e.message} (or PORTCULLIS_DEMO_LOCKDOWN=off to run it without the lockdown)"
+  end
   puts "Server: #{server.describe}"
   puts LOCKED ? server.toml.gsub(/^/, "  ") : "  PORTCULLIS_DEMO_LOCKDOWN=off: no lockdown, so no escape rows"
   begin
