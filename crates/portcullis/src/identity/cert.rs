@@ -839,13 +839,7 @@ mod differential {
     use x509_parser::prelude::{ParsedExtension, X509Name};
 
     fn corpus() -> Vec<Vec<u8>> {
-        use std::io::Read;
-        let gz = include_bytes!("../../tests/data/limbo.json.gz");
-        let mut json = String::new();
-        flate2::read::GzDecoder::new(&gz[..])
-            .read_to_string(&mut json)
-            .unwrap();
-        let limbo: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let limbo = crate::identity::limbo_json();
         let mut ders = Vec::new();
         for case in limbo["testcases"].as_array().unwrap() {
             let mut pems: Vec<&str> = vec![case["peer_certificate"].as_str().unwrap()];

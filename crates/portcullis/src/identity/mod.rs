@@ -80,3 +80,17 @@ impl Identity {
         Some(rest.split('/').next().unwrap_or(rest))
     }
 }
+
+/// The x509-limbo test vectors (`tests/data/limbo.json.gz`), for the unit tests that run
+/// the certificate reader and the path builder over them.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+pub(crate) fn limbo_json() -> serde_json::Value {
+    use std::io::Read;
+    let gz = include_bytes!("../../tests/data/limbo.json.gz");
+    let mut json = String::new();
+    flate2::read::GzDecoder::new(&gz[..])
+        .read_to_string(&mut json)
+        .unwrap();
+    serde_json::from_str(&json).unwrap()
+}

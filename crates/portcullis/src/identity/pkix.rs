@@ -963,13 +963,7 @@ mod differential {
     }
 
     fn limbo_cases() -> Vec<Case> {
-        use std::io::Read;
-        let gz = include_bytes!("../../tests/data/limbo.json.gz");
-        let mut json = String::new();
-        flate2::read::GzDecoder::new(&gz[..])
-            .read_to_string(&mut json)
-            .unwrap();
-        let limbo: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let limbo = crate::identity::limbo_json();
         let pems = |v: &serde_json::Value| -> Vec<Vec<u8>> {
             v.as_array()
                 .unwrap()
